@@ -1,0 +1,65 @@
+/* Licensed under the Apache License, Version 2.0. */
+/* Runs every unit-test suite of the APR-only core (see rs_test.h). */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include "rs_test.h"
+#include "rs_log.h"
+
+int rs_test_passed, rs_test_failed;
+const char *rs_test_suite = "";
+
+/* Suites are weak so the runner links while a suite is being written. */
+#define SUITES(X) X(util) X(meta) X(hash) X(upload) X(store) X(lock) \
+                  X(data) X(engine) X(tus)
+#define DECL(n) void suite_##n(apr_pool_t *p) __attribute__((weak));
+SUITES(DECL)
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    return remove(path);
+}
+
+const char *rs_test_tmpdir(apr_pool_t *p, const char *name)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *dir = apr_psprintf(p, "%s/rs-unit-%ld-%s", base, (long)getpid(), name);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    apr_dir_make_recursive(dir, APR_OS_DEFAULT, p);
+    return dir;
+}
+
+int main(int argc, const char *const *argv)
+{
+    apr_pool_t *p;
+    int i, ran = 0;
+    struct { const char *name; void (*fn)(apr_pool_t *); } suites[] = {
+#define ENTRY(n) { #n, suite_##n },
+        SUITES(ENTRY)
+    };
+
+    apr_app_initialize(&argc, &argv, NULL);
+    rs_log_set_stderr_level(RS_LOG_EMERG); /* tests provoke errors on purpose */
+    for (i = 0; i < (int)(sizeof(suites) / sizeof(suites[0])); i++) {
+        int before_f = rs_test_failed, before_p = rs_test_passed;
+        if (!suites[i].fn || (argc > 1 && strcmp(argv[1], suites[i].name))) {
+            continue;
+        }
+        apr_pool_create(&p, NULL);
+        rs_test_suite = suites[i].name;
+        suites[i].fn(p);
+        apr_pool_destroy(p);
+        printf("%s %s: %d checks\n", rs_test_failed > before_f ? "FAIL" : "ok  ",
+               suites[i].name, rs_test_passed + rs_test_failed - before_p - before_f);
+        ran++;
+    }
+    printf("unit: %d passed, %d failed\n", rs_test_passed, rs_test_failed);
+    apr_terminate();
+    return (rs_test_failed || !ran) ? 1 : 0;
+}

@@ -1,0 +1,39 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef RS_TEST_H
+#define RS_TEST_H
+
+/*
+ * A tiny TAP-style harness for the APR-only core. Each suite is a function
+ * `void suite_<name>(apr_pool_t *p)` in test/unit/test_<name>.c, listed in
+ * main.c. RS_CHECK records one assertion; a failing one prints the
+ * expression and location. main prints "N passed, N failed" at the end and
+ * exits non-zero on any failure.
+ */
+
+#include <stdio.h>
+#include <apr_pools.h>
+
+extern int rs_test_passed, rs_test_failed;
+extern const char *rs_test_suite;
+
+#define RS_CHECK(cond) do { \
+        if (cond) { rs_test_passed++; } \
+        else { rs_test_failed++; \
+               printf("not ok - %s: %s (%s:%d)\n", rs_test_suite, #cond, \
+                      __FILE__, __LINE__); } \
+    } while (0)
+
+#define RS_CHECK_STR(a, b) do { \
+        const char *a_ = (a), *b_ = (b); \
+        int ok_ = (a_ && b_ && !strcmp(a_, b_)) || (!a_ && !b_); \
+        if (ok_) { rs_test_passed++; } \
+        else { rs_test_failed++; \
+               printf("not ok - %s: %s == %s: \"%s\" != \"%s\" (%s:%d)\n", \
+                      rs_test_suite, #a, #b, a_ ? a_ : "(null)", \
+                      b_ ? b_ : "(null)", __FILE__, __LINE__); } \
+    } while (0)
+
+/** A fresh empty temp directory below $TMPDIR for this suite. */
+const char *rs_test_tmpdir(apr_pool_t *p, const char *name);
+
+#endif
