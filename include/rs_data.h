@@ -1,0 +1,72 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef RS_DATA_H
+#define RS_DATA_H
+
+/*
+ * Design: the data side of an upload. An area's directory holds a hidden
+ * staging folder ".resumable/" with "<id>.data" per unfinished upload (and
+ * the lock files of rs_lock). Finished uploads are published into the area
+ * directory under their sanitized original name: hard link (atomic, never
+ * overwrites: a taken name gets " (1)", " (2)"... before the extension),
+ * then the staging name is removed.
+ *
+ * Writes go through a writer that coalesces small pieces (buckets of a few
+ * KiB) into one large pwrite, so a GiB costs a few thousand syscalls. Bytes
+ * are written at an explicit offset: append mode and chunk mode (chunks at
+ * their final position, so assembly copies nothing) share one path.
+ * Concatenation copies ranges in the kernel: FICLONERANGE (reflink) where
+ * the file system has it, else copy_file_range, else read/write.
+ */
+
+#include <apr_pools.h>
+#include <apr_file_io.h>
+
+#define RS_STAGING_DIR ".resumable"
+
+/** "<dir>/.resumable", created (0750) when missing. */
+apr_status_t rs_data_staging(apr_pool_t *p, const char *dir, int create,
+                             const char **staging);
+/** "<dir>/.resumable/<id>.data" */
+const char *rs_data_path(apr_pool_t *p, const char *dir, const char *id);
+
+/** Open (create when `create`) the data file read-write, no truncation. */
+apr_status_t rs_data_open(apr_file_t **f, const char *path, int create,
+                          apr_pool_t *p);
+/** Size of path; APR_ENOENT when absent. */
+apr_status_t rs_data_size(const char *path, apr_off_t *size, apr_pool_t *p);
+apr_status_t rs_data_truncate(apr_file_t *f, apr_off_t size);
+/** fdatasync */
+apr_status_t rs_data_sync(apr_file_t *f);
+/** Reserve len bytes at off (fallocate; ENOSPC early). Ignores ENOTSUP. */
+apr_status_t rs_data_reserve(apr_file_t *f, apr_off_t off, apr_off_t len);
+
+typedef struct rs_writer_t rs_writer_t;
+/** Writer at offset off with a bufsize coalescing buffer from p. */
+apr_status_t rs_writer_create(rs_writer_t **w, apr_file_t *f, apr_off_t off,
+                              apr_size_t bufsize, apr_pool_t *p);
+/** Copy data into the buffer; pwrite when full. */
+apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len);
+/** pwrite what is buffered. */
+apr_status_t rs_writer_flush(rs_writer_t *w);
+/** Bytes written to the file so far (excludes the buffer). */
+apr_off_t rs_writer_flushed(const rs_writer_t *w);
+/** Bytes accepted so far (flushed + buffered). */
+apr_off_t rs_writer_total(const rs_writer_t *w);
+
+/** Copy len bytes from src@soff to dst@doff in the kernel where possible. */
+apr_status_t rs_data_copy_range(apr_file_t *dst, apr_off_t doff,
+                                apr_file_t *src, apr_off_t soff, apr_off_t len);
+
+/**
+ * Publish staging file src as dir/name (name already sanitized), choosing
+ * a free variant of name; *final is the path used. src is removed after the
+ * link succeeded. keep_src: link only (src stays, e.g. concat partials).
+ */
+apr_status_t rs_data_publish(apr_pool_t *p, const char *src, const char *dir,
+                             const char *name, int keep_src,
+                             const char **final);
+
+/** Remove a file; APR_SUCCESS when already absent. */
+apr_status_t rs_data_remove(const char *path, apr_pool_t *p);
+
+#endif /* RS_DATA_H */

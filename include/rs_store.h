@@ -1,0 +1,99 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef RS_STORE_H
+#define RS_STORE_H
+
+/*
+ * Design: the state database. One apr_dbm file (any driver apr_dbm has;
+ * default sdbm) shared by every httpd process. As in mod_socache_dbm the
+ * database is opened per transaction, never kept across fork; a transaction
+ * holds the global mutex (when one is given) from open to close and must be
+ * short: never hold it while reading a request body.
+ *
+ * Values of any size (up to RS_STORE_MAX_VALUE) are stored, although sdbm
+ * limits a key/value pair to ~1 KiB: a value is split into segments. The
+ * head pair under `key` carries a generation number; segments live under
+ * "key\x1f<gen>.<n>". A put writes the new generation's segments first and
+ * the head last, then removes the old generation, so a process killed in
+ * the middle leaves either the old or the new value, never a mix (stray
+ * segments are garbage, removed by the next put). Layout in rs_store.c.
+ *
+ * Key space (by convention of rs_engine): "u:<id>" upload records,
+ * "t:<id>" tombstones (410), "k:<area>:<key>" client keys, "h:<digest>"
+ * content index. Iteration skips segment keys.
+ */
+
+#include <apr_pools.h>
+#include <apr_global_mutex.h>
+
+#define RS_STORE_MAX_VALUE (4 * 1024 * 1024)
+/** Longest key (bytes); keys never contain 0x1f (the segment separator). */
+#define RS_STORE_MAX_KEY 512
+
+typedef struct rs_store_t rs_store_t;
+typedef struct rs_txn_t rs_txn_t;
+
+/**
+ * Describe a store. dbtype: apr_dbm type ("default", "SDBM", "GDBM", "DB",
+ * "NDBM"); path: database file name without driver suffixes. mutex may be
+ * NULL (single process: unit tests, resumablectl with its own lock).
+ * Nothing is opened here.
+ */
+apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
+                             const char *path, apr_global_mutex_t *mutex,
+                             apr_pool_t *p);
+
+/** Path and type as configured. */
+const char *rs_store_path(const rs_store_t *s);
+const char *rs_store_type(const rs_store_t *s);
+
+/**
+ * Begin a transaction: lock the mutex, open the database (creating it when
+ * `write` is set). All allocations of the transaction come from a subpool of
+ * p, destroyed by rs_store_end. APR_ENOENT when the database does not exist
+ * and write is 0.
+ */
+apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
+                            rs_txn_t **txn);
+/** Close the database and unlock. Always call, also after errors. */
+void rs_store_end(rs_txn_t *txn);
+
+/** Value of key; *val is NUL terminated (not counted), from pool p.
+ *  APR_ENOENT if absent; APR_EINVAL if the stored segments are corrupt. */
+apr_status_t rs_store_get(rs_txn_t *txn, const char *key, apr_pool_t *p,
+                          char **val, apr_size_t *len);
+apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
+                          apr_size_t len);
+/** Remove key and its segments; APR_SUCCESS also when absent. */
+apr_status_t rs_store_delete(rs_txn_t *txn, const char *key);
+
+/** Callback for rs_store_keys: return non-zero to stop. */
+typedef int rs_store_key_cb(void *baton, const char *key);
+/**
+ * Call cb for every head key starting with prefix (segments skipped). Keys
+ * are copied before the callback, which must not modify the database (collect
+ * keys, then act on them in later transactions).
+ */
+apr_status_t rs_store_keys(rs_txn_t *txn, const char *prefix,
+                           rs_store_key_cb *cb, void *baton);
+
+/**
+ * Remove orphaned segments of keys starting with prefix (left behind when a
+ * process was killed in the middle of rs_store_delete, or when a head was
+ * lost). Write transaction; iterates the whole database, so call it from
+ * periodic maintenance, not per request. *removed: segments deleted.
+ */
+apr_status_t rs_store_gc(rs_txn_t *txn, const char *prefix,
+                         apr_size_t *removed);
+
+/** Convenience: one-shot transactions. */
+apr_status_t rs_store_get1(rs_store_t *s, const char *key, apr_pool_t *p,
+                           char **val, apr_size_t *len);
+apr_status_t rs_store_put1(rs_store_t *s, const char *key, const char *val,
+                           apr_size_t len, apr_pool_t *p);
+apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p);
+
+/** The files apr_dbm uses for path/type (for chown at startup). */
+apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
+                            const char **f1, const char **f2);
+
+#endif /* RS_STORE_H */

@@ -1,0 +1,913 @@
+/* Licensed to the Apache Software Foundation (ASF) under one or more
+ * contributor license agreements; and licensed under the Apache License,
+ * Version 2.0 (the "License"); you may not use this file except in
+ * compliance with the License. See http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * rs_store.c - the state database: segmented values on apr_dbm.
+ *
+ * ON-DISK LAYOUT, byte by byte
+ * ----------------------------
+ * A value V of L bytes under the key K (strlen(K) bytes, stored without a
+ * NUL, 1..RS_STORE_MAX_KEY bytes, never containing 0x1f) is cut into N
+ * pieces of P bytes (the last one may be shorter):
+ *
+ *   P = max(128, 460 - strlen(K))       (128..459; see "Sizes" below)
+ *   N = 1                 when L <= P
+ *       ceil(L / P)       otherwise
+ *
+ * Head pair:  key   = K
+ *             value = 20-byte header followed by piece 0 (min(L, P) bytes)
+ *
+ *   offset  size  field
+ *   ------  ----  -------------------------------------------------------
+ *       0     1   magic 0xD5
+ *       1     1   format version, 1
+ *       2     2   P, piece size, unsigned big endian (readers accept
+ *                 1..800, so P may change without a format change)
+ *       4     4   G, generation, unsigned big endian
+ *       8     4   N, number of pieces including piece 0, big endian (>= 1)
+ *      12     4   L, total length, big endian (<= RS_STORE_MAX_VALUE)
+ *      16     4   CRC-32 of all L bytes of V (IEEE 802.3 polynomial,
+ *                 reflected, init and final xor 0xffffffff: zlib's crc32),
+ *                 big endian
+ *      20   ...   piece 0 = V[0 .. min(L, P) - 1]
+ *
+ * Segment pairs, for n = 1 .. N-1:
+ *             key   = K 0x1f decimal(G) '.' decimal(n)   (e.g. "u:x\x1f7.3")
+ *             value = piece n = V[n*P .. min((n+1)*P, L) - 1]
+ *                     (exactly P bytes except for the last piece)
+ *
+ * Every field is checked on read: magic, version, P range, L limit, N equal
+ * to the count implied by L and P, the exact byte count of the head and of
+ * each segment, and the CRC of the reassembled value. Any mismatch (or a
+ * missing segment) is corruption: APR_EINVAL.
+ *
+ * Sizes: sdbm stores pairs in 1 KiB pages and refuses a pair above 1008
+ * bytes. A head is strlen(K) + 20 + P bytes, a segment pair strlen(K) + P
+ * plus at most 17 (0x1f, 10 digits of G, '.', 5 digits of n; N <= 4 MiB /
+ * 128 < 100000). With strlen(K) + P = 460 two pairs share a page: pairs
+ * that fill a page alone make sdbm split its hash tree much deeper, which
+ * inflates its (sparse) files by orders of magnitude. Keys longer than 332
+ * bytes get P = 128 (pairs <= 660 bytes). Values up to P bytes stay a
+ * single pair. The other drivers have no such limits; the layout is the
+ * same for all of them.
+ *
+ * CRASH SAFETY
+ * ------------
+ * rs_store_put with an old head of generation G (new generation G+1, or 1
+ * when there is no readable old head):
+ *   1. delete leftovers of generation G+1 (an earlier interrupted put),
+ *   2. store the new segments 1..N-1 of G+1,
+ *   3. store the head (the single atomic switch from old to new value),
+ *   4. delete the old segments N_old-1 .. 1 of G (highest first),
+ *   5. delete leftovers of G-1 (an earlier interrupted step 4).
+ * Killed before 3: the old head and its segments are intact, the old value
+ * is read; killed after 3: the new value is complete. Leftovers of an
+ * interrupted step 1, 2, 4 or 5 always form a prefix 1..m of segment numbers
+ * (written upwards, deleted downwards), so steps 1 and 5 stop at the first
+ * missing number: one failed lookup each when there is nothing to clean.
+ * rs_store_delete removes the head first (atomic switch to "absent"), then
+ * the segments, highest first. Segments orphaned by a delete that was killed
+ * half way are not reachable by a later put (which restarts at generation
+ * 1); rs_store_gc finds them by iteration.
+ *
+ * The database is opened per transaction (as in mod_socache_dbm), under the
+ * global mutex when there is one, so no driver state crosses a fork and
+ * every transaction sees the previous one's writes.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sys/stat.h>
+
+#include <apr_dbm.h>
+#include <apr_file_info.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include "rs_store.h"
+#include "rs_log.h"
+
+#define HEAD_MAGIC    0xD5
+#define HEAD_VERSION  1
+#define HEAD_SIZE     20
+#define PIECE_MAX     800         /* largest P a reader accepts */
+#define PIECE_TARGET  460         /* strlen(K) + P, see "Sizes" above */
+#define PIECE_MIN     128
+#define SEG_SEP       '\x1f'
+#define SEGKEY_EXTRA  32          /* room for SEG_SEP G '.' n and a NUL */
+#define MAX_SEGS      (RS_STORE_MAX_VALUE / PIECE_MIN + 1)
+#define DB_PERMS      (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD)
+
+struct rs_store_t {
+    apr_pool_t *pool;
+    const char *type;
+    const char *path;
+    apr_global_mutex_t *mutex;
+};
+
+struct rs_txn_t {
+    rs_store_t *store;
+    apr_pool_t *pool;           /* the transaction's allocations */
+    apr_pool_t *dbpool;         /* the open database, cleared on reopen */
+    apr_dbm_t *db;              /* NULL after a failed reopen */
+    const char *dirfile;        /* sdbm directory file watched, or NULL */
+    apr_off_t dirsize;
+    int write;
+    int locked;
+};
+
+typedef struct {
+    apr_uint32_t piece;
+    apr_uint32_t gen;
+    apr_uint32_t nseg;
+    apr_uint32_t len;
+    apr_uint32_t crc;
+} seg_head_t;
+
+/* ---- encoding helpers ----------------------------------------------------- */
+
+static const apr_uint32_t crc_nibble[16] = {
+    0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
+    0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
+    0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+    0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c
+};
+
+/* CRC-32 (zlib's), four bits at a time: a 64-byte table, no init race. */
+static apr_uint32_t crc32_of(const char *data, apr_size_t len)
+{
+    const unsigned char *d = (const unsigned char *)data;
+    apr_uint32_t crc = 0xffffffffU;
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        crc ^= d[i];
+        crc = (crc >> 4) ^ crc_nibble[crc & 15];
+        crc = (crc >> 4) ^ crc_nibble[crc & 15];
+    }
+    return crc ^ 0xffffffffU;
+}
+
+static void put_be32(unsigned char *b, apr_uint32_t v)
+{
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+static apr_uint32_t get_be32(const unsigned char *b)
+{
+    return ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
+           | ((apr_uint32_t)b[2] << 8) | (apr_uint32_t)b[3];
+}
+
+static apr_uint32_t piece_size(apr_size_t keylen)
+{
+    return (apr_uint32_t)(keylen + PIECE_MIN <= PIECE_TARGET
+                          ? PIECE_TARGET - keylen : PIECE_MIN);
+}
+
+static apr_uint32_t nseg_for(apr_uint32_t len, apr_uint32_t piece)
+{
+    return len <= piece ? 1 : (len + piece - 1) / piece;
+}
+
+/* Bytes of piece n of a value described by h. */
+static apr_size_t piece_len(const seg_head_t *h, apr_uint32_t n)
+{
+    apr_size_t start = (apr_size_t)n * h->piece;
+    apr_size_t rest = h->len > start ? h->len - start : 0;
+
+    return rest < h->piece ? rest : h->piece;
+}
+
+/* "K\x1fG.n" into buf (SEGKEY_EXTRA + strlen(K) bytes). */
+static apr_datum_t seg_key(char *buf, const char *key, apr_size_t klen,
+                           apr_uint32_t gen, apr_uint32_t n)
+{
+    apr_datum_t d;
+
+    memcpy(buf, key, klen);
+    d.dsize = klen + apr_snprintf(buf + klen, SEGKEY_EXTRA, "%c%u.%u",
+                                  SEG_SEP, (unsigned)gen, (unsigned)n);
+    d.dptr = buf;
+    return d;
+}
+
+static apr_datum_t key_datum(const char *key)
+{
+    apr_datum_t d;
+
+    d.dptr = (char *)key;
+    d.dsize = strlen(key);
+    return d;
+}
+
+/* Keys are NUL-free strings of 1..RS_STORE_MAX_KEY bytes without 0x1f. */
+static apr_status_t check_key(rs_txn_t *txn, const char *key)
+{
+    apr_size_t klen = key ? strlen(key) : 0;
+
+    if (klen == 0 || klen > RS_STORE_MAX_KEY || strchr(key, SEG_SEP)) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, APR_EINVAL, txn->pool,
+                      RS_LOGNO(03001) "invalid state key (length %"
+                      APR_SIZE_T_FMT ", max %d, no 0x1f allowed)",
+                      klen, RS_STORE_MAX_KEY);
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- driver access with error reporting --------------------------------- */
+
+static const char *db_error(rs_txn_t *txn)
+{
+    char buf[256];
+
+    apr_dbm_geterror(txn->db, NULL, buf, sizeof(buf));
+    return apr_pstrdup(txn->pool, buf);
+}
+
+static apr_off_t file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (apr_off_t)st.st_size : -1;
+}
+
+static apr_status_t db_open(rs_txn_t *txn)
+{
+    rs_store_t *s = txn->store;
+    apr_status_t rv;
+
+    rv = apr_dbm_open_ex(&txn->db, s->type, s->path,
+                         txn->write ? APR_DBM_RWCREATE : APR_DBM_READONLY,
+                         DB_PERMS, txn->dbpool);
+    if (rv != APR_SUCCESS) {
+        txn->db = NULL;
+        if (!txn->write && APR_STATUS_IS_ENOENT(rv)) {
+            return APR_ENOENT;
+        }
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03009) "cannot open state database %s "
+                      "(type %s, %s)", s->path, s->type,
+                      txn->write ? "read-write" : "read-only");
+        return rv;
+    }
+    if (txn->dirfile) {
+        txn->dirsize = file_size(txn->dirfile);
+    }
+    return APR_SUCCESS;
+}
+
+/*
+ * sdbm keeps the size of its directory bitmap (maxbno) from the open and,
+ * when a split sets a bit more than one directory block past the end, grows
+ * it by one block only. Until the next open its lookups then stop too high
+ * in the hash tree and miss (or misplace) keys. Reopening re-reads the size,
+ * so a write transaction on a two-file driver watches the directory file
+ * and reopens after any store that made it grow.
+ */
+static apr_status_t db_reopen_if_grown(rs_txn_t *txn)
+{
+    if (!txn->dirfile || file_size(txn->dirfile) == txn->dirsize) {
+        return APR_SUCCESS;
+    }
+    apr_dbm_close(txn->db);
+    txn->db = NULL;
+    apr_pool_clear(txn->dbpool);
+    return db_open(txn);
+}
+
+/* Fetch; an absent key gives APR_SUCCESS with d->dptr == NULL. */
+static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
+{
+    apr_status_t rv;
+
+    d->dptr = NULL;
+    d->dsize = 0;
+    if (!txn->db) {
+        return APR_EBADF;
+    }
+    rv = apr_dbm_fetch(txn->db, k, d);
+    if (rv != APR_SUCCESS) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03002) "state database %s: fetch failed: %s",
+                      txn->store->path, db_error(txn));
+        d->dptr = NULL;
+    }
+    return rv;
+}
+
+static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
+                             apr_size_t vlen)
+{
+    apr_datum_t d;
+    apr_status_t rv;
+
+    if (!txn->db) {
+        return APR_EBADF;
+    }
+    d.dptr = (char *)v;
+    d.dsize = vlen;
+    rv = apr_dbm_store(txn->db, k, d);
+    if (rv != APR_SUCCESS) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03003) "state database %s: store of %"
+                      APR_SIZE_T_FMT " bytes failed: %s",
+                      txn->store->path, vlen, db_error(txn));
+        return rv;
+    }
+    return db_reopen_if_grown(txn);
+}
+
+static int db_exists(rs_txn_t *txn, apr_datum_t k)
+{
+    return txn->db && apr_dbm_exists(txn->db, k);
+}
+
+static apr_status_t db_delete(rs_txn_t *txn, apr_datum_t k)
+{
+    apr_status_t rv;
+
+    if (!txn->db) {
+        return APR_EBADF;
+    }
+    rv = apr_dbm_delete(txn->db, k);
+    if (rv != APR_SUCCESS && apr_dbm_exists(txn->db, k)) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03004) "state database %s: delete failed: %s",
+                      txn->store->path, db_error(txn));
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t check_write(rs_txn_t *txn, const char *what)
+{
+    if (txn->write) {
+        return APR_SUCCESS;
+    }
+    rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, APR_EACCES, txn->pool,
+                  RS_LOGNO(03005) "state database %s: %s in a read-only "
+                  "transaction", txn->store->path, what);
+    return APR_EACCES;
+}
+
+/* ---- head ------------------------------------------------------------------ */
+
+/* Validate a head's header against its own size; fills h. */
+static apr_status_t head_parse(const apr_datum_t *d, seg_head_t *h)
+{
+    const unsigned char *b = (const unsigned char *)d->dptr;
+
+    if (d->dsize < HEAD_SIZE || b[0] != HEAD_MAGIC || b[1] != HEAD_VERSION) {
+        return APR_EINVAL;
+    }
+    h->piece = ((apr_uint32_t)b[2] << 8) | b[3];
+    h->gen = get_be32(b + 4);
+    h->nseg = get_be32(b + 8);
+    h->len = get_be32(b + 12);
+    h->crc = get_be32(b + 16);
+    if (h->piece == 0 || h->piece > PIECE_MAX || h->len > RS_STORE_MAX_VALUE
+        || h->nseg != nseg_for(h->len, h->piece)
+        || d->dsize != HEAD_SIZE + piece_len(h, 0)) {
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+static void head_encode(unsigned char *b, const seg_head_t *h)
+{
+    b[0] = HEAD_MAGIC;
+    b[1] = HEAD_VERSION;
+    b[2] = (unsigned char)(h->piece >> 8);
+    b[3] = (unsigned char)h->piece;
+    put_be32(b + 4, h->gen);
+    put_be32(b + 8, h->nseg);
+    put_be32(b + 12, h->len);
+    put_be32(b + 16, h->crc);
+}
+
+static void log_corrupt(rs_txn_t *txn, const char *key, const char *what)
+{
+    rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, APR_EINVAL, txn->pool,
+                  RS_LOGNO(03006) "state database %s: value of key \"%s\" "
+                  "is corrupt (%s)", txn->store->path, key, what);
+}
+
+/*
+ * Read the header of key's head. *found: 0 absent, 1 valid header,
+ * -1 present but unparsable (logged).
+ */
+static apr_status_t head_read(rs_txn_t *txn, const char *key, seg_head_t *h,
+                              int *found)
+{
+    apr_datum_t d;
+    apr_status_t rv = db_fetch(txn, key_datum(key), &d);
+
+    *found = 0;
+    if (rv != APR_SUCCESS || !d.dptr) {
+        return rv;
+    }
+    *found = head_parse(&d, h) == APR_SUCCESS ? 1 : -1;
+    apr_dbm_freedatum(txn->db, d);
+    if (*found < 0) {
+        log_corrupt(txn, key, "bad head");
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- segments -------------------------------------------------------------- */
+
+/* Delete segments from..to-1 of generation gen, highest first. */
+static apr_status_t segs_delete(rs_txn_t *txn, const char *key,
+                                apr_uint32_t gen, apr_uint32_t from,
+                                apr_uint32_t to)
+{
+    apr_size_t klen = strlen(key);
+    char *buf = apr_palloc(txn->pool, klen + SEGKEY_EXTRA);
+    apr_status_t rv = APR_SUCCESS;
+
+    while (to > from && rv == APR_SUCCESS) {
+        to--;
+        rv = db_delete(txn, seg_key(buf, key, klen, gen, to));
+    }
+    return rv;
+}
+
+/* Delete leftover segments 1..m of gen (a prefix, see CRASH SAFETY). */
+static apr_status_t segs_sweep(rs_txn_t *txn, const char *key,
+                               apr_uint32_t gen)
+{
+    apr_size_t klen = strlen(key);
+    char *buf = apr_palloc(txn->pool, klen + SEGKEY_EXTRA);
+    apr_uint32_t m = 1;
+
+    while (m <= MAX_SEGS
+           && db_exists(txn, seg_key(buf, key, klen, gen, m))) {
+        m++;
+    }
+    return segs_delete(txn, key, gen, 1, m);
+}
+
+static apr_status_t segs_write(rs_txn_t *txn, const char *key,
+                               const seg_head_t *h, const char *val)
+{
+    apr_size_t klen = strlen(key);
+    char *buf = apr_palloc(txn->pool, klen + SEGKEY_EXTRA);
+    apr_status_t rv = APR_SUCCESS;
+    apr_uint32_t n;
+
+    for (n = 1; n < h->nseg && rv == APR_SUCCESS; n++) {
+        rv = db_store(txn, seg_key(buf, key, klen, h->gen, n),
+                      val + (apr_size_t)n * h->piece, piece_len(h, n));
+    }
+    return rv;
+}
+
+/* Copy segments 1..N-1 into buf (which already holds piece 0). */
+static apr_status_t segs_read(rs_txn_t *txn, const char *key,
+                              const seg_head_t *h, char *buf)
+{
+    apr_size_t klen = strlen(key);
+    char *kbuf = apr_palloc(txn->pool, klen + SEGKEY_EXTRA);
+    apr_status_t rv = APR_SUCCESS;
+    apr_uint32_t n;
+    apr_datum_t d;
+
+    for (n = 1; n < h->nseg && rv == APR_SUCCESS; n++) {
+        rv = db_fetch(txn, seg_key(kbuf, key, klen, h->gen, n), &d);
+        if (rv == APR_SUCCESS && (!d.dptr || d.dsize != piece_len(h, n))) {
+            log_corrupt(txn, key, d.dptr ? "segment size" : "missing segment");
+            rv = APR_EINVAL;
+        }
+        else if (rv == APR_SUCCESS) {
+            memcpy(buf + (apr_size_t)n * h->piece, d.dptr, d.dsize);
+        }
+        if (d.dptr) {
+            apr_dbm_freedatum(txn->db, d);
+        }
+    }
+    return rv;
+}
+
+/* ---- store and transactions ---------------------------------------------- */
+
+apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
+                             const char *path, apr_global_mutex_t *mutex,
+                             apr_pool_t *p)
+{
+    rs_store_t *s;
+
+    *ps = NULL;
+    if (!path || !*path) {
+        return APR_EINVAL;
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    s->pool = p;
+    s->type = apr_pstrdup(p, dbtype && *dbtype ? dbtype : "default");
+    s->path = apr_pstrdup(p, path);
+    s->mutex = mutex;
+    *ps = s;
+    return APR_SUCCESS;
+}
+
+const char *rs_store_path(const rs_store_t *s)
+{
+    return s->path;
+}
+
+const char *rs_store_type(const rs_store_t *s)
+{
+    return s->type;
+}
+
+apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
+                            const char **f1, const char **f2)
+{
+    *f1 = *f2 = NULL;
+    return apr_dbm_get_usednames_ex(p, s->type, s->path, f1, f2);
+}
+
+static apr_status_t txn_cleanup(void *data)
+{
+    rs_txn_t *txn = data;
+
+    if (txn->db) {
+        apr_dbm_close(txn->db);
+        txn->db = NULL;
+    }
+    if (txn->locked) {
+        apr_global_mutex_unlock(txn->store->mutex);
+        txn->locked = 0;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t txn_lock(rs_txn_t *txn)
+{
+    apr_status_t rv;
+
+    if (!txn->store->mutex) {
+        return APR_SUCCESS;
+    }
+    rv = apr_global_mutex_lock(txn->store->mutex);
+    if (rv != APR_SUCCESS) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03007) "cannot lock the mutex of state "
+                      "database %s", txn->store->path);
+        return rv;
+    }
+    txn->locked = 1;
+    return APR_SUCCESS;
+}
+
+/* Read-only opens of a missing database fail with driver specific codes:
+ * look for the file first. */
+static apr_status_t txn_open(rs_txn_t *txn)
+{
+    const char *f1, *f2;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    rv = rs_store_files(txn->store, txn->pool, &f1, &f2);
+    if (rv != APR_SUCCESS) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03008) "unknown state database type %s",
+                      txn->store->type);
+        return rv;
+    }
+    if (!txn->write) {
+        rv = apr_stat(&fi, f1, APR_FINFO_TYPE, txn->pool);
+        if (APR_STATUS_IS_ENOENT(rv) || APR_STATUS_IS_ENOTDIR(rv)) {
+            return APR_ENOENT;
+        }
+    }
+    txn->dirfile = txn->write && f2 ? f1 : NULL;
+    return db_open(txn);
+}
+
+apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
+                            rs_txn_t **ptxn)
+{
+    apr_pool_t *tp;
+    rs_txn_t *txn;
+    apr_status_t rv;
+
+    *ptxn = NULL;
+    apr_pool_create(&tp, p);
+    apr_pool_tag(tp, "rs_store_txn");
+    txn = apr_pcalloc(tp, sizeof(*txn));
+    txn->store = s;
+    txn->pool = tp;
+    txn->write = write ? 1 : 0;
+    apr_pool_create(&txn->dbpool, tp);
+    /* A pre-cleanup closes the database before dbpool goes away. */
+    apr_pool_pre_cleanup_register(tp, txn, txn_cleanup);
+    if ((rv = txn_lock(txn)) == APR_SUCCESS) {
+        rv = txn_open(txn);
+    }
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(tp);
+        return rv;
+    }
+    *ptxn = txn;
+    return APR_SUCCESS;
+}
+
+void rs_store_end(rs_txn_t *txn)
+{
+    if (txn) {
+        apr_pool_destroy(txn->pool);
+    }
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+apr_status_t rs_store_get(rs_txn_t *txn, const char *key, apr_pool_t *p,
+                          char **val, apr_size_t *len)
+{
+    apr_datum_t d;
+    seg_head_t h;
+    char *buf = NULL;
+    apr_status_t rv;
+
+    *val = NULL;
+    *len = 0;
+    if ((rv = check_key(txn, key)) != APR_SUCCESS
+        || (rv = db_fetch(txn, key_datum(key), &d)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!d.dptr) {
+        return APR_ENOENT;
+    }
+    if ((rv = head_parse(&d, &h)) == APR_SUCCESS) {
+        buf = apr_palloc(p, (apr_size_t)h.len + 1);
+        memcpy(buf, d.dptr + HEAD_SIZE, d.dsize - HEAD_SIZE);
+    }
+    apr_dbm_freedatum(txn->db, d);
+    if (rv != APR_SUCCESS) {
+        log_corrupt(txn, key, "bad head");
+        return APR_EINVAL;
+    }
+    if ((rv = segs_read(txn, key, &h, buf)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (crc32_of(buf, h.len) != h.crc) {
+        log_corrupt(txn, key, "checksum mismatch");
+        return APR_EINVAL;
+    }
+    buf[h.len] = '\0';
+    *val = buf;
+    *len = h.len;
+    return APR_SUCCESS;
+}
+
+static apr_status_t head_write(rs_txn_t *txn, const char *key,
+                               const seg_head_t *h, const char *val)
+{
+    apr_size_t first = piece_len(h, 0);
+    unsigned char *b = apr_palloc(txn->pool, HEAD_SIZE + first);
+
+    head_encode(b, h);
+    if (first) {
+        memcpy(b + HEAD_SIZE, val, first);
+    }
+    return db_store(txn, key_datum(key), (const char *)b, HEAD_SIZE + first);
+}
+
+static apr_status_t check_put(rs_txn_t *txn, const char *key,
+                              const char *val, apr_size_t len)
+{
+    apr_status_t rv;
+
+    if ((rv = check_write(txn, "put")) != APR_SUCCESS
+        || (rv = check_key(txn, key)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (len > RS_STORE_MAX_VALUE || (len && !val)) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, APR_EINVAL, txn->pool,
+                      RS_LOGNO(03010) "state value for \"%s\" too large (%"
+                      APR_SIZE_T_FMT " bytes, max %d)", key, len,
+                      RS_STORE_MAX_VALUE);
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
+                          apr_size_t len)
+{
+    seg_head_t old, h;
+    int found;
+    apr_status_t rv;
+
+    if ((rv = check_put(txn, key, val, len)) != APR_SUCCESS
+        || (rv = head_read(txn, key, &old, &found)) != APR_SUCCESS) {
+        return rv;
+    }
+    h.piece = piece_size(strlen(key));
+    h.len = (apr_uint32_t)len;
+    h.nseg = nseg_for(h.len, h.piece);
+    h.gen = found > 0 ? old.gen + 1 : 1;
+    h.crc = crc32_of(val, len);
+    if ((rv = segs_sweep(txn, key, h.gen)) != APR_SUCCESS
+        || (rv = segs_write(txn, key, &h, val)) != APR_SUCCESS
+        || (rv = head_write(txn, key, &h, val)) != APR_SUCCESS
+        || found <= 0) {
+        return rv;
+    }
+    if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS) {
+        return rv;
+    }
+    return segs_sweep(txn, key, old.gen - 1);
+}
+
+apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
+{
+    seg_head_t old;
+    int found;
+    apr_status_t rv;
+
+    if ((rv = check_write(txn, "delete")) != APR_SUCCESS
+        || (rv = check_key(txn, key)) != APR_SUCCESS
+        || (rv = head_read(txn, key, &old, &found)) != APR_SUCCESS
+        || found == 0) {
+        return rv;
+    }
+    /* The atomic switch; segments of an unparsable head are left to gc. */
+    if ((rv = db_delete(txn, key_datum(key))) != APR_SUCCESS || found < 0) {
+        return rv;
+    }
+    if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS
+        || (rv = segs_sweep(txn, key, old.gen + 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    return segs_sweep(txn, key, old.gen - 1);
+}
+
+/* ---- iteration ---------------------------------------------------------- */
+
+/*
+ * Copy every key starting with prefix into an array (pool p): head keys when
+ * segments is 0, segment keys when it is 1. Keys holding a NUL are not ours
+ * and skipped. The datum of the previous key stays valid until nextkey
+ * returns (gdbm needs it), then it is freed.
+ */
+static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
+                                 int segments, apr_pool_t *p,
+                                 apr_array_header_t **out)
+{
+    apr_size_t plen = strlen(prefix);
+    apr_array_header_t *arr = apr_array_make(p, 64, sizeof(const char *));
+    apr_datum_t k, prev;
+    apr_status_t rv = txn->db ? apr_dbm_firstkey(txn->db, &k) : APR_EBADF;
+
+    while (rv == APR_SUCCESS && k.dptr) {
+        int is_seg = memchr(k.dptr, SEG_SEP, k.dsize) != NULL;
+
+        if (is_seg == segments && k.dsize >= plen
+            && !memchr(k.dptr, '\0', k.dsize)
+            && !memcmp(k.dptr, prefix, plen)) {
+            APR_ARRAY_PUSH(arr, const char *) =
+                apr_pstrmemdup(p, k.dptr, k.dsize);
+        }
+        prev = k;
+        rv = apr_dbm_nextkey(txn->db, &k);
+        apr_dbm_freedatum(txn->db, prev);
+    }
+    if (rv != APR_SUCCESS && txn->db) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03011) "state database %s: iteration "
+                      "failed: %s", txn->store->path, db_error(txn));
+    }
+    *out = arr;
+    return rv;
+}
+
+apr_status_t rs_store_keys(rs_txn_t *txn, const char *prefix,
+                           rs_store_key_cb *cb, void *baton)
+{
+    apr_pool_t *sp;
+    apr_array_header_t *keys;
+    apr_status_t rv;
+    int i;
+
+    apr_pool_create(&sp, txn->pool);
+    rv = keys_collect(txn, prefix ? prefix : "", 0, sp, &keys);
+    for (i = 0; rv == APR_SUCCESS && i < keys->nelts; i++) {
+        if (cb(baton, APR_ARRAY_IDX(keys, i, const char *))) {
+            break;
+        }
+    }
+    apr_pool_destroy(sp);
+    return rv;
+}
+
+/*
+ * Is segment key sk ("K\x1fG.n") still referenced by K's head? Heads are
+ * looked up once per K; cache maps K to a seg_head_t or to "absent".
+ */
+static int seg_is_live(rs_txn_t *txn, apr_hash_t *cache, const char *sk)
+{
+    static seg_head_t absent;
+    const char *sep = strchr(sk, SEG_SEP);
+    const char *base = apr_pstrmemdup(apr_hash_pool_get(cache), sk,
+                                      sep - sk);
+    seg_head_t *h = apr_hash_get(cache, base, APR_HASH_KEY_STRING);
+    unsigned gen, n;
+    char tail;
+    int found;
+
+    if (!h) {
+        h = apr_palloc(apr_hash_pool_get(cache), sizeof(*h));
+        if (head_read(txn, base, h, &found) != APR_SUCCESS || found <= 0) {
+            h = &absent;
+        }
+        apr_hash_set(cache, base, APR_HASH_KEY_STRING, h);
+    }
+    if (h == &absent || sscanf(sep + 1, "%u.%u%c", &gen, &n, &tail) != 2) {
+        return 0;
+    }
+    return gen == h->gen && n >= 1 && n < h->nseg;
+}
+
+apr_status_t rs_store_gc(rs_txn_t *txn, const char *prefix,
+                         apr_size_t *removed)
+{
+    apr_pool_t *sp;
+    apr_array_header_t *segs;
+    apr_hash_t *cache;
+    apr_status_t rv;
+    int i;
+
+    *removed = 0;
+    if ((rv = check_write(txn, "gc")) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_create(&sp, txn->pool);
+    cache = apr_hash_make(sp);
+    rv = keys_collect(txn, prefix ? prefix : "", 1, sp, &segs);
+    for (i = 0; rv == APR_SUCCESS && i < segs->nelts; i++) {
+        const char *sk = APR_ARRAY_IDX(segs, i, const char *);
+
+        if (!seg_is_live(txn, cache, sk)) {
+            rv = db_delete(txn, key_datum(sk));
+            *removed += rv == APR_SUCCESS;
+        }
+    }
+    apr_pool_destroy(sp);
+    return rv;
+}
+
+/* ---- one-shot transactions ---------------------------------------------- */
+
+apr_status_t rs_store_get1(rs_store_t *s, const char *key, apr_pool_t *p,
+                           char **val, apr_size_t *len)
+{
+    rs_txn_t *txn;
+    apr_status_t rv = rs_store_begin(s, 0, p, &txn);
+
+    if (rv != APR_SUCCESS) {
+        *val = NULL;
+        *len = 0;
+        return rv;
+    }
+    rv = rs_store_get(txn, key, p, val, len);
+    rs_store_end(txn);
+    return rv;
+}
+
+apr_status_t rs_store_put1(rs_store_t *s, const char *key, const char *val,
+                           apr_size_t len, apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    apr_status_t rv = rs_store_begin(s, 1, p, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = rs_store_put(txn, key, val, len);
+    rs_store_end(txn);
+    return rv;
+}
+
+apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    apr_status_t rv = rs_store_begin(s, 1, p, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = rs_store_delete(txn, key);
+    rs_store_end(txn);
+    return rv;
+}
