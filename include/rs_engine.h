@@ -1,0 +1,144 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef RS_ENGINE_H
+#define RS_ENGINE_H
+
+/*
+ * Design: the upload engine every protocol front end shares. It owns the
+ * rules that keep acknowledged bytes safe; front ends only translate their
+ * wire format into these calls.
+ *
+ * - State: one record per upload in rs_store (key "u:<id>"), tombstones
+ *   ("t:<id>") for terminated/expired uploads so they answer 410.
+ * - Data: "<area dir>/.resumable/<id>.data", written in place at explicit
+ *   offsets (append mode and chunk mode share rs_data's writer).
+ * - Truth: the data file. rs_engine_open() reconciles the record with the
+ *   file: the reported offset never claims bytes that are not on disk, and
+ *   bytes a killed writer left behind are adopted, unless they belonged to
+ *   an unverified (checksummed) append, which is rolled back.
+ * - Writers: one per upload (rs_lock). A new request takes over from a
+ *   stalled one (idle >= stall_time) within lock_wait, else RS_ERR_LOCKED.
+ * - The global mutex (inside rs_store) is held only for record reads and
+ *   writes, never while a body streams.
+ * - Completion publishes the file into the area directory under its
+ *   sanitized original name (rs_data_publish) and records the path.
+ *
+ * Threading: every function may be called from any request thread; the
+ * sweep is called from the watchdog thread of one process.
+ */
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include "rs_error.h"
+#include "rs_upload.h"
+
+struct rs_store_t;
+
+typedef struct rs_engine_t {
+    struct rs_store_t *store;
+    apr_size_t write_buffer;        /* coalescing buffer per writer */
+} rs_engine_t;
+
+/** Settings of the area (per-dir config, resolved by the glue). */
+typedef struct rs_area_t {
+    const char *dir;                /* absolute upload directory */
+    apr_off_t max_size;             /* 0: unlimited */
+    apr_off_t max_append;           /* LimitRequestBody; 0: unlimited */
+    apr_interval_time_t expire;     /* 0: uploads never expire */
+    int sync;                       /* fdatasync before acknowledging */
+    apr_interval_time_t lock_wait;  /* how long to wait for a writer */
+    apr_interval_time_t stall_time; /* idle writer yields after this */
+    unsigned int protocols;         /* mask of 1 << rs_proto_id_t */
+} rs_area_t;
+
+/**
+ * A request body, implemented by the host (the httpd glue or a test).
+ * read(): next piece (valid until the next call). APR_EOF at the end;
+ * APR_EAGAIN when nothing arrived for a short while (an idle tick: the
+ * engine checks for takeover requests and calls again); any other status is
+ * a failed read (client gone, timeout) and ends the request.
+ */
+typedef struct rs_body_t rs_body_t;
+struct rs_body_t {
+    apr_status_t (*read)(rs_body_t *b, const char **data, apr_size_t *len);
+    /** A trailer field after APR_EOF, or NULL. */
+    const char *(*trailer)(rs_body_t *b, const char *name);
+    apr_off_t length;               /* Content-Length, -1 when chunked */
+    void *ctx;
+};
+
+/** What an append must verify or declare. */
+typedef struct rs_append_t {
+    apr_off_t offset;               /* where the client says it writes */
+    apr_off_t declare_length;       /* -1, or length declared with it */
+    const char *checksum_alg;       /* verify the body (tus) or NULL */
+    const unsigned char *checksum;  /* expected digest */
+    apr_size_t checksum_len;
+    int checksum_trailer;           /* expect Upload-Checksum as trailer */
+    const char *trailer_name;       /* trailer field to read */
+    int complete;                   /* IETF: this append completes */
+} rs_append_t;
+
+/** Result of an append. */
+typedef struct rs_append_result_t {
+    apr_off_t received;             /* body bytes consumed */
+    apr_off_t stored;               /* bytes that now count (offset delta) */
+    int interrupted;                /* stopped early (client, takeover) */
+} rs_append_result_t;
+
+/**
+ * Create an upload from the prepared record u (proto, flags, length,
+ * metadata, filename, filetype, owner, concat/parts set by the caller).
+ * Assigns id, dir, times; creates the data file; stores the record. An
+ * upload of length 0 (not partial) completes at once.
+ */
+rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, apr_pool_t *p);
+
+/**
+ * Look up upload id for owner ("" anonymous). RS_ERR_NOT_FOUND when unknown,
+ * in another area or owned by someone else; RS_ERR_GONE when terminated or
+ * expired (an expired one is removed here too). The record's offset is
+ * reconciled with the data file (read-only: nothing is written).
+ */
+rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
+                           const char *owner, apr_pool_t *p, rs_upload_t **u);
+
+/**
+ * Append body at ap->offset to upload u (opened with rs_engine_open). Takes
+ * the writer lock, re-reads and reconciles the record under it, checks the
+ * offset (RS_ERR_MISMATCHED_OFFSET), length (RS_ERR_SIZE_EXCEEDED), state,
+ * streams, verifies, persists the new offset and completes the upload when
+ * the length is reached. On a failed body read the bytes received are kept
+ * (unless a checksum was to be verified) and the error is returned. u is
+ * updated to the stored state.
+ */
+rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, const rs_append_t *ap,
+                             rs_body_t *body, apr_pool_t *p,
+                             rs_append_result_t *res);
+
+/** Delete upload u (lock with takeover), its data and published file;
+ *  leave a tombstone. */
+rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, apr_pool_t *p);
+
+/**
+ * Create a final concatenation of u->parts (ids, already resolved by the
+ * front end). Each part must exist, belong to owner, be a partial. When all
+ * are complete the data is assembled (kernel copy) and published now; else
+ * the final waits (RS_STATE_ASSEMBLING) and is assembled when the last
+ * partial completes. allow_unfinished = 0 refuses unfinished partials.
+ */
+rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, int allow_unfinished,
+                             apr_pool_t *p);
+
+/** Remove expired incomplete uploads and old tombstones. *removed counts
+ *  uploads removed. Safe to run concurrently with requests. */
+apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
+                             int *removed);
+
+/** Expiry moment of u in area a (0 when it does not expire). */
+apr_time_t rs_engine_expires(const rs_area_t *a, const rs_upload_t *u);
+
+#endif /* RS_ENGINE_H */

@@ -1,0 +1,84 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef RS_PROTO_H
+#define RS_PROTO_H
+
+/*
+ * Design: the front-end interface. The glue turns a request_rec into an
+ * APR-only request view (rs_req_t), asks each enabled front end in turn
+ * whether the request is its own (match), and lets the first that says yes
+ * handle it. A front end never sees request_rec or buckets: it reads
+ * headers from `in`, the body through rs_body_t, calls the engine, and
+ * fills status, `out` headers and an optional short body. Requests no front
+ * end claims fall through to httpd's normal handling (downloads of finished
+ * uploads are served by the glue with httpd's own machinery).
+ *
+ * One file per protocol: rs_proto_tus.c, ... Differences between versions
+ * of one protocol stay inside its file.
+ */
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include "rs_engine.h"
+
+typedef struct rs_req_t {
+    apr_pool_t *pool;
+    const char *method;             /* as received */
+    apr_table_t *in;                /* request headers */
+    apr_table_t *out;               /* response headers, filled by the front end */
+    const char *base_url;           /* absolute URL of the collection, no
+                                       trailing slash: "http://h:8080/files" */
+    const char *base_path;          /* its path: "/files" */
+    const char *id;                 /* upload id named by the URI, or NULL */
+    int at_base;                    /* URI is the collection itself */
+    const char *user;               /* authenticated user or "" */
+    apr_off_t content_length;       /* -1 when chunked, 0 when no body */
+    rs_body_t *body;
+    const rs_area_t *area;
+    rs_engine_t *engine;
+    /* response */
+    int status;
+    const char *content_type;
+    const char *text;               /* response body or NULL */
+    rs_error_t *error;              /* set when the request failed */
+} rs_req_t;
+
+typedef struct rs_proto_t {
+    const char *name;               /* as in ResumableProtocols */
+    rs_proto_id_t id;
+    /** 1 if the request belongs to this front end. Must not touch the body. */
+    int (*match)(rs_req_t *req);
+    /** Handle it: set req->status (and out, text). */
+    void (*handle)(rs_req_t *req);
+    /** Add discovery headers to an OPTIONS answer made by another front end
+     *  or to a CORS preflight (may be NULL). */
+    void (*discover)(rs_req_t *req);
+} rs_proto_t;
+
+extern const rs_proto_t rs_proto_tus;
+
+/** All front ends of this build, in dispatch order; NULL terminated. */
+extern const rs_proto_t *const rs_protos[];
+
+/** Front end by name, or NULL. */
+const rs_proto_t *rs_proto_find(const char *name);
+
+/** Fill status/text from err (text/plain "ERR_CODE: detail\n"). */
+void rs_proto_error(rs_req_t *req, rs_error_t *err);
+
+/** Headers a browser may need to read (CORS Access-Control-Expose-Headers). */
+#define RS_PROTO_EXPOSE_HEADERS \
+    "Location, Upload-Offset, Upload-Length, Upload-Metadata, " \
+    "Upload-Defer-Length, Upload-Concat, Upload-Expires, Upload-Complete, " \
+    "Upload-Limit, Upload-Draft-Interop-Version, Tus-Version, " \
+    "Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, " \
+    "Content-Disposition, Content-Range"
+/** Request headers a browser may send (CORS Access-Control-Allow-Headers). */
+#define RS_PROTO_ALLOW_HEADERS \
+    "Authorization, Content-Type, Content-Disposition, Tus-Resumable, " \
+    "Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, " \
+    "Upload-Concat, Upload-Checksum, Upload-Complete, " \
+    "Upload-Draft-Interop-Version, X-HTTP-Method-Override, X-Requested-With, " \
+    "X-Request-ID, Range, If-Range"
+#define RS_PROTO_ALLOW_METHODS "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
+
+#endif /* RS_PROTO_H */
