@@ -1,0 +1,69 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef MOD_RESUMABLE_CONFIG_H
+#define MOD_RESUMABLE_CONFIG_H
+
+/*
+ * Design: three tiers as in mod_tls. Global settings (state database, sweep
+ * interval, write buffer) live in the main server's config and are read
+ * through rs_conf_server(); area settings are per-dir. Every field starts
+ * "unset" (-1 / NULL) and merges as "the more specific one if set, else the
+ * parent's", except that values from .htaccess may only tighten a limit
+ * (max size, expiry) and never name a directory. Defaults are applied in the
+ * accessor rs_conf_area(), so "unset" survives nested merges.
+ */
+
+#include <httpd.h>
+#include <http_config.h>
+#include "rs_engine.h"
+
+#define RS_UNSET (-1)
+
+typedef struct rs_srv_conf_t {
+    const char *statedb_type;       /* apr_dbm type or NULL */
+    const char *statedb_path;       /* NULL: default */
+    apr_interval_time_t sweep;      /* -1 unset */
+    apr_off_t write_buffer;         /* -1 unset */
+} rs_srv_conf_t;
+
+typedef struct rs_dir_conf_t {
+    const char *section;            /* <Directory>/<Location> path */
+    const char *dir;                /* ResumableDir */
+    apr_off_t max_size;             /* -1 unset, 0 unlimited */
+    apr_off_t ht_max_size;          /* from .htaccess: only lowers */
+    apr_interval_time_t expire;     /* -1 unset, 0 off */
+    apr_interval_time_t ht_expire;  /* from .htaccess: only lowers */
+    int protocols;                  /* -1 unset, else mask */
+    int ht_protocols;               /* from .htaccess: only narrows */
+    int sync;                       /* -1 unset */
+    int trust_forwarded;            /* -1 unset */
+    apr_array_header_t *cors;       /* origins; NULL unset */
+    apr_interval_time_t lock_wait;  /* -1 unset */
+    apr_interval_time_t stall_time; /* -1 unset */
+    apr_array_header_t *inline_types; /* NULL unset */
+} rs_dir_conf_t;
+
+extern const command_rec rs_conf_cmds[];
+
+void *rs_conf_create_dir(apr_pool_t *p, char *dir);
+void *rs_conf_merge_dir(apr_pool_t *p, void *base, void *add);
+void *rs_conf_create_srv(apr_pool_t *p, server_rec *s);
+void *rs_conf_merge_srv(apr_pool_t *p, void *base, void *add);
+
+/** Fill unset global settings of every server (post_config). */
+void rs_conf_server_defaults(server_rec *s);
+/** Global settings (defaults applied after post_config). */
+const rs_srv_conf_t *rs_conf_server(server_rec *s);
+apr_interval_time_t rs_conf_sweep_interval(server_rec *s);
+
+/**
+ * The area of request r with defaults applied, or NULL (and a logged
+ * reason) when the area has no usable directory. Allocated from r->pool.
+ */
+rs_area_t *rs_conf_area(request_rec *r);
+
+const rs_dir_conf_t *rs_conf_dir(request_rec *r);
+int rs_conf_trust_forwarded(const rs_dir_conf_t *d);
+/** Is media type `type` on the inline list of the area? */
+int rs_conf_inline(const rs_dir_conf_t *d, const char *type);
+
+#endif

@@ -1,0 +1,45 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef MOD_RESUMABLE_PRIVATE_H
+#define MOD_RESUMABLE_PRIVATE_H
+
+/*
+ * Design: what the glue files (mod_resumable.c, src/mod_resumable_*.c)
+ * share: the module declaration for APLOG_USE_MODULE, the process-wide
+ * engine and the entry points each glue file offers the others. The glue
+ * is thin: it turns httpd's request into the APR-only request view and
+ * back; all upload logic is in the rs_* core.
+ */
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include "rs_engine.h"
+#include "rs_proto.h"
+#include "rs_log.h"
+
+extern module AP_MODULE_DECLARE_DATA resumable_module;
+APLOG_USE_MODULE(resumable);
+
+#define RS_MUTEX_TYPE "resumable-statedb"
+
+/* mod_resumable_state.c: state database, mutex, log seam (pre/post/child) */
+void rs_httpd_state_pre_config(apr_pool_t *pconf);
+int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                               server_rec *s);
+void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s);
+/** The process-wide engine (NULL before post_config). */
+rs_engine_t *rs_httpd_engine(void);
+
+/* mod_resumable_gc.c: the expiry sweep on mod_watchdog */
+int rs_httpd_gc_post_config(apr_pool_t *pconf, server_rec *s);
+
+/* mod_resumable_request.c: one request through a front end */
+int rs_httpd_handle(request_rec *r);
+
+/** Add CORS response headers to out when the request's Origin is allowed. */
+void rs_httpd_cors(request_rec *r, apr_table_t *out);
+
+/* mod_resumable_download.c: GET/HEAD of a finished upload */
+int rs_httpd_download(request_rec *r, const rs_upload_t *u);
+
+#endif

@@ -1,0 +1,79 @@
+/* Licensed to the Apache Software Foundation (ASF) under one or more
+ * contributor license agreements; and licensed under the Apache License,
+ * Version 2.0 (the "License"); you may not use this file except in
+ * compliance with the License. See http://www.apache.org/licenses/LICENSE-2.0
+ */
+/*
+ * mod_resumable: resumable, chunked, parallel uploads inside httpd.
+ *
+ * This file is only the module record and hook registration. The upload
+ * engine and the protocol front ends are APR-only (src/rs_*.c); the httpd
+ * glue lives in src/mod_resumable_*.c:
+ *   _config   directives and per-dir/per-server configuration
+ *   _state    state database, its global mutex, log seam
+ *   _gc       expiry sweep on mod_watchdog
+ *   _request  request view, body reader, dispatch, CORS, responses
+ *   _download GET/HEAD of finished uploads
+ */
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_core.h>
+#include <ap_release.h>
+
+#include "mod_resumable_private.h"
+#include "mod_resumable_config.h"
+#include "rs_version.h"
+
+static int rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp)
+{
+    rs_httpd_state_pre_config(pconf);
+    return OK;
+}
+
+/* Runs before mod_watchdog's post_config (APR_HOOK_LAST), so the sweep's
+ * callback is registered when the watchdog threads are planned. */
+static int rs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    int rv = rs_httpd_state_post_config(pconf, ptemp, s);
+
+    if (OK != rv || AP_SQ_MS_CREATE_PRE_CONFIG == ap_state_query(
+                                                      AP_SQ_MAIN_STATE)) {
+        return rv;
+    }
+    if (OK != (rv = rs_httpd_gc_post_config(pconf, s))) {
+        return rv;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RS_LOGNO(04040)
+                 "mod_resumable/%s started", RS_VERSION);
+    return OK;
+}
+
+static void rs_child_init(apr_pool_t *p, server_rec *s)
+{
+    rs_httpd_state_child_init(p, s);
+}
+
+static void rs_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(rs_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(rs_httpd_handle, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA resumable_module = {
+    STANDARD20_MODULE_STUFF,
+    rs_conf_create_dir,
+    rs_conf_merge_dir,
+    rs_conf_create_srv,
+    rs_conf_merge_srv,
+    rs_conf_cmds,
+    rs_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

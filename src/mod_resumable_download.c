@@ -1,0 +1,94 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * GET/HEAD of a finished upload, served through httpd's own machinery the
+ * way the default handler serves a file: Last-Modified and ETag from the
+ * file, ap_meets_conditions for If-* (304/412), a file bucket (sendfile)
+ * and the byterange filter for Range, If-Range and multiple ranges (206,
+ * multipart/byteranges). The name and type come from the upload's
+ * metadata; only types on the area's inline list are shown inline, every
+ * other type is an attachment, and nosniff stops browsers from guessing.
+ */
+
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "mod_resumable_private.h"
+#include "mod_resumable_config.h"
+#include "rs_util.h"
+
+static const char *display_name(request_rec *r, const rs_upload_t *u)
+{
+    const char *slash;
+
+    if (u->filename && *u->filename) {
+        return u->filename;
+    }
+    slash = strrchr(u->path, '/');
+    return slash ? slash + 1 : u->path;
+}
+
+static void describe(request_rec *r, const rs_upload_t *u)
+{
+    const char *type = u->filetype ? u->filetype : "application/octet-stream";
+    int show = rs_conf_inline(rs_conf_dir(r), type);
+
+    ap_set_content_type(r, type);
+    apr_table_setn(r->headers_out, "Content-Disposition",
+                   rs_util_content_disposition(r->pool, show ? "inline"
+                                               : "attachment",
+                                               display_name(r, u)));
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+}
+
+static int open_published(request_rec *r, const rs_upload_t *u,
+                          apr_file_t **fd)
+{
+    apr_status_t rv = apr_file_open(fd, u->path, APR_FOPEN_READ
+                                    | APR_FOPEN_BINARY
+                                    | APR_FOPEN_SENDFILE_ENABLED, 0, r->pool);
+
+    if (APR_SUCCESS == rv) {
+        rv = apr_file_info_get(&r->finfo, APR_FINFO_NORM, *fd);
+    }
+    if (APR_SUCCESS != rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, RS_LOGNO(04030)
+                      "upload %s: its file %s is gone", u->id, u->path);
+        return APR_STATUS_IS_ENOENT(rv) ? HTTP_NOT_FOUND
+               : HTTP_INTERNAL_SERVER_ERROR;
+    }
+    r->filename = apr_pstrdup(r->pool, u->path);
+    return OK;
+}
+
+int rs_httpd_download(request_rec *r, const rs_upload_t *u)
+{
+    apr_bucket_brigade *bb;
+    apr_file_t *fd;
+    int status = open_published(r, u, &fd);
+
+    if (OK != status) {
+        return status;
+    }
+    describe(r, u);
+    ap_update_mtime(r, r->finfo.mtime);
+    ap_set_last_modified(r);
+    ap_set_etag(r);
+    ap_set_accept_ranges(r);
+    ap_set_content_length(r, r->finfo.size);
+    if (OK != (status = ap_meets_conditions(r))) {
+        return status;
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if (!r->header_only && r->finfo.size > 0) {
+        apr_brigade_insert_file(bb, fd, 0, r->finfo.size, r->pool);
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    return ap_pass_brigade_fchk(r, bb, "resumable: download of %s", u->id);
+}

@@ -1,0 +1,437 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * One request: request_rec -> rs_req_t, the front end, rs_req_t -> response.
+ *
+ * The body reader hands the engine bucket data without copying. On HTTP/1
+ * it reads non-blocking and waits for the socket in short ticks, so a
+ * writer whose client stalled notices a takeover request within a tick
+ * instead of sleeping in a blocking read until Timeout. httpd's Timeout
+ * still bounds the total idle time; mod_reqtimeout keeps working.
+ */
+
+#include <apr_strings.h>
+#include <apr_poll.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "mod_resumable_private.h"
+#include "mod_resumable_config.h"
+#include "rs_util.h"
+
+#define READ_SIZE (256 * 1024)
+#define IDLE_TICK apr_time_from_msec(200)
+#define DRAIN_MAX (1024 * 1024)   /* unread body we drain for keep-alive */
+
+typedef struct body_ctx {
+    request_rec *r;
+    apr_bucket_brigade *bb;
+    apr_bucket *handed;          /* bucket whose data the engine holds */
+    apr_socket_t *sock;          /* NULL: blocking reads (HTTP/2) */
+    apr_time_t idle_since;
+    int eos;
+} body_ctx;
+
+/* ------------------------------------------------------------------------ */
+/* body reader                                                               */
+
+/* Next data bucket from the brigade: SUCCESS, EOF, or EAGAIN (empty). */
+static apr_status_t next_bucket(body_ctx *c, const char **data, apr_size_t *len)
+{
+    apr_status_t rv;
+
+    while (!APR_BRIGADE_EMPTY(c->bb)) {
+        apr_bucket *e = APR_BRIGADE_FIRST(c->bb);
+
+        if (APR_BUCKET_IS_EOS(e)) {
+            c->eos = 1;
+            apr_brigade_cleanup(c->bb);
+            return APR_EOF;
+        }
+        if (APR_BUCKET_IS_METADATA(e)) {
+            apr_bucket_delete(e);
+            continue;
+        }
+        rv = apr_bucket_read(e, data, len, APR_BLOCK_READ);
+        if (APR_SUCCESS != rv) {
+            return rv;
+        }
+        if (*len == 0) {
+            apr_bucket_delete(e);
+            continue;
+        }
+        c->handed = e;
+        return APR_SUCCESS;
+    }
+    return c->eos ? APR_EOF : APR_EAGAIN;
+}
+
+/* Wait up to one tick for the socket to become readable. */
+static apr_status_t wait_readable(body_ctx *c)
+{
+    apr_pollfd_t pfd = { 0 };
+    apr_int32_t n = 0;
+    apr_status_t rv;
+
+    pfd.p = c->r->pool;
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.reqevents = APR_POLLIN;
+    pfd.desc.s = c->sock;
+    rv = apr_poll(&pfd, 1, &n, IDLE_TICK);
+    if (APR_STATUS_IS_TIMEUP(rv) || (APR_SUCCESS == rv && 0 == n)) {
+        if (apr_time_now() - c->idle_since > c->r->server->timeout) {
+            return APR_TIMEUP;
+        }
+        return APR_EAGAIN;
+    }
+    return APR_STATUS_IS_EINTR(rv) ? APR_EAGAIN : APR_SUCCESS;
+}
+
+static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
+{
+    body_ctx *c = b->ctx;
+    apr_read_type_e mode = c->sock ? APR_NONBLOCK_READ : APR_BLOCK_READ;
+    apr_status_t rv;
+    int tries;
+
+    if (c->handed) {
+        apr_bucket_delete(c->handed);
+        c->handed = NULL;
+    }
+    for (tries = 0; tries < 64; tries++) {
+        rv = next_bucket(c, data, len);
+        if (!APR_STATUS_IS_EAGAIN(rv)) {
+            return rv;
+        }
+        rv = ap_get_brigade(c->r->input_filters, c->bb, AP_MODE_READBYTES,
+                            mode, READ_SIZE);
+        if (APR_SUCCESS == rv && !APR_BRIGADE_EMPTY(c->bb)) {
+            c->idle_since = apr_time_now();
+            continue;
+        }
+        if (APR_SUCCESS != rv && !APR_STATUS_IS_EAGAIN(rv)) {
+            return rv;
+        }
+        if (!c->sock || APR_SUCCESS != (rv = wait_readable(c))) {
+            return c->sock ? rv : APR_EGENERAL;
+        }
+    }
+    return APR_EAGAIN;
+}
+
+static const char *body_trailer(rs_body_t *b, const char *name)
+{
+    body_ctx *c = b->ctx;
+
+    return c->eos ? apr_table_get(c->r->trailers_in, name) : NULL;
+}
+
+static apr_off_t request_length(request_rec *r)
+{
+    const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t n;
+
+    if (te) {
+        return -1;
+    }
+    if (cl) {
+        return APR_SUCCESS == rs_util_parse_off(cl, &n) ? n : -1;
+    }
+    return (r->proto_num >= 2000 && r->read_chunked) ? -1 : 0;
+}
+
+static rs_body_t *make_body(request_rec *r)
+{
+    rs_body_t *b = apr_pcalloc(r->pool, sizeof(*b));
+    body_ctx *c = apr_pcalloc(r->pool, sizeof(*c));
+
+    c->r = r;
+    c->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    c->sock = r->connection->master ? NULL : ap_get_conn_socket(r->connection);
+    c->idle_since = apr_time_now();
+    b->read = body_read;
+    b->trailer = body_trailer;
+    b->length = request_length(r);
+    b->ctx = c;
+    return b;
+}
+
+/* ------------------------------------------------------------------------ */
+/* URLs                                                                      */
+
+/* First element of a comma-separated forwarding header. */
+static const char *first_token(apr_pool_t *p, const char *v)
+{
+    const char *comma = v ? strchr(v, ',') : NULL;
+
+    v = comma ? apr_pstrndup(p, v, comma - v) : v;
+    while (v && *v == ' ') {
+        v++;
+    }
+    return v && *v && rs_util_header_safe(v) && !strpbrk(v, " /\\@") ? v : NULL;
+}
+
+/* scheme://host of the request, honouring X-Forwarded-* when trusted. */
+static const char *origin_of(request_rec *r, const rs_dir_conf_t *d)
+{
+    const char *proto = NULL, *host = NULL;
+
+    if (rs_conf_trust_forwarded(d)) {
+        proto = first_token(r->pool, apr_table_get(r->headers_in,
+                                                   "X-Forwarded-Proto"));
+        host = first_token(r->pool, apr_table_get(r->headers_in,
+                                                  "X-Forwarded-Host"));
+        if (proto && strcasecmp(proto, "http") && strcasecmp(proto, "https")) {
+            proto = NULL;
+        }
+    }
+    if (!proto && !host) {
+        return ap_construct_url(r->pool, "", r);
+    }
+    return apr_pstrcat(r->pool, proto ? proto : ap_http_scheme(r), "://",
+                       host ? host : ap_construct_url(r->pool, "", r)
+                       + strlen(ap_http_scheme(r)) + 3, NULL);
+}
+
+/* Split r->uri into collection path and upload id. */
+static void split_uri(request_rec *r, rs_req_t *req)
+{
+    const char *uri = r->uri, *slash = strrchr(uri, '/');
+    apr_size_t n = strlen(uri);
+
+    if (n && uri[n - 1] == '/') {
+        req->at_base = 1;
+        req->base_path = apr_pstrndup(r->pool, uri, n - 1);
+    }
+    else if (slash && rs_util_id_valid(slash + 1)) {
+        req->id = slash + 1;
+        req->base_path = apr_pstrndup(r->pool, uri, slash - uri);
+    }
+    else {
+        req->base_path = uri;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* CORS                                                                      */
+
+static const char *cors_origin(request_rec *r, const rs_dir_conf_t *d)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    int i;
+
+    for (i = 0; origin && d->cors && i < d->cors->nelts; i++) {
+        const char *o = APR_ARRAY_IDX(d->cors, i, const char *);
+        if (!strcmp(o, "*") || !strcmp(o, origin)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+void rs_httpd_cors(request_rec *r, apr_table_t *out)
+{
+    const char *o = cors_origin(r, rs_conf_dir(r));
+
+    if (o) {
+        apr_table_setn(out, "Access-Control-Allow-Origin", o);
+        apr_table_setn(out, "Access-Control-Expose-Headers",
+                       RS_PROTO_EXPOSE_HEADERS);
+        if (strcmp(o, "*")) {
+            apr_table_mergen(out, "Vary", "Origin");
+        }
+    }
+}
+
+static int is_preflight(request_rec *r)
+{
+    return r->method_number == M_OPTIONS
+           && apr_table_get(r->headers_in, "Origin")
+           && apr_table_get(r->headers_in, "Access-Control-Request-Method")
+           && cors_origin(r, rs_conf_dir(r));
+}
+
+static void preflight(rs_req_t *req)
+{
+    int i;
+
+    req->status = 200;
+    apr_table_setn(req->out, "Access-Control-Allow-Methods",
+                   RS_PROTO_ALLOW_METHODS);
+    apr_table_setn(req->out, "Access-Control-Allow-Headers",
+                   RS_PROTO_ALLOW_HEADERS);
+    apr_table_setn(req->out, "Access-Control-Max-Age", "86400");
+    for (i = 0; rs_protos[i]; i++) {
+        if ((req->area->protocols & (1u << rs_protos[i]->id))
+            && rs_protos[i]->discover) {
+            rs_protos[i]->discover(req);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* response                                                                  */
+
+/* Status for a failed body read: httpd's own mapping (413 for
+ * LimitRequestBody, 408 timeout, 400 malformed chunking...). */
+static int body_status(rs_req_t *req)
+{
+    rs_error_t *err = req->error;
+
+    if (err && (RS_ERR_BODY_READ == err->code || RS_ERR_TIMEOUT == err->code)) {
+        return ap_map_http_request_error(err->cause, err->status);
+    }
+    return req->status;
+}
+
+/* Don't make the connection swallow a large unread body after an error. */
+static void limit_drain(request_rec *r, rs_req_t *req)
+{
+    body_ctx *c = req->body->ctx;
+
+    if (req->status >= 400 && !c->eos && (req->content_length < 0
+                                          || req->content_length > DRAIN_MAX)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+}
+
+static void log_failure(request_rec *r, rs_req_t *req, int status)
+{
+    rs_error_t *err = req->error;
+    int level = status >= 500 ? APLOG_ERR : APLOG_INFO;
+
+    if (err && (RS_ERR_BODY_READ == err->code || RS_ERR_TIMEOUT == err->code
+                || RS_ERR_INTERRUPTED == err->code)) {
+        level = APLOG_INFO;            /* the client went away: not our fault */
+    }
+
+    if (err) {
+        ap_log_rerror(APLOG_MARK, level, err->cause, r, RS_LOGNO(04020)
+                      "%s %s: %d %s: %s", r->method, r->uri, status,
+                      err->name, err->detail ? err->detail : "");
+    }
+}
+
+static int render(request_rec *r, rs_req_t *req)
+{
+    int status = body_status(req);
+
+    if (AP_FILTER_ERROR == status) {
+        return status;                 /* a filter answered already */
+    }
+    log_failure(r, req, status);
+    limit_drain(r, req);
+    rs_httpd_cors(r, req->out);
+    apr_table_overlap(r->headers_out, req->out, APR_OVERLAP_TABLES_SET);
+    r->status = status;
+    if (460 == status) {             /* tus checksum; httpd has no phrase */
+        r->status_line = "460 Checksum Mismatch";
+    }
+    if (req->text && status != 204 && status != 304) {
+        ap_set_content_type(r, req->content_type ? req->content_type
+                            : "text/plain; charset=utf-8");
+        ap_set_content_length(r, strlen(req->text));
+        if (!r->header_only) {
+            ap_rputs(req->text, r);
+        }
+    }
+    else if (status != 204 && status != 304) {
+        ap_set_content_length(r, 0);
+    }
+    return OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* dispatch                                                                  */
+
+static rs_req_t *make_req(request_rec *r, rs_engine_t *e, rs_area_t *a)
+{
+    rs_req_t *req = apr_pcalloc(r->pool, sizeof(*req));
+
+    req->pool = r->pool;
+    req->method = r->method;
+    req->in = r->headers_in;
+    req->out = apr_table_make(r->pool, 8);
+    req->user = r->user ? r->user : "";
+    req->area = a;
+    req->engine = e;
+    req->body = make_body(r);
+    req->content_length = req->body->length;
+    split_uri(r, req);
+    req->base_url = apr_pstrcat(r->pool, origin_of(r, rs_conf_dir(r)),
+                                ap_escape_uri(r->pool, req->base_path), NULL);
+    return req;
+}
+
+static const rs_proto_t *pick(rs_req_t *req)
+{
+    int i;
+
+    for (i = 0; rs_protos[i]; i++) {
+        if ((req->area->protocols & (1u << rs_protos[i]->id))
+            && rs_protos[i]->match(req)) {
+            return rs_protos[i];
+        }
+    }
+    return NULL;
+}
+
+/* GET/HEAD of an upload URL no front end claimed: a download. */
+static int download(request_rec *r, rs_req_t *req)
+{
+    rs_upload_t *u;
+    rs_error_t *err;
+
+    if ((r->method_number != M_GET) || !req->id) {
+        return DECLINED;
+    }
+    err = rs_engine_open(req->engine, req->area, req->id, req->user, r->pool,
+                         &u);
+    if (err && RS_ERR_NOT_FOUND == err->code) {
+        return DECLINED;               /* not ours: httpd decides */
+    }
+    if (!err && RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_PUBLISHED)) {
+        rs_httpd_cors(r, r->headers_out);
+        return rs_httpd_download(r, u);
+    }
+    rs_proto_error(req, err ? err : rs_error_make(r->pool, RS_ERR_INCOMPLETE,
+                                                  0, NULL));
+    return render(r, req);
+}
+
+int rs_httpd_handle(request_rec *r)
+{
+    rs_engine_t *e;
+    rs_area_t *a;
+    rs_req_t *req;
+    const rs_proto_t *proto;
+
+    if (!r->handler || strcmp(r->handler, "resumable")) {
+        return DECLINED;
+    }
+    if (!(e = rs_httpd_engine())) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RS_LOGNO(04021)
+                      "the state database is not available");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (!(a = rs_conf_area(r))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    req = make_req(r, e, a);
+    if (is_preflight(r)) {
+        preflight(req);
+        return render(r, req);
+    }
+    if ((M_GET == r->method_number && !r->header_only)
+        || !(proto = pick(req))) {
+        return download(r, req);       /* GET is always a download */
+    }
+    proto->handle(req);
+    return render(r, req);
+}
