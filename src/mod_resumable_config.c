@@ -412,10 +412,43 @@ const rs_dir_conf_t *rs_conf_dir(request_rec *r)
     return ap_get_module_config(r->per_dir_config, &resumable_module);
 }
 
-/* ResumableDir, or the <Directory>/.htaccess directory of the area. */
-static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
+static int is_dir(request_rec *r, const char *path)
 {
     apr_finfo_t fi;
+
+    return APR_SUCCESS == apr_stat(&fi, path, APR_FINFO_TYPE, r->pool)
+           && APR_DIR == fi.filetype;
+}
+
+static const char *no_slash(apr_pool_t *p, const char *path)
+{
+    apr_size_t n = strlen(path);
+
+    return (n > 1 && path[n - 1] == '/') ? apr_pstrndup(p, path, n - 1) : path;
+}
+
+/* The directory the request maps to: the file's directory, or the
+ * directory itself for a collection URL. */
+static const char *mapped_dir(request_rec *r)
+{
+    const char *slash;
+
+    if (!r->filename || !ap_os_is_path_absolute(r->pool, r->filename)) {
+        return NULL;
+    }
+    if (APR_DIR == r->finfo.filetype) {
+        return no_slash(r->pool, r->filename);
+    }
+    slash = strrchr(r->filename, '/');
+    return slash && slash != r->filename
+           ? apr_pstrndup(r->pool, r->filename, slash - r->filename) : NULL;
+}
+
+/* ResumableDir; else the <Directory> section of the area; else (a .htaccess
+ * area with only SetHandler) the directory the request maps to. */
+static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
+{
+    const char *dir;
     apr_size_t n;
 
     if (d->dir) {
@@ -423,12 +456,11 @@ static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
     }
     n = d->section ? strlen(d->section) : 0;
     if (n > 1 && r->filename && !strncmp(r->filename, d->section, n)
-        && APR_SUCCESS == apr_stat(&fi, d->section, APR_FINFO_TYPE, r->pool)
-        && APR_DIR == fi.filetype) {
-        return d->section[n - 1] == '/'
-               ? apr_pstrndup(r->pool, d->section, n - 1) : d->section;
+        && is_dir(r, d->section)) {
+        return no_slash(r->pool, d->section);
     }
-    return NULL;
+    dir = mapped_dir(r);
+    return dir && is_dir(r, dir) ? dir : NULL;
 }
 
 static apr_int64_t effective(apr_int64_t v, apr_int64_t ht, apr_int64_t def)
