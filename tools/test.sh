@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (Debian 12, root),
+# builds the module with warnings as errors, runs the C unit tests, the
+# layer/export lint and the pytest suite against a real httpd.
+# Idempotent; safe to run again. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=(apache2 apache2-dev apache2-utils libssl-dev libjansson-dev make gcc
+           curl python3-pytest python3-requests procps)
+missing=()
+for p in "${need_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# the system service must not hold port 80 or our state: we never start it
+if [ -f package-lock.json ] && { [ ! -d node_modules ] \
+        || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+
+make WERROR=1
+make WERROR=1 unit
+make lint
+exec /usr/bin/python3 -m pytest -q -p no:cacheprovider test "$@"
