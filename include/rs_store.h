@@ -15,7 +15,8 @@
  * "key\x1f<gen>.<n>". A put writes the new generation's segments first and
  * the head last, then removes the old generation, so a process killed in
  * the middle leaves either the old or the new value, never a mix (stray
- * segments are garbage, removed by the next put). Layout in rs_store.c.
+ * segments are garbage, removed by the next put of the key or by
+ * rs_store_gc). Layout in rs_store.c.
  *
  * Key space (by convention of rs_engine): "u:<id>" upload records,
  * "t:<id>" tombstones (410), "k:<area>:<key>" client keys, "h:<digest>"

@@ -66,7 +66,7 @@ static int file_fd(apr_file_t *f)
     return fd;
 }
 
-/* ---- paths and files ------------------------------------------------------ */
+/* ---- paths and files ---------------------------------------------------- */
 
 apr_status_t rs_data_staging(apr_pool_t *p, const char *dir, int create,
                              const char **staging)
@@ -189,7 +189,7 @@ apr_status_t rs_data_remove(const char *path, apr_pool_t *p)
     return rv;
 }
 
-/* ---- positioned I/O ------------------------------------------------------- */
+/* ---- positioned I/O ----------------------------------------------------- */
 
 /* pwrite all of buf at off; *done: bytes written, also on error. */
 static apr_status_t pwrite_all(int fd, const char *buf, apr_size_t len,
@@ -230,7 +230,7 @@ static apr_status_t pread_all(int fd, char *buf, apr_size_t len, apr_off_t off)
     return APR_SUCCESS;
 }
 
-/* ---- writer --------------------------------------------------------------- */
+/* ---- writer ------------------------------------------------------------- */
 
 apr_status_t rs_writer_create(rs_writer_t **pw, apr_file_t *f, apr_off_t off,
                               apr_size_t bufsize, apr_pool_t *p)
@@ -306,7 +306,7 @@ apr_off_t rs_writer_total(const rs_writer_t *w)
     return w->flushed + (apr_off_t)w->used;
 }
 
-/* ---- copy ----------------------------------------------------------------- */
+/* ---- copy --------------------------------------------------------------- */
 
 /* Reflink: all or nothing; only tried on block-aligned ranges. */
 static int copy_clone(int dfd, apr_off_t doff, int sfd, apr_off_t soff,
@@ -401,7 +401,7 @@ apr_status_t rs_data_copy_range(apr_file_t *dst, apr_off_t doff,
     return rv;
 }
 
-/* ---- publish -------------------------------------------------------------- */
+/* ---- publish ------------------------------------------------------------ */
 
 /* "stem (n).ext"; the extension starts at the last dot that is not the
  * first character ("a.tar.gz" -> "a.tar (1).gz", ".env" -> ".env (1)"). */

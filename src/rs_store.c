@@ -129,7 +129,7 @@ typedef struct {
     apr_uint32_t crc;
 } seg_head_t;
 
-/* ---- encoding helpers ----------------------------------------------------- */
+/* ---- encoding helpers --------------------------------------------------- */
 
 static const apr_uint32_t crc_nibble[16] = {
     0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
@@ -360,7 +360,7 @@ static apr_status_t check_write(rs_txn_t *txn, const char *what)
     return APR_EACCES;
 }
 
-/* ---- head ------------------------------------------------------------------ */
+/* ---- head --------------------------------------------------------------- */
 
 /* Validate a head's header against its own size; fills h. */
 static apr_status_t head_parse(const apr_datum_t *d, seg_head_t *h)
@@ -424,7 +424,7 @@ static apr_status_t head_read(rs_txn_t *txn, const char *key, seg_head_t *h,
     return APR_SUCCESS;
 }
 
-/* ---- segments -------------------------------------------------------------- */
+/* ---- segments ----------------------------------------------------------- */
 
 /* Delete segments from..to-1 of generation gen, highest first. */
 static apr_status_t segs_delete(rs_txn_t *txn, const char *key,
@@ -498,7 +498,7 @@ static apr_status_t segs_read(rs_txn_t *txn, const char *key,
     return rv;
 }
 
-/* ---- store and transactions ---------------------------------------------- */
+/* ---- store and transactions --------------------------------------------- */
 
 apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
                              const char *path, apr_global_mutex_t *mutex,

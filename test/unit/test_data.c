@@ -82,7 +82,7 @@ static apr_file_t *file_with(const char *path, const char *data,
     return f;
 }
 
-/* ---- paths ---------------------------------------------------------------- */
+/* ---- paths -------------------------------------------------------------- */
 
 static void test_staging(const char *dir, apr_pool_t *p)
 {
@@ -134,7 +134,7 @@ static void test_file_ops(const char *dir, apr_pool_t *p)
     RS_CHECK(access(path, F_OK) != 0);
 }
 
-/* ---- writer --------------------------------------------------------------- */
+/* ---- writer ------------------------------------------------------------- */
 
 static void writer_run(const char *dir, apr_size_t len, apr_size_t bufsize,
                        apr_size_t maxp, apr_pool_t *p)
@@ -199,7 +199,7 @@ static void test_chunks(const char *dir, apr_pool_t *p)
     apr_file_close(f);
 }
 
-/* ---- copy ----------------------------------------------------------------- */
+/* ---- copy --------------------------------------------------------------- */
 
 static void copy_case(apr_file_t *dst, const char *dpath, char *model,
                       apr_file_t *src, const char *ref, apr_off_t doff,
@@ -258,7 +258,7 @@ static void test_copy(const char *dir, apr_pool_t *p)
     }
 }
 
-/* ---- publish -------------------------------------------------------------- */
+/* ---- publish ------------------------------------------------------------ */
 
 static const char *staged(const char *dir, const char *content, apr_pool_t *p)
 {

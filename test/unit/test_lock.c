@@ -44,7 +44,7 @@ static void touch(const char *name, apr_pool_t *p)
     apr_file_close(f);
 }
 
-/* ---- one process ---------------------------------------------------------- */
+/* ---- one process -------------------------------------------------------- */
 
 static void test_basic(apr_pool_t *p)
 {
@@ -67,7 +67,8 @@ static void test_basic(apr_pool_t *p)
     apr_pool_destroy(sp);                       /* cleanup releases */
     RS_CHECK(rs_lock_acquire(&b, dir, "one", 0, p) == APR_SUCCESS);
     rs_lock_release(b);
-    RS_CHECK(rs_lock_acquire(&a, "/nonexistent/dir", "x", 0, p) != APR_SUCCESS);
+    RS_CHECK(rs_lock_acquire(&a, "/nonexistent/dir", "x", 0, p)
+             != APR_SUCCESS);
 }
 
 static void test_stop_flag(apr_pool_t *p)
@@ -88,7 +89,7 @@ static void test_stop_flag(apr_pool_t *p)
     rs_lock_release(l);
 }
 
-/* ---- threads -------------------------------------------------------------- */
+/* ---- threads ------------------------------------------------------------ */
 
 #define T_THREADS 4
 #define T_ROUNDS 25
@@ -184,7 +185,7 @@ static void test_removed_under_waiter(apr_pool_t *p)
     rs_lock_release(b);
 }
 
-/* ---- processes ------------------------------------------------------------ */
+/* ---- processes ---------------------------------------------------------- */
 
 typedef struct {
     pid_t pid;

@@ -88,7 +88,9 @@ class TestCreation:
         'is_confidential',
         f'filename {b64("résumé ✓.pdf")},is_confidential',
         f'a {b64("x")},b {b64("y" * 500)}',
-    ], ids=['two', 'novalue', 'utf8', 'long'])
+        # far beyond sdbm's ~1 KiB key/value limit: the record is segmented
+        f'filename {b64("big.bin")},note {b64("z" * 5000)}',
+    ], ids=['two', 'novalue', 'utf8', 'long', 'beyond-sdbm-pair-limit'])
     def test_rs_210_09_metadata_echo(self, env, tus, meta):
         url = tus.create(length=5, metadata=meta)
         r = tus.head(url)
