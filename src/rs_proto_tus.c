@@ -287,20 +287,30 @@ static void create_final(rs_req_t *req, rs_upload_t *u)
 
 static int parse_checksum(rs_req_t *req, rs_append_t *ap);
 
+/* Append the request body to u (checksum from header or trailer).
+ * 1 on success; else the error response is set. */
+static int append_body(rs_req_t *req, rs_upload_t *u, rs_append_t *ap)
+{
+    rs_append_result_t res;
+    rs_error_t *err;
+
+    if (!parse_checksum(req, ap)) {
+        return 0;
+    }
+    err = rs_engine_append(req->engine, req->area, u, ap, req->body,
+                           req->pool, &res);
+    if (err) {
+        rs_proto_error(req, err);
+    }
+    return err == NULL;
+}
+
 /* creation-with-upload: the POST body is the first append. */
 static void create_with_body(rs_req_t *req, rs_upload_t *u)
 {
     rs_append_t ap = { 0, -1 };
-    rs_append_result_t res;
-    rs_error_t *err;
 
-    if (!parse_checksum(req, &ap)) {
-        return;
-    }
-    err = rs_engine_append(req->engine, req->area, u, &ap, req->body,
-                           req->pool, &res);
-    if (err) {
-        rs_proto_error(req, err);
+    if (!append_body(req, u, &ap)) {
         apr_table_setn(req->out, "Location", upload_url(req, u->id));
         return;
     }
@@ -407,9 +417,6 @@ static int parse_checksum(rs_req_t *req, rs_append_t *ap)
 static void tus_patch(rs_req_t *req, rs_upload_t *u)
 {
     rs_append_t ap = { 0, -1 };
-    rs_append_result_t res;
-    rs_error_t *err;
-    int has;
 
     if (!content_type_ok(req)) {
         fail(req, RS_ERR_UNSUPPORTED_TYPE, "PATCH needs Content-Type: " TUS_CT);
@@ -419,17 +426,11 @@ static void tus_patch(rs_req_t *req, rs_upload_t *u)
         fail(req, RS_ERR_INVALID_OFFSET, "missing or invalid Upload-Offset");
         return;
     }
-    if ((has = header_off(req, "Upload-Length", &ap.declare_length)) < 0) {
+    if (header_off(req, "Upload-Length", &ap.declare_length) < 0) {
         fail(req, RS_ERR_INVALID_LENGTH, "invalid Upload-Length");
         return;
     }
-    if (!parse_checksum(req, &ap)) {
-        return;
-    }
-    err = rs_engine_append(req->engine, req->area, u, &ap, req->body,
-                           req->pool, &res);
-    if (err) {
-        rs_proto_error(req, err);
+    if (!append_body(req, u, &ap)) {
         return;
     }
     req->status = 204;

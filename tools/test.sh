@@ -19,7 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# the system service must not hold port 80 or our state: we never start it
+if ! command -v npm >/dev/null 2>&1; then
+    echo "test.sh: installing nodejs npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 if [ -f package-lock.json ] && { [ ! -d node_modules ] \
         || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
     npm ci --no-audit --no-fund --loglevel=error

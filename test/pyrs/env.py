@@ -6,7 +6,6 @@ Every wait here is bounded in time.
 """
 import glob
 import grp
-import hashlib
 import os
 import pwd
 import re
@@ -625,8 +624,5 @@ class RsEnv:
 
     @staticmethod
     def sha256_file(path):
-        h = hashlib.sha256()
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                h.update(block)
-        return h.hexdigest()
+        from .client import sha256_file
+        return sha256_file(path)
