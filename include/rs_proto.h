@@ -20,7 +20,8 @@
 #include <apr_tables.h>
 #include "rs_engine.h"
 
-typedef struct rs_req_t {
+typedef struct rs_req_t rs_req_t;
+struct rs_req_t {
     apr_pool_t *pool;
     const char *method;             /* as received */
     apr_table_t *in;                /* request headers */
@@ -35,12 +36,21 @@ typedef struct rs_req_t {
     rs_body_t *body;
     const rs_area_t *area;
     rs_engine_t *engine;
+    /**
+     * Send an interim (1xx) response now, e.g. 104 Upload Resumption
+     * Supported, with the given headers; the glue keeps the final response's
+     * headers apart and sends "100 Continue" first when the client asked
+     * for it. Does nothing on HTTP/1.0. May be NULL (unit tests).
+     */
+    void (*interim)(struct rs_req_t *req, int status, const char *line,
+                    apr_table_t *headers);
+    void *glue;                     /* host data for interim() */
     /* response */
     int status;
     const char *content_type;
     const char *text;               /* response body or NULL */
     rs_error_t *error;              /* set when the request failed */
-} rs_req_t;
+};
 
 typedef struct rs_proto_t {
     const char *name;               /* as in ResumableProtocols */
@@ -55,6 +65,9 @@ typedef struct rs_proto_t {
 } rs_proto_t;
 
 extern const rs_proto_t rs_proto_tus;
+
+/** Names of all front ends, comma separated (for messages). */
+const char *rs_proto_names(apr_pool_t *p);
 
 /** All front ends of this build, in dispatch order; NULL terminated. */
 extern const rs_proto_t *const rs_protos[];

@@ -255,7 +255,9 @@ static const char *set_protocols(cmd_parms *cmd, void *dc, const char *arg)
         bits = 1 << proto->id;
     }
     else {
-        return bad(cmd, arg, "unknown protocol (known: tus, all)");
+        return bad(cmd, arg, apr_pstrcat(cmd->pool, "unknown protocol "
+                                         "(known: ", rs_proto_names(cmd->pool),
+                                         ")", NULL));
     }
     if (from_htaccess(cmd)) {       /* may only narrow the parent's set */
         d->ht_protocols = (d->ht_protocols == RS_UNSET ? 0

@@ -348,6 +348,36 @@ static int render(request_rec *r, rs_req_t *req)
 }
 
 /* ------------------------------------------------------------------------ */
+/* interim responses                                                         */
+
+/* 1xx now. httpd clears r->headers_out after an interim response, so the
+ * final response's headers live in req->out until render(). When the client
+ * sent Expect: 100-continue, "100 Continue" goes first: older httpd 2.4
+ * clears expecting_100 after any interim response and would never send it. */
+static void send_interim(rs_req_t *req, int status, const char *line,
+                         apr_table_t *headers)
+{
+    request_rec *r = req->glue;
+    apr_table_t *saved = r->headers_out;
+
+    if (r->proto_num < HTTP_VERSION(1, 1)) {
+        return;
+    }
+    if (r->expecting_100) {
+        r->status = HTTP_CONTINUE;
+        r->status_line = NULL;
+        ap_send_interim_response(r, 0);
+    }
+    r->headers_out = apr_table_copy(r->pool, headers);
+    r->status = status;
+    r->status_line = line;
+    ap_send_interim_response(r, 1);
+    r->headers_out = saved;
+    r->status = HTTP_OK;
+    r->status_line = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* dispatch                                                                  */
 
 static rs_req_t *make_req(request_rec *r, rs_engine_t *e, rs_area_t *a)
@@ -361,6 +391,8 @@ static rs_req_t *make_req(request_rec *r, rs_engine_t *e, rs_area_t *a)
     req->user = r->user ? r->user : "";
     req->area = a;
     req->engine = e;
+    req->interim = send_interim;
+    req->glue = r;
     req->body = make_body(r);
     req->content_length = req->body->length;
     split_uri(r, req);

@@ -23,6 +23,17 @@ const rs_proto_t *rs_proto_find(const char *name)
     return NULL;
 }
 
+const char *rs_proto_names(apr_pool_t *p)
+{
+    const char *names = "all";
+    int i;
+
+    for (i = 0; rs_protos[i]; i++) {
+        names = apr_pstrcat(p, names, ", ", rs_protos[i]->name, NULL);
+    }
+    return names;
+}
+
 void rs_proto_error(rs_req_t *req, rs_error_t *err)
 {
     req->error = err;
