@@ -61,6 +61,7 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(STATE,              500, "state database error"),
     ROW(STORAGE_FULL,       507, "insufficient storage"),
     ROW(NOT_IMPLEMENTED,    501, "feature not enabled"),
+    ROW(WRONG_PROTOCOL,     400, "the upload was created with another protocol"),
 };
 
 #undef ROW

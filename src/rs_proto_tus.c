@@ -467,6 +467,11 @@ static void on_upload(rs_req_t *req, const char *method)
     }
     err = rs_engine_open(req->engine, req->area, req->id, req->user,
                          req->pool, &u);
+    if (!err && RS_PROTO_TUS != u->proto) {
+        err = rs_error_make(req->pool, RS_ERR_WRONG_PROTOCOL, 0, "upload %s "
+                            "was not created with tus; use its own protocol",
+                            u->id);
+    }
     if (err) {
         rs_proto_error(req, err);
     }
