@@ -783,6 +783,9 @@ static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
         rv = apr_dbm_nextkey(txn->db, &k);
         apr_dbm_freedatum(txn->db, prev);
     }
+    if (APR_STATUS_IS_EOF(rv)) {
+        rv = APR_SUCCESS;       /* sdbm says EOF past its last page */
+    }
     if (rv != APR_SUCCESS && txn->db) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03011) "state database %s: iteration "
