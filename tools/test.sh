@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=(apache2 apache2-dev apache2-utils libssl-dev libjansson-dev make gcc
-           curl python3-pytest python3-requests procps)
+           curl python3-pytest python3-requests procps chromium)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
