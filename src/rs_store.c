@@ -90,6 +90,7 @@
 #include <apr_tables.h>
 
 #include "rs_store.h"
+#include "rs_sdbm_guard.h"
 #include "rs_log.h"
 
 #define HEAD_MAGIC    0xD5
@@ -286,6 +287,25 @@ static apr_status_t db_reopen_if_grown(rs_txn_t *txn)
 }
 
 /* Fetch; an absent key gives APR_SUCCESS with d->dptr == NULL. */
+/* sdbm crashes on some corrupt pages instead of reporting them: look at
+ * the key's page first (rs_sdbm_guard.h). Other drivers check themselves. */
+static apr_status_t guard(rs_txn_t *txn, apr_datum_t k)
+{
+    apr_status_t rv;
+
+    if (strcasecmp(txn->store->type, "sdbm")) {
+        return APR_SUCCESS;
+    }
+    rv = rs_sdbm_guard_key(txn->store->path, k.dptr, k.dsize, txn->pool);
+    if (APR_SUCCESS != rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_CRIT, rv, txn->pool,
+                      RS_LOGNO(03012) "state database %s is corrupt (bad "
+                      "sdbm page); stop httpd and recover it with "
+                      "resumablectl (see README)", txn->store->path);
+    }
+    return rv;
+}
+
 static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
 {
     apr_status_t rv;
@@ -294,6 +314,9 @@ static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
     d->dsize = 0;
     if (!txn->db) {
         return APR_EBADF;
+    }
+    if (APR_SUCCESS != (rv = guard(txn, k))) {
+        return rv;
     }
     rv = apr_dbm_fetch(txn->db, k, d);
     if (rv != APR_SUCCESS) {
@@ -316,6 +339,9 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
     }
     d.dptr = (char *)v;
     d.dsize = vlen;
+    if (APR_SUCCESS != (rv = guard(txn, k))) {
+        return rv;
+    }
     rv = apr_dbm_store(txn->db, k, d);
     if (rv != APR_SUCCESS) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
@@ -329,7 +355,8 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
 
 static int db_exists(rs_txn_t *txn, apr_datum_t k)
 {
-    return txn->db && apr_dbm_exists(txn->db, k);
+    return txn->db && APR_SUCCESS == guard(txn, k)
+           && apr_dbm_exists(txn->db, k);
 }
 
 static apr_status_t db_delete(rs_txn_t *txn, apr_datum_t k)
@@ -338,6 +365,9 @@ static apr_status_t db_delete(rs_txn_t *txn, apr_datum_t k)
 
     if (!txn->db) {
         return APR_EBADF;
+    }
+    if (APR_SUCCESS != (rv = guard(txn, k))) {
+        return rv;
     }
     rv = apr_dbm_delete(txn->db, k);
     if (rv != APR_SUCCESS && apr_dbm_exists(txn->db, k)) {

@@ -24,6 +24,7 @@
 
 #include "rs_test.h"
 #include "rs_store.h"
+#include "rs_sdbm_guard.h"
 
 /* Piece size of the layout: max(128, 460 - strlen(key)). */
 static apr_size_t piece(const char *key)
@@ -571,8 +572,31 @@ static void test_driver(const char *type, apr_pool_t *p)
     }
 }
 
+/* The strict sdbm page check that keeps corrupt pages away from sdbm. */
+static void test_sdbm_page_guard(void)
+{
+    unsigned char page[1024];
+    short *ino = (short *)page;
+
+    memset(page, 0, sizeof(page));
+    RS_CHECK(rs_sdbm_page_ok(page));                /* empty page */
+    ino[0] = 2; ino[1] = 1020; ino[2] = 1000;       /* one pair */
+    RS_CHECK(rs_sdbm_page_ok(page));
+    ino[0] = 1;                                     /* odd entry count */
+    RS_CHECK(!rs_sdbm_page_ok(page));
+    ino[0] = 2; ino[2] = 4;                         /* value in the table */
+    RS_CHECK(!rs_sdbm_page_ok(page));
+    ino[2] = 1021;                                  /* offsets increase */
+    RS_CHECK(!rs_sdbm_page_ok(page));
+    ino[0] = -2;
+    RS_CHECK(!rs_sdbm_page_ok(page));
+    ino[0] = 600;                                   /* table beyond page */
+    RS_CHECK(!rs_sdbm_page_ok(page));
+}
+
 void suite_store(apr_pool_t *p)
 {
+    test_sdbm_page_guard();
     static const char *const types[] = { "SDBM", "GDBM", "DB", "default" };
     rs_store_t *s;
     int i;
