@@ -20,6 +20,7 @@
 #include <http_config.h>
 #include <http_log.h>
 #include <http_core.h>
+#include <http_request.h>
 #include <ap_release.h>
 
 #include "mod_resumable_private.h"
@@ -63,6 +64,7 @@ static void rs_register_hooks(apr_pool_t *p)
     ap_hook_post_config(rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rs_httpd_handle, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(rs_httpd_range_fixup, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA resumable_module = {

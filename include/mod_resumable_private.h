@@ -41,5 +41,8 @@ void rs_httpd_cors(request_rec *r, apr_table_t *out);
 
 /* mod_resumable_download.c: GET/HEAD of a finished upload */
 int rs_httpd_download(request_rec *r, const rs_upload_t *u);
+/** Fixup: "Range: bytes=N" (no dash, sent by design document 000's page)
+ *  becomes "bytes=N-" for every GET, before the byterange filter. */
+int rs_httpd_range_fixup(request_rec *r);
 
 #endif

@@ -8,7 +8,8 @@
  * wire format into these calls.
  *
  * - State: one record per upload in rs_store (key "u:<id>"), tombstones
- *   ("t:<id>") for terminated/expired uploads so they answer 410.
+ *   ("t:<id>") for terminated/expired uploads so they answer 410, and
+ *   "k:<hash>" entries mapping a client-chosen file id to an upload.
  * - Data: "<area dir>/.resumable/<id>.data", written in place at explicit
  *   offsets (append mode and chunk mode share rs_data's writer).
  * - Truth: the data file. rs_engine_open() reconciles the record with the
@@ -98,7 +99,11 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
  * Look up upload id for owner ("" anonymous). RS_ERR_NOT_FOUND when unknown,
  * in another area or owned by someone else; RS_ERR_GONE when terminated or
  * expired (an expired one is removed here too). The record's offset is
- * reconciled with the data file (read-only: nothing is written).
+ * reconciled with the data file (read-only: nothing is written). A final
+ * concatenation left waiting although all its partials are complete (the
+ * request that completed the last one was killed) is assembled here, and
+ * an upload whose bytes are all on disk but whose writer was killed before
+ * completing it is completed here.
  */
 rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
                            const char *owner, apr_pool_t *p, rs_upload_t **u);
@@ -116,6 +121,73 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, const rs_append_t *ap,
                              rs_body_t *body, apr_pool_t *p,
                              rs_append_result_t *res);
+
+/** Longest client key (a client-chosen file id) in bytes. */
+#define RS_ENGINE_MAX_KEY 1024
+
+/**
+ * Look up the upload a client created under its own id client_key (set as
+ * u->client_key at rs_engine_create) in area a for owner. The key is
+ * scoped to area and owner and stored hashed. RS_ERR_NOT_FOUND when none
+ * (also when it was terminated or expired), RS_ERR_BAD_REQUEST when the
+ * key is empty or longer than RS_ENGINE_MAX_KEY. Opens like rs_engine_open.
+ * rs_engine_create with a client key that already names an active upload
+ * (a concurrent create) returns that upload in u instead of a new one; a
+ * key of a complete upload moves to the new upload.
+ */
+rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
+                               const char *owner, const char *client_key,
+                               apr_pool_t *p, rs_upload_t **u);
+
+/** One chunk for a chunk-mode upload (RS_UF_CHUNKED). */
+typedef struct rs_chunk_t {
+    int index;                      /* as the client numbers it: 0- or
+                                       1-based, below RS_UPLOAD_MAX_CHUNKS-1 */
+    int total;                      /* chunk count when the client says it,
+                                       else 0 */
+    const char *spool;              /* a file in the area's staging folder
+                                       holding the bytes; consumed */
+    const char *file_md5;           /* the whole file's MD5 (lower-case
+                                       hex) to verify before it is
+                                       published, or NULL */
+} rs_chunk_t;
+
+/**
+ * Store chunk c of chunk-mode upload u (created with RS_UF_CHUNKED |
+ * RS_UF_DEFER_LENGTH, chunk_count 0). The chunk keeps its own file in the
+ * staging folder until assembly. Re-sending the same bytes succeeds and
+ * changes nothing; different bytes for a stored index are RS_ERR_CHUNK_
+ * CONFLICT; an index beyond the declared count or mixing 0- and 1-based
+ * numbering is RS_ERR_BAD_REQUEST. The first chunk bringing a total
+ * declares the count; when all chunks of a declared count are present
+ * they are assembled (kernel copy) and published. u is updated.
+ */
+rs_error_t *rs_engine_chunk_put(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, const rs_chunk_t *c,
+                                apr_pool_t *p);
+
+/**
+ * Assemble and publish chunk-mode upload u now (an explicit merge): the
+ * chunks from 0 (or 1) to the highest present, all of which must be there
+ * (else RS_ERR_INCOMPLETE). chunk_size > 0: every chunk but the last must
+ * have exactly that size, the last at most (else
+ * RS_ERR_INCONSISTENT_LENGTH). A complete upload is a no-op.
+ */
+rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, apr_off_t chunk_size,
+                                  apr_pool_t *p);
+
+/**
+ * The content index of area a (the md5 front end's instant upload): the
+ * published file whose MD5 is md5hex (lower-case hex), or RS_ERR_NOT_FOUND.
+ * Every upload published in the area (by any front end) is indexed: its
+ * MD5 is computed once at completion (reading the file back) unless the
+ * front end verified it already. Entries whose file is gone are dropped
+ * here.
+ */
+rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
+                                   const char *md5hex, apr_pool_t *p,
+                                   const char **path);
 
 /** Delete upload u (lock with takeover), its data and published file;
  *  leave a tombstone. */

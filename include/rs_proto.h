@@ -21,6 +21,7 @@
 #include "rs_engine.h"
 
 typedef struct rs_req_t rs_req_t;
+struct rs_form_t;
 struct rs_req_t {
     apr_pool_t *pool;
     const char *method;             /* as received */
@@ -32,6 +33,7 @@ struct rs_req_t {
     const char *id;                 /* upload id named by the URI, or NULL */
     int at_base;                    /* URI is the collection itself */
     const char *user;               /* authenticated user or "" */
+    const char *args;               /* query string (undecoded) or NULL */
     apr_off_t content_length;       /* -1 when chunked, 0 when no body */
     rs_body_t *body;
     const rs_area_t *area;
@@ -55,16 +57,35 @@ struct rs_req_t {
 typedef struct rs_proto_t {
     const char *name;               /* as in ResumableProtocols */
     rs_proto_id_t id;
-    /** 1 if the request belongs to this front end. Must not touch the body. */
+    /** 1 if the request belongs to this front end. Must not touch the body.
+     *  NULL for a front end reached only through match_form. */
     int (*match)(rs_req_t *req);
     /** Handle it: set req->status (and out, text). */
     void (*handle)(rs_req_t *req);
     /** Add discovery headers to an OPTIONS answer made by another front end
      *  or to a CORS preflight (may be NULL). */
     void (*discover)(rs_req_t *req);
+    /** 1: match() may claim plain GET requests (status queries, test
+     *  chunks); else a GET is never offered and stays a download. */
+    int claims_get;
+    /**
+     * Requests whose protocol shows only in the body: a multipart/form-data
+     * POST, or a small JSON POST (sent as application/json or text/plain).
+     * No front end's match() claimed it, so rs_form (rs_form.h) reads the
+     * body once and offers it here, in dispatch order: 1 if the form is this
+     * front end's (must not consume it). May be NULL.
+     */
+    int (*match_form)(rs_req_t *req, const struct rs_form_t *form);
+    /** Handle a form match_form() accepted. */
+    void (*handle_form)(rs_req_t *req, struct rs_form_t *form);
 } rs_proto_t;
 
 extern const rs_proto_t rs_proto_tus;
+extern const rs_proto_t rs_proto_ietf;
+extern const rs_proto_t rs_proto_offset;
+extern const rs_proto_t rs_proto_slice;
+extern const rs_proto_t rs_proto_md5;
+extern const rs_proto_t rs_proto_flow;
 
 /** Names of all front ends, comma separated (for messages). */
 const char *rs_proto_names(apr_pool_t *p);
@@ -84,14 +105,16 @@ void rs_proto_error(rs_req_t *req, rs_error_t *err);
     "Upload-Defer-Length, Upload-Concat, Upload-Expires, Upload-Complete, " \
     "Upload-Limit, Upload-Draft-Interop-Version, Tus-Version, " \
     "Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, " \
-    "Content-Disposition, Content-Range"
+    "Content-Disposition, Content-Range, Repr-Digest, Accept-Patch, " \
+    "Upload-Incomplete"
 /** Request headers a browser may send (CORS Access-Control-Allow-Headers). */
 #define RS_PROTO_ALLOW_HEADERS \
     "Authorization, Content-Type, Content-Disposition, Tus-Resumable, " \
     "Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, " \
     "Upload-Concat, Upload-Checksum, Upload-Complete, " \
     "Upload-Draft-Interop-Version, X-HTTP-Method-Override, X-Requested-With, " \
-    "X-Request-ID, Range, If-Range"
+    "X-Request-ID, Range, If-Range, X-File-Id, X-Start-Byte, X-File-Size, " \
+    "Upload-Incomplete, Content-Digest, Repr-Digest, Want-Repr-Digest"
 #define RS_PROTO_ALLOW_METHODS "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
 
 #endif /* RS_PROTO_H */

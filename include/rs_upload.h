@@ -46,6 +46,8 @@ typedef enum {
 #define RS_UF_FINAL         0x0004   /* tus concat final */
 #define RS_UF_CHUNKED       0x0008   /* chunk mode */
 #define RS_UF_PUBLISHED     0x0010   /* visible file exists at `path` */
+#define RS_UF_UNINDEXED     0x0020   /* content digest still to be indexed
+                                        (done by the sweep, off the request) */
 
 typedef struct rs_upload_t {
     const char *id;

@@ -10,6 +10,7 @@
  */
 
 #include <apr_strings.h>
+#include <apr_lib.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -22,6 +23,7 @@
 #include "mod_resumable_private.h"
 #include "mod_resumable_config.h"
 #include "rs_util.h"
+#include "rs_sf.h"
 
 static const char *display_name(request_rec *r, const rs_upload_t *u)
 {
@@ -38,6 +40,7 @@ static void describe(request_rec *r, const rs_upload_t *u)
 {
     const char *type = u->filetype ? u->filetype : "application/octet-stream";
     int show = rs_conf_inline(rs_conf_dir(r), type);
+    const char *digest;
 
     ap_set_content_type(r, type);
     apr_table_setn(r->headers_out, "Content-Disposition",
@@ -45,6 +48,9 @@ static void describe(request_rec *r, const rs_upload_t *u)
                                                : "attachment",
                                                display_name(r, u)));
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    if ((digest = rs_sf_repr_digest(r->pool, u->digest_alg, u->digest))) {
+        apr_table_setn(r->headers_out, "Repr-Digest", digest);  /* RFC 9530 */
+    }
 }
 
 static int open_published(request_rec *r, const rs_upload_t *u,
@@ -91,4 +97,26 @@ int rs_httpd_download(request_rec *r, const rs_upload_t *u)
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
     return ap_pass_brigade_fchk(r, bb, "resumable: download of %s", u->id);
+}
+
+/* "bytes=N" -> "bytes=N-": a Range without a dash is invalid, so httpd
+ * would ignore it and send the whole file; the seed 000 page resumes its
+ * download with exactly that form. Applies to any GET (also of static
+ * files next to the areas); a well-formed Range is left alone. */
+int rs_httpd_range_fixup(request_rec *r)
+{
+    const char *range = apr_table_get(r->headers_in, "Range"), *v;
+
+    if (M_GET != r->method_number || !range
+        || strncasecmp(range, "bytes=", 6)) {
+        return DECLINED;
+    }
+    for (v = range + 6; apr_isdigit(*v); v++) {
+    }
+    if (*v || v == range + 6 || v - range > 6 + 18) {
+        return DECLINED;
+    }
+    apr_table_setn(r->headers_in, "Range", apr_pstrcat(r->pool, range, "-",
+                                                       NULL));
+    return DECLINED;
 }

@@ -23,6 +23,7 @@
 #include "mod_resumable_private.h"
 #include "mod_resumable_config.h"
 #include "rs_util.h"
+#include "rs_form.h"
 
 #define READ_SIZE (256 * 1024)
 #define IDLE_TICK apr_time_from_msec(200)
@@ -389,6 +390,7 @@ static rs_req_t *make_req(request_rec *r, rs_engine_t *e, rs_area_t *a)
     req->in = r->headers_in;
     req->out = apr_table_make(r->pool, 8);
     req->user = r->user ? r->user : "";
+    req->args = r->args;
     req->area = a;
     req->engine = e;
     req->interim = send_interim;
@@ -401,12 +403,15 @@ static rs_req_t *make_req(request_rec *r, rs_engine_t *e, rs_area_t *a)
     return req;
 }
 
-static const rs_proto_t *pick(rs_req_t *req)
+/* The front end of req; a plain GET (get = 1) is offered only to those
+ * that claim GET requests (else it is a download). */
+static const rs_proto_t *pick(rs_req_t *req, int get)
 {
     int i;
 
     for (i = 0; rs_protos[i]; i++) {
         if ((req->area->protocols & (1u << rs_protos[i]->id))
+            && (!get || rs_protos[i]->claims_get) && rs_protos[i]->match
             && rs_protos[i]->match(req)) {
             return rs_protos[i];
         }
@@ -460,9 +465,12 @@ int rs_httpd_handle(request_rec *r)
         preflight(req);
         return render(r, req);
     }
-    if ((M_GET == r->method_number && !r->header_only)
-        || !(proto = pick(req))) {
-        return download(r, req);       /* GET is always a download */
+    if (!(proto = pick(req, M_GET == r->method_number && !r->header_only))) {
+        if (rs_form_wanted(req)) {     /* known by its body: rs_form.h */
+            rs_form_handle(req);
+            return render(r, req);
+        }
+        return download(r, req);       /* an unclaimed GET is a download */
     }
     proto->handle(req);
     return render(r, req);

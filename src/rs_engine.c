@@ -2,8 +2,52 @@
 /*
  * The upload engine: records, reconciliation, the append path, completion,
  * concatenation, termination and the expiry sweep. See rs_engine.h.
+ *
+ * Store layout (rs_store keys):
+ *   "u:<id>"   the upload record (rs_upload_encode)
+ *   "t:<id>"   tombstone: decimal apr_time_t of removal (answers 410)
+ *   "k:<hex>"  client key -> upload id. <hex> is the SHA-256 of
+ *              "<area dir>\0<owner>\0<client key>": the client's own file
+ *              id (untrusted, at most RS_ENGINE_MAX_KEY bytes) never
+ *              becomes a key itself, and ids of different areas or users
+ *              never meet. Written in the transaction that stores the new
+ *              record (a concurrent create for the same key adopts the
+ *              winner; a finished upload's key moves to a new upload of the
+ *              same key), removed with the upload (terminate, expiry) when it
+ *              still names it; a "k:" entry whose upload is gone is ignored.
+ *   "h:md5:<md5 hex>:<32 hex of SHA-256 of the area dir>"
+ *              content index -> published path. Written when any upload
+ *              is published (its MD5 computed once then, or taken from the
+ *              md5 front end's verification); read by rs_engine_content_
+ *              find, which drops entries whose file is gone.
+ *
+ * Chunk mode (RS_UF_CHUNKED; slice, md5, flow):
+ *   - Each chunk keeps its own file "<area>/.resumable/<id>.c<index>",
+ *     made by linking the front end's spool file (no copy; link never
+ *     replaces, so of two concurrent different chunks one is refused).
+ *     Chunk sizes need not be known in advance (seed 000 tells its chunk
+ *     size only at the merge). A re-sent chunk is compared with the stored
+ *     one (size and SHA-256): the same bytes succeed, others are
+ *     RS_ERR_CHUNK_CONFLICT.
+ *   - The record's chunk_map has a bit per index, set in one store
+ *     transaction per chunk (concurrent chunks never lose bits). While
+ *     RS_UF_DEFER_LENGTH is set the count is unknown and chunk_count is
+ *     the highest index + 1; once a client names the count T the flag is
+ *     cleared and chunk_count = T + 1, so both numberings fit (0..T-1 or
+ *     1..T; a request mixing them is refused).
+ *   - Assembly (all of a declared count present, or an explicit merge)
+ *     runs under the upload's writer lock, exactly once: the chunk files
+ *     are copied end to end into "<id>.data" in the kernel
+ *     (rs_data_copy_range: reflink or copy_file_range), the length is
+ *     their sum, an expected MD5 is verified, then the file is published
+ *     like any other and the chunk files are removed.
  */
 
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 
@@ -30,6 +74,36 @@ static const char *tkey(apr_pool_t *p, const char *id)
     return apr_pstrcat(p, "t:", id, NULL);
 }
 
+/* "k:<sha256 hex of dir NUL owner NUL client key>": the client's own id,
+ * scoped to area and user, never used raw as a key. */
+static const char *kkey(apr_pool_t *p, const char *dir, const char *owner,
+                        const char *client_key)
+{
+    unsigned char d[RS_HASH_MAX];
+    apr_size_t n = 0;
+    rs_hash_t *h;
+
+    if (APR_SUCCESS != rs_hash_create(&h, "sha256", p)) {
+        return NULL;
+    }
+    rs_hash_update(h, dir, strlen(dir) + 1);
+    rs_hash_update(h, owner, strlen(owner) + 1);
+    rs_hash_update(h, client_key, strlen(client_key));
+    rs_hash_final(h, d, &n);
+    return apr_pstrcat(p, "k:", rs_util_hex(p, d, n), NULL);
+}
+
+static rs_error_t *check_key(const char *client_key, apr_pool_t *p)
+{
+    apr_size_t n = client_key ? strlen(client_key) : 0;
+
+    if (client_key && (0 == n || n > RS_ENGINE_MAX_KEY)) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "the file id must "
+                             "have 1 to %d bytes", RS_ENGINE_MAX_KEY);
+    }
+    return NULL;
+}
+
 static apr_status_t txn_load(rs_txn_t *txn, const char *id, apr_pool_t *p,
                              rs_upload_t **u)
 {
@@ -45,6 +119,30 @@ static apr_status_t txn_load(rs_txn_t *txn, const char *id, apr_pool_t *p,
         }
     }
     return rv;
+}
+
+/* The upload a client key maps to, in txn: *id, or NULL when there is
+ * none (or, with active_only, when it is no longer active). */
+static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
+                               apr_pool_t *p, const char **id)
+{
+    char *val;
+    apr_size_t len;
+    rs_upload_t *u;
+    apr_status_t rv = rs_store_get(txn, key, p, &val, &len);
+
+    *id = NULL;
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        return APR_SUCCESS;
+    }
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    rv = txn_load(txn, val, p, &u);
+    if (APR_SUCCESS == rv && (!active_only || RS_STATE_ACTIVE == u->state)) {
+        *id = val;
+    }
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
 static apr_status_t txn_save(rs_txn_t *txn, const rs_upload_t *u, apr_pool_t *p)
@@ -248,6 +346,53 @@ static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
     return removed;
 }
 
+static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
+                                 const char *final_id,
+                                 apr_interval_time_t wait, apr_pool_t *p);
+
+/* A final still waiting although its last partial completed: the request
+ * that completed it was killed before it assembled the final. Assemble
+ * it now unless another request is at it (lock not free at once). */
+static rs_upload_t *recover_final(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, apr_pool_t *p)
+{
+    rs_upload_t *fresh;
+
+    if (!assemble_wait(e, a, u->id, 0, p) && !lookup(e, u->id, p, &fresh)) {
+        return fresh;
+    }
+    return u;
+}
+
+static apr_status_t empty_read(rs_body_t *b, const char **data,
+                               apr_size_t *len)
+{
+    return APR_EOF;
+}
+
+/* All bytes are on disk, but the upload was not completed (its writer was
+ * killed after the last write): complete it now with an empty append,
+ * unless a writer holds it (it is completing it then). */
+static rs_upload_t *recover_complete(rs_engine_t *e, const rs_area_t *a,
+                                     rs_upload_t *u, apr_pool_t *p)
+{
+    rs_area_t now = *a;
+    rs_body_t empty = { empty_read, NULL, 0, NULL };
+    rs_append_t ap;
+    rs_append_result_t res;
+    rs_upload_t *fresh;
+
+    memset(&ap, 0, sizeof(ap));
+    ap.offset = u->offset;
+    ap.declare_length = -1;
+    now.lock_wait = 0;
+    if (!rs_engine_append(e, &now, u, &ap, &empty, p, &res)
+        && !lookup(e, u->id, p, &fresh)) {
+        return fresh;
+    }
+    return u;
+}
+
 rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
                            const char *owner, apr_pool_t *p, rs_upload_t **pu)
 {
@@ -263,11 +408,47 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (expired(u, apr_time_now()) && expire_now(e, u, p)) {
         return rs_error_make(p, RS_ERR_GONE, 0, "upload expired");
     }
+    if (RS_STATE_ASSEMBLING == u->state && (u->flags & RS_UF_FINAL)) {
+        u = recover_final(e, a, u, p);
+    }
     if (append_mode(u)) {
         u->offset = disk_offset(a, u, p);
     }
+    if (append_mode(u) && u->length >= 0 && u->offset == u->length) {
+        u = recover_complete(e, a, u, p);
+    }
     *pu = u;
     return NULL;
+}
+
+rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
+                               const char *owner, const char *client_key,
+                               apr_pool_t *p, rs_upload_t **u)
+{
+    rs_txn_t *txn;
+    const char *id = NULL;
+    rs_error_t *err = check_key(client_key, p);
+    apr_status_t rv;
+
+    owner = owner ? owner : "";
+    if (err) {
+        return err;
+    }
+    rv = rs_store_begin(e->store, 0, p, &txn);
+    if (APR_SUCCESS == rv) {
+        rv = key_target(txn, kkey(p, a->dir, owner, client_key), 0, p,
+                        &id);
+        rs_store_end(txn);
+    }
+    if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
+        return state_error(p, rv, "key lookup", "-");
+    }
+    err = id ? rs_engine_open(e, a, id, owner, p, u)
+             : rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
+    if (err && RS_ERR_GONE == err->code) {
+        err = rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
+    }
+    return err;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -287,27 +468,60 @@ static rs_error_t *check_size(const rs_area_t *a, apr_off_t length,
     return NULL;
 }
 
-static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+/* Store a new record and, with a client key, its "k:" entry. When the key
+ * already names an active upload (a concurrent create won), nothing is
+ * stored and *existing is that upload's id. A key of a finished upload is
+ * taken over by the new one (the client uploads again). */
+static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
+                             const char **existing)
 {
     rs_txn_t *txn;
+    const char *key = NULL;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
 
-    if (APR_SUCCESS == rv) {
-        rv = txn_save(txn, u, p);
-        rs_store_end(txn);
+    *existing = NULL;
+    if (APR_SUCCESS != rv) {
+        return state_error(p, rv, "write", u->id);
     }
+    if (u->client_key) {
+        key = kkey(p, u->dir, u->owner, u->client_key);
+        rv = key_target(txn, key, 1, p, existing);
+    }
+    if (APR_SUCCESS == rv && !*existing && key) {
+        rv = rs_store_put(txn, key, u->id, strlen(u->id));
+    }
+    if (APR_SUCCESS == rv && !*existing) {
+        rv = txn_save(txn, u, p);
+    }
+    rs_store_end(txn);
     return APR_SUCCESS == rv ? NULL : state_error(p, rv, "write", u->id);
+}
+
+/* Another request created the upload of u's client key first: drop the
+ * data file made for u and continue with that one. */
+static rs_error_t *adopt(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
+                         const char *id, apr_pool_t *p)
+{
+    rs_upload_t *fresh;
+    rs_error_t *err;
+
+    rs_data_remove(rs_data_path(p, a->dir, u->id), p);
+    if ((err = rs_engine_open(e, a, id, u->owner, p, &fresh))) {
+        return err;
+    }
+    *u = *fresh;
+    return NULL;
 }
 
 rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, apr_pool_t *p)
 {
-    const char *staging, *id;
+    const char *staging, *id, *existing;
     apr_file_t *f;
     rs_error_t *err = check_size(a, u->length, p);
     apr_status_t rv;
 
-    if (err) {
+    if (err || (err = check_key(u->client_key, p))) {
         return err;
     }
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &id))) {
@@ -330,8 +544,11 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS != rv) {
         return io_error(p, rv, "creating the data file", id);
     }
-    if ((err = store_new(e, u, p))) {
+    if ((err = store_new(e, u, p, &existing))) {
         return err;
+    }
+    if (existing) {
+        return adopt(e, a, u, existing, p);
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, 0, p, RS_LOGNO(01006)
                   "upload %s: created, length %" APR_OFF_T_FMT, id, u->length);
@@ -378,10 +595,108 @@ static void wake_waiters(rs_engine_t *e, const rs_area_t *a,
     }
 }
 
-/* u reached its length: publish it (or, for a partial, mark it complete
- * and wake the finals that wait for it). */
+/* "h:md5:<hex>:<32 hex of SHA-256 of the area dir>" */
+static const char *hkey(apr_pool_t *p, const char *dir, const char *md5hex)
+{
+    const char *k = kkey(p, dir, "", "");
+
+    return k ? apr_pstrcat(p, "h:md5:", md5hex, ":",
+                           apr_pstrndup(p, k + 2, 32), NULL) : NULL;
+}
+
+static const char *md5_of(apr_pool_t *p, const char *path, apr_off_t len)
+{
+    unsigned char d[RS_HASH_MAX];
+    apr_size_t n = 0;
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ
+                                    | APR_FOPEN_BINARY, 0, p);
+
+    if (APR_SUCCESS == rv) {
+        rv = rs_hash_file_range("md5", f, 0, len, d, &n, p);
+        apr_file_close(f);
+    }
+    return APR_SUCCESS == rv ? rs_util_hex(p, d, n) : NULL;
+}
+
+/* Record the published file of u in the area's content index (read by
+ * the md5 front end's instant upload, across every protocol that shares
+ * the area's directory, whichever front ends the completing location
+ * enables). md5hex: the verified MD5 when known, else the file is hashed
+ * once here. */
+static void index_content(rs_engine_t *e, const rs_area_t *a,
+                          const rs_upload_t *u, const char *md5hex,
+                          apr_pool_t *p)
+{
+    const char *key;
+    apr_status_t rv = APR_EGENERAL;
+
+    if (!u->path) {
+        return;
+    }
+    md5hex = md5hex ? md5hex : md5_of(p, u->path, u->length);
+    if (md5hex && (key = hkey(p, u->dir, md5hex))) {
+        rv = rs_store_put1(e->store, key, u->path, strlen(u->path), p);
+    }
+    if (APR_SUCCESS != rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, p, RS_LOGNO(07002)
+                      "upload %s: indexing its content failed", u->id);
+    }
+}
+
+/* The sweep's part of content indexing: hash a published file that was
+ * finished without a verified MD5, so md5 handshakes find it (the request
+ * that finished it did not pay for reading it back). */
+static void index_later(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+{
+    if (u->flags & RS_UF_PUBLISHED) {
+        index_content(e, NULL, u, NULL, p);
+    }
+    u->flags &= ~RS_UF_UNINDEXED;
+    save_progress(e, u, p, NULL);
+}
+
+rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
+                                   const char *md5hex, apr_pool_t *p,
+                                   const char **path)
+{
+    const char *key = hkey(p, a->dir, md5hex);
+    apr_finfo_t fi;
+    apr_size_t len;
+    char *val;
+    apr_status_t rv = key ? rs_store_get1(e->store, key, p, &val, &len)
+                          : APR_EGENERAL;
+
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
+    }
+    if (APR_SUCCESS != rv) {
+        return state_error(p, rv, "content lookup", "-");
+    }
+    if (APR_SUCCESS != apr_stat(&fi, val, APR_FINFO_TYPE, p)
+        || APR_REG != fi.filetype) {
+        rs_store_delete1(e->store, key, p);     /* the file went away */
+        return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
+    }
+    *path = val;
+    return NULL;
+}
+
+static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, const char *md5hex,
+                                apr_pool_t *p);
+
 static rs_error_t *complete(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
                             apr_pool_t *p)
+{
+    return complete_md5(e, a, u, NULL, p);
+}
+
+/* u reached its length: publish it (or, for a partial, mark it complete
+ * and wake the finals that wait for it) and index its content. */
+static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, const char *md5hex,
+                                apr_pool_t *p)
 {
     const char *path;
     rs_upload_t *fresh;
@@ -401,12 +716,19 @@ static rs_error_t *complete(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
     if (!(u->flags & RS_UF_PARTIAL)) {
         u->expires = 0;
     }
+    if (!md5hex && u->path) {
+        u->flags |= RS_UF_UNINDEXED;    /* hashed later by the sweep, so any
+                                           area sharing the directory dedups */
+    }
     if (APR_SUCCESS != (rv = save_progress(e, u, p, &fresh))) {
         return state_error(p, rv, "write", u->id);
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01008)
                   "upload %s: complete, %" APR_OFF_T_FMT " bytes%s%s", u->id,
                   u->length, u->path ? " at " : "", u->path ? u->path : "");
+    if (md5hex) {
+        index_content(e, a, u, md5hex, p);  /* verified: free to index now */
+    }
     wake_waiters(e, a, fresh, p);
     return NULL;
 }
@@ -468,8 +790,12 @@ static rs_error_t *copy_parts(rs_upload_t *u, rs_upload_t **parts,
     return APR_SUCCESS == rv ? NULL : io_error(p, rv, "concatenation", u->id);
 }
 
-static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
-                            const char *final_id, apr_pool_t *p)
+/* Assemble final final_id when all its partials are complete (a no-op
+ * otherwise, and when it is complete already); waits up to `wait` for
+ * its lock. */
+static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
+                                 const char *final_id,
+                                 apr_interval_time_t wait, apr_pool_t *p)
 {
     const char *staging;
     rs_lock_t *lock;
@@ -482,7 +808,7 @@ static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
 
     if (APR_SUCCESS != (rv = rs_data_staging(p, a->dir, 1, &staging))
         || APR_SUCCESS != (rv = rs_lock_acquire(&lock, staging, final_id,
-                                                a->lock_wait, p))) {
+                                                wait, p))) {
         return rs_error_make(p, RS_ERR_LOCKED, rv, NULL);
     }
     if (APR_SUCCESS != (rv = rs_store_begin(e->store, 0, p, &txn))) {
@@ -504,6 +830,12 @@ static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
 cleanup:
     rs_lock_release(lock);
     return err;
+}
+
+static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
+                            const char *final_id, apr_pool_t *p)
+{
+    return assemble_wait(e, a, final_id, a->lock_wait, p);
 }
 
 /* In one transaction: store final u and register it with its unfinished
@@ -896,7 +1228,381 @@ cleanup:
 }
 
 /* ------------------------------------------------------------------------ */
+/* chunk mode                                                                */
+
+static const char *chunk_path(apr_pool_t *p, const rs_upload_t *u, int index)
+{
+    return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c%d", u->dir, u->id,
+                        index);
+}
+
+static int declared(const rs_upload_t *u)
+{
+    return !(u->flags & RS_UF_DEFER_LENGTH) && u->chunk_count > 1;
+}
+
+/* Size and SHA-256 of a file; 0 when it can not be read. */
+static int file_digest(const char *path, apr_pool_t *p, apr_off_t *size,
+                       unsigned char *d, apr_size_t *n)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    int ok = 0;
+
+    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ
+                                     | APR_FOPEN_BINARY, 0, p)) {
+        return 0;
+    }
+    if (APR_SUCCESS == apr_file_info_get(&fi, APR_FINFO_SIZE, f)) {
+        *size = fi.size;
+        ok = APR_SUCCESS == rs_hash_file_range("sha256", f, 0, fi.size, d, n,
+                                               p);
+    }
+    apr_file_close(f);
+    return ok;
+}
+
+static int same_bytes(const char *a, const char *b, apr_pool_t *p)
+{
+    unsigned char da[RS_HASH_MAX], db[RS_HASH_MAX];
+    apr_size_t na = 0, nb = 0;
+    apr_off_t sa = -1, sb = -2;
+
+    return file_digest(a, p, &sa, da, &na) && file_digest(b, p, &sb, db, &nb)
+           && sa == sb && digest_equal(da, na, db, nb);
+}
+
+/* Give the spooled bytes their chunk name; never replaces a stored chunk
+ * (link, or renameat2 NOREPLACE where there are no hard links), which
+ * must then hold the same bytes. *placed: a new chunk file was made. */
+static rs_error_t *place_chunk(const rs_upload_t *u, const rs_chunk_t *c,
+                              apr_pool_t *p, int *placed)
+{
+    const char *path = chunk_path(p, u, c->index);
+    int err = 0;
+
+    *placed = 0;
+    if (0 != link(c->spool, path)) {
+        err = errno;
+        if ((EPERM == err || EOPNOTSUPP == err || EMLINK == err)
+            && 0 == renameat2(AT_FDCWD, c->spool, AT_FDCWD, path,
+                              RENAME_NOREPLACE)) {
+            err = 0;
+        }
+    }
+    if (0 == err) {
+        *placed = 1;
+    }
+    else if (EEXIST != err) {
+        return io_error(p, APR_FROM_OS_ERROR(err), "storing a chunk", u->id);
+    }
+    else if (!same_bytes(path, c->spool, p)) {
+        return rs_error_make(p, RS_ERR_CHUNK_CONFLICT, 0, "chunk %d differs "
+                             "from the one stored", c->index);
+    }
+    return NULL;
+}
+
+/* Is c acceptable for u? Declares the chunk count when c brings one. */
+static rs_error_t *check_chunk(rs_upload_t *u, const rs_chunk_t *c,
+                               apr_pool_t *p)
+{
+    int t;
+
+    if (c->index < 0 || c->index >= RS_UPLOAD_MAX_CHUNKS - 1
+        || c->total < 0 || c->total >= RS_UPLOAD_MAX_CHUNKS - 1) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk index or count "
+                             "out of range (at most %d chunks)",
+                             RS_UPLOAD_MAX_CHUNKS - 2);
+    }
+    if (c->total > 0 && !declared(u)) {
+        if (u->chunk_count > c->total + 1) {
+            return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "more "
+                                 "chunks stored than the count %d", c->total);
+        }
+        return NULL;                    /* declared by mark_chunk */
+    }
+    t = u->chunk_count - 1;
+    if (!declared(u)) {
+        return NULL;
+    }
+    if (c->total > 0 && c->total != t) {
+        return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk count "
+                             "%d, but %d was declared", c->total, t);
+    }
+    if (c->index > t) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk index %d out "
+                             "of range (count %d)", c->index, t);
+    }
+    if ((0 == c->index && rs_upload_chunk_has(u, t))
+        || (t == c->index && rs_upload_chunk_has(u, 0))) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk numbering mixes "
+                             "0-based and 1-based indexes");
+    }
+    return NULL;
+}
+
+/* Resize u's map to count entries (count >= chunk_count). */
+static void grow_map(rs_upload_t *u, int count, apr_pool_t *p)
+{
+    unsigned char *map = apr_pcalloc(p, (count + 7) / 8);
+
+    if (u->chunk_map && u->chunk_count > 0) {
+        memcpy(map, u->chunk_map, (u->chunk_count + 7) / 8);
+    }
+    u->chunk_map = map;
+    u->chunk_count = count;
+}
+
+/* First index and count of a complete run of chunks, or 0. With a declared
+ * count T: 0..T-1 or 1..T; else 0 (or 1) up to the highest present. */
+static int chunk_run(const rs_upload_t *u, int *base)
+{
+    int i, last = -1, n;
+
+    *base = rs_upload_chunk_has(u, 0) ? 0 : 1;
+    if (declared(u)) {
+        last = *base + u->chunk_count - 2;
+    }
+    for (i = u->chunk_count - 1; last < 0 && i >= 0; i--) {
+        last = rs_upload_chunk_has(u, i) ? i : -1;
+    }
+    n = last - *base + 1;
+    for (i = *base; n > 0 && i <= last; i++) {
+        if (!rs_upload_chunk_has(u, i)) {
+            return 0;
+        }
+    }
+    return n > 0 ? n : 0;
+}
+
+/* Record chunk c in the stored record (one transaction, so concurrent
+ * chunks of one upload never lose each other's bits). */
+static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
+                              rs_upload_t *u, const rs_chunk_t *c,
+                              apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    rs_upload_t *cur = NULL;
+    rs_error_t *err = NULL;
+    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return state_error(p, rv, "write", u->id);
+    }
+    rv = txn_load(txn, u->id, p, &cur);
+    if (APR_SUCCESS == rv && RS_STATE_ACTIVE == cur->state
+        && !(err = check_chunk(cur, c, p))) {
+        if (c->total > 0 && !declared(cur)) {
+            grow_map(cur, c->total + 1, p);
+            cur->flags &= ~RS_UF_DEFER_LENGTH;
+        }
+        else if (c->index >= cur->chunk_count) {
+            grow_map(cur, c->index + 1, p);
+        }
+        rs_upload_chunk_set(cur, c->index);
+        cur->updated = apr_time_now();
+        cur->expires = rs_engine_expires(a, cur);
+        rv = txn_save(txn, cur, p);
+    }
+    rs_store_end(txn);
+    if (APR_SUCCESS != rv) {
+        return state_error(p, rv, "write", u->id);
+    }
+    *u = *cur;
+    return err;
+}
+
+/* Append chunk i (the last of the run when `last`) to dst at *at. */
+static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
+                              apr_file_t *dst, int i, int last,
+                              apr_off_t chunk_size, apr_off_t *at,
+                              apr_pool_t *p)
+{
+    apr_file_t *src;
+    apr_finfo_t fi;
+    rs_error_t *err = NULL;
+    apr_status_t rv = apr_file_open(&src, chunk_path(p, u, i), APR_FOPEN_READ
+                                    | APR_FOPEN_BINARY, 0, p);
+
+    if (APR_SUCCESS != rv) {
+        return io_error(p, rv, "opening a chunk", u->id);
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, src);
+    if (APR_SUCCESS == rv && chunk_size > 0
+        && (fi.size > chunk_size || (!last && fi.size != chunk_size))) {
+        err = rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk %d has %"
+                            APR_OFF_T_FMT " bytes, the chunk size is %"
+                            APR_OFF_T_FMT, i, fi.size, chunk_size);
+    }
+    else if (APR_SUCCESS == rv && !(err = check_size(a, *at + fi.size, p))) {
+        rv = rs_data_copy_range(dst, *at, src, 0, fi.size);
+        *at += fi.size;
+    }
+    apr_file_close(src);
+    if (!err && APR_SUCCESS != rv) {
+        err = io_error(p, rv, "assembling chunks", u->id);
+    }
+    return err;
+}
+
+/* Copy chunks base..base+n-1 into the data file, end to end. */
+static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
+                               int n, apr_off_t chunk_size, apr_pool_t *p)
+{
+    apr_file_t *dst;
+    apr_off_t at = 0;
+    rs_error_t *err = NULL;
+    apr_status_t rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
+    int i;
+
+    if (APR_SUCCESS != rv) {
+        return io_error(p, rv, "opening the data file", u->id);
+    }
+    for (i = base; !err && i < base + n; i++) {
+        err = copy_chunk(a, u, dst, i, i == base + n - 1, chunk_size, &at, p);
+    }
+    if (!err && APR_SUCCESS == (rv = rs_data_truncate(dst, at)) && a->sync) {
+        rv = rs_data_sync(dst);
+    }
+    apr_file_close(dst);
+    if (!err && APR_SUCCESS != rv) {
+        err = io_error(p, rv, "assembling chunks", u->id);
+    }
+    u->length = u->offset = at;
+    return err;
+}
+
+static void remove_chunks(const rs_upload_t *u, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < u->chunk_count; i++) {
+        rs_data_remove(chunk_path(p, u, i), p);
+    }
+}
+
+/* Under the writer lock: assemble the complete run and publish. *u is the
+ * fresh record; nothing happens when another request finished it first. */
+/* The assembled data of u has the MD5 md5hex (lower-case hex)? */
+static rs_error_t *verify_md5(rs_upload_t *u, const char *md5hex,
+                              apr_pool_t *p)
+{
+    const char *got = md5_of(p, rs_data_path(p, u->dir, u->id), u->length);
+
+    if (!got) {
+        return io_error(p, APR_EGENERAL, "hashing", u->id);
+    }
+    if (strcmp(got, md5hex)) {
+        return rs_error_make(p, RS_ERR_CHECKSUM_MISMATCH, 0, "the file's MD5 "
+                             "is %s, not %s", got, md5hex);
+    }
+    return NULL;
+}
+
+static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
+                                   rs_upload_t *u, apr_off_t chunk_size,
+                                   const char *md5hex, apr_pool_t *p)
+{
+    append_ctx c = { e, a, u, NULL, NULL, p };
+    rs_upload_t *fresh;
+    rs_error_t *err = take_lock(&c);
+    int base, n;
+
+    if (err) {
+        return err;
+    }
+    if (!(err = lookup(e, u->id, p, &fresh))) {
+        *u = *fresh;
+    }
+    if (!err && RS_STATE_ACTIVE == u->state) {
+        n = chunk_run(u, &base);
+        err = n ? copy_chunks(a, u, base, n, chunk_size, p)
+                : rs_error_make(p, RS_ERR_INCOMPLETE, 0, "%d chunks missing",
+                                rs_upload_chunks_missing(u));
+        if (!err && md5hex) {
+            err = verify_md5(u, md5hex, p);
+        }
+        if (!err && !(err = complete_md5(e, a, u, md5hex, p))) {
+            remove_chunks(u, p);
+            rs_lock_remove_files(c.lock);
+        }
+    }
+    rs_lock_release(c.lock);
+    return err;
+}
+
+static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, const rs_chunk_t *c,
+                             apr_pool_t *p)
+{
+    rs_error_t *err;
+    int placed = 0, base;
+
+    if (!(u->flags & RS_UF_CHUNKED)) {
+        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    }
+    if (RS_STATE_COMPLETE == u->state) {
+        return NULL;                    /* a late re-send: nothing to do */
+    }
+    if ((err = check_chunk(u, c, p)) || (err = place_chunk(u, c, p, &placed))) {
+        return err;
+    }
+    err = mark_chunk(e, a, u, c, p);
+    if (placed && (err || RS_STATE_ACTIVE != u->state)) {
+        rs_data_remove(chunk_path(p, u, c->index), p); /* refused, or late */
+    }
+    if (err) {
+        return err;
+    }
+    if (RS_STATE_ACTIVE == u->state && declared(u) && chunk_run(u, &base)) {
+        err = assemble_chunks(e, a, u, 0, c->file_md5, p);
+        /* locked: another last chunk is assembling; this one is stored */
+        return err && RS_ERR_LOCKED == err->code ? NULL : err;
+    }
+    return NULL;
+}
+
+rs_error_t *rs_engine_chunk_put(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, const rs_chunk_t *c,
+                                apr_pool_t *p)
+{
+    rs_error_t *err = chunk_put(e, a, u, c, p);
+
+    rs_data_remove(c->spool, p);        /* consumed, whatever happened */
+    return err;
+}
+
+rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, apr_off_t chunk_size,
+                                  apr_pool_t *p)
+{
+    if (!(u->flags & RS_UF_CHUNKED)) {
+        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    }
+    if (RS_STATE_COMPLETE == u->state) {
+        return NULL;
+    }
+    return assemble_chunks(e, a, u, chunk_size, NULL, p);
+}
+
+/* ------------------------------------------------------------------------ */
 /* termination and expiry                                                    */
+
+/* Remove u's "k:" entry when it still names u. */
+static apr_status_t drop_key(rs_txn_t *txn, const rs_upload_t *u,
+                             apr_pool_t *p)
+{
+    const char *key = kkey(p, u->dir, u->owner, u->client_key);
+    char *val;
+    apr_size_t len;
+    apr_status_t rv = rs_store_get(txn, key, p, &val, &len);
+
+    if (APR_SUCCESS == rv && !strcmp(val, u->id)) {
+        return rs_store_delete(txn, key);
+    }
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+}
 
 /* Delete data, published file and record; leave a tombstone. The caller
  * holds the upload's lock. */
@@ -915,8 +1621,14 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     if (APR_SUCCESS == rv) {
         rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
     }
+    if (APR_SUCCESS == rv && u->client_key) {
+        rv = drop_key(txn, u, p);
+    }
     rs_store_end(txn);
     rs_data_remove(rs_data_path(p, u->dir, u->id), p);
+    if (u->flags & RS_UF_CHUNKED) {
+        remove_chunks(u, p);
+    }
     if ((u->flags & RS_UF_PUBLISHED) && u->path) {
         rs_data_remove(u->path, p);
     }
@@ -972,10 +1684,13 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
         }
         return 0;
     }
-    if (lookup(e, key + 2, p, &u) || !expired(u, now)) {
+    if (lookup(e, key + 2, p, &u)) {
         return 0;
     }
-    return expire_now(e, u, p);
+    if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {
+        index_later(e, u, p);
+    }
+    return expired(u, now) ? expire_now(e, u, p) : 0;
 }
 
 apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,

@@ -7,7 +7,12 @@
 
 /* Dispatch order: the most specific matchers first. */
 const rs_proto_t *const rs_protos[] = {
+    &rs_proto_ietf,
     &rs_proto_tus,
+    &rs_proto_offset,
+    &rs_proto_md5,
+    &rs_proto_flow,
+    &rs_proto_slice,
     NULL
 };
 

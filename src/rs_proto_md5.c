@@ -1,0 +1,399 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * "md5" front end: the MD5 handshake protocol of design document 002.
+ * Both requests arrive through the form intake (rs_form.h):
+ *
+ *   handshake  JSON {fileId, ext, chunkIds} (the seed posts it to
+ *              /api/upload/handshake as application/json).
+ *              -> {code:0, msg:'', data:[chunk ids still needed]}, or
+ *              data: the file's URL when content with MD5 fileId is
+ *              already stored in the area (instant upload: the stored file
+ *              gets a second name <fileId><ext>, a hard link).
+ *   chunk      multipart: file part "file", fields "chunkId", "fileId"
+ *              (the seed posts to /api/upload).
+ *              -> {code:0, msg:'', data:[chunk ids still needed]}
+ *
+ * Ids: fileId is the file's MD5 (32 hex); the seed client's chunk ids are
+ * the chunk's MD5 followed by the chunk's index ("<32 hex><index>"). Each
+ * chunk's bytes must have the MD5 its id names, and its id must be the
+ * one the handshake listed at that index; the whole file's MD5 is checked
+ * against fileId before it is published as <fileId><ext>. The chunk list
+ * is kept in the record's metadata field (32 hex per chunk, in order), so
+ * at most MD5_MAX_CHUNKS chunks.
+ *
+ * Errors keep the seed's envelope {code, msg, data:null} with code = the
+ * HTTP status. File URLs are "<origin>/upload/<name>": the seed client
+ * builds exactly that link itself, so the area's published files must be
+ * served under /upload/ (conf/seeds.conf has the Alias).
+ */
+
+#include <stdlib.h>
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <jansson.h>
+
+#include "rs_proto.h"
+#include "rs_form.h"
+#include "rs_hash.h"
+#include "rs_data.h"
+#include "rs_util.h"
+#include "rs_log.h"
+
+#define MD5_HEX 32
+#define MD5_MAX_CHUNKS 10000
+#define MD5_MAX_EXT 16
+#define MD5_FILES "/upload/"
+
+/* ------------------------------------------------------------------------ */
+/* answers                                                                   */
+
+static void answer(rs_req_t *req, int status, int code, const char *msg,
+                   json_t *data)
+{
+    json_t *o = json_pack("{s:i, s:s, s:o}", "code", code, "msg", msg,
+                          "data", data ? data : json_null());
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+    req->status = status;
+    req->content_type = "application/json; charset=utf-8";
+    req->text = s ? apr_pstrdup(req->pool, s) : "{}";
+    free(s);
+    json_decref(o);
+}
+
+static void fail_err(rs_req_t *req, rs_error_t *err)
+{
+    int status = RS_ERR_CHECKSUM_MISMATCH == err->code ? 400 : err->status;
+
+    req->error = err;
+    answer(req, status, status, err->detail ? err->detail : err->name, NULL);
+}
+
+static void fail(rs_req_t *req, rs_errcode_t code, const char *msg)
+{
+    fail_err(req, rs_error_make(req->pool, code, 0, "%s", msg));
+}
+
+/* Percent-encode a path segment (RFC 3986 unreserved kept). */
+static const char *escape_segment(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, 3 * strlen(s) + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (apr_isalnum(c) || strchr("-._~", c)) {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* "<origin>/upload/<published name>" */
+static const char *file_url(rs_req_t *req, const char *path)
+{
+    const char *u = req->base_url, *host = strstr(u, "://");
+    const char *slash = host ? strchr(host + 3, '/') : NULL;
+    const char *name = strrchr(path, '/');
+
+    return apr_pstrcat(req->pool, slash ? apr_pstrndup(req->pool, u, slash - u)
+                       : u, MD5_FILES, escape_segment(req->pool,
+                                                      name ? name + 1 : path),
+                       NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* ids                                                                       */
+
+static int is_md5(const char *s)
+{
+    int i;
+
+    for (i = 0; i < MD5_HEX; i++) {
+        if (!s[i] || !apr_isxdigit(s[i]) || apr_isupper(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int file_id_ok(const char *s)
+{
+    return s && strlen(s) == MD5_HEX && is_md5(s);
+}
+
+/* "<32 hex><decimal index>" -> index, or -1. */
+static int chunk_index(const char *id)
+{
+    const char *d;
+    int n = 0;
+
+    if (!id || strlen(id) < MD5_HEX + 1 || strlen(id) > MD5_HEX + 6
+        || !is_md5(id)) {
+        return -1;
+    }
+    for (d = id + MD5_HEX; *d; d++) {
+        if (!apr_isdigit(*d) || (d == id + MD5_HEX && *d == '0' && d[1])) {
+            return -1;
+        }
+        n = n * 10 + (*d - '0');
+    }
+    return n;
+}
+
+static int ext_ok(const char *ext)
+{
+    const char *c;
+
+    if (!ext || !*ext) {
+        return ext != NULL;
+    }
+    if (*ext != '.' || strlen(ext) > MD5_MAX_EXT || !ext[1]) {
+        return 0;
+    }
+    for (c = ext + 1; *c; c++) {
+        if (!apr_isalnum(*c)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *client_key(apr_pool_t *p, const char *file_id)
+{
+    return apr_pstrcat(p, "md5:", file_id, NULL);
+}
+
+/* The ids still needed by u: "<md5 of chunk i><i>" for each missing i. */
+static json_t *needed(const rs_upload_t *u)
+{
+    json_t *a = json_array();
+    int i, n = u->metadata ? (int)(strlen(u->metadata) / MD5_HEX) : 0;
+    char id[MD5_HEX + 16];
+
+    for (i = 0; a && i < n; i++) {
+        if (RS_STATE_COMPLETE != u->state && !rs_upload_chunk_has(u, i)) {
+            apr_snprintf(id, sizeof(id), "%.*s%d", MD5_HEX,
+                         u->metadata + (apr_size_t)i * MD5_HEX, i);
+            json_array_append_new(a, json_string(id));
+        }
+    }
+    return a;
+}
+
+/* ------------------------------------------------------------------------ */
+/* handshake                                                                 */
+
+/* chunkIds -> the concatenated chunk MD5s, or NULL when malformed. */
+static const char *chunk_list(apr_pool_t *p, json_t *ids)
+{
+    size_t i, n = json_array_size(ids);
+    char *list;
+
+    if (!json_is_array(ids) || n < 1 || n > MD5_MAX_CHUNKS) {
+        return NULL;
+    }
+    list = apr_palloc(p, n * MD5_HEX + 1);
+    for (i = 0; i < n; i++) {
+        const char *id = json_string_value(json_array_get(ids, i));
+        if (chunk_index(id) != (int)i) {
+            return NULL;
+        }
+        memcpy(list + i * MD5_HEX, id, MD5_HEX);
+    }
+    list[n * MD5_HEX] = '\0';
+    return list;
+}
+
+/* Content already stored: give it the name <fileId><ext> too. */
+static int instant(rs_req_t *req, const char *file_id, const char *ext)
+{
+    const char *path, *final;
+    rs_error_t *err = rs_engine_content_find(req->engine, req->area, file_id,
+                                             req->pool, &path);
+    const char *name = apr_pstrcat(req->pool, file_id, ext, NULL);
+    apr_status_t rv;
+
+    if (err) {
+        return 0;
+    }
+    if (!strcmp(strrchr(path, '/') + 1, name)) {
+        final = path;
+    }
+    else if (APR_SUCCESS != (rv = rs_data_publish(req->pool, path,
+                                                 req->area->dir, name, 1,
+                                                 &final))) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, req->pool,
+                      RS_LOGNO(07020) "md5: linking %s as %s failed", path,
+                      name);
+        return 0;
+    }
+    answer(req, 200, 0, "", json_string(file_url(req, final)));
+    return 1;
+}
+
+static rs_error_t *create(rs_req_t *req, const char *file_id, const char *ext,
+                          const char *list, rs_upload_t **pu)
+{
+    rs_upload_t *u = rs_upload_make(req->pool, NULL);
+    int n = (int)(strlen(list) / MD5_HEX);
+
+    u->proto = RS_PROTO_MD5;
+    u->flags = RS_UF_CHUNKED;
+    u->owner = req->user;
+    u->client_key = client_key(req->pool, file_id);
+    u->filename = apr_pstrcat(req->pool, file_id, ext, NULL);
+    u->metadata = list;
+    u->chunk_count = n + 1;             /* a declared count: see rs_engine */
+    u->chunk_map = apr_pcalloc(req->pool, (n + 1 + 7) / 8);
+    *pu = u;
+    return rs_engine_create(req->engine, req->area, u, req->pool);
+}
+
+static void handshake(rs_req_t *req, json_t *j)
+{
+    const char *file_id = json_string_value(json_object_get(j, "fileId"));
+    const char *ext = json_string_value(json_object_get(j, "ext"));
+    const char *list = chunk_list(req->pool, json_object_get(j, "chunkIds"));
+    rs_upload_t *u;
+    rs_error_t *err;
+
+    if (!file_id_ok(file_id) || !ext_ok(ext) || !list) {
+        fail(req, RS_ERR_BAD_REQUEST, "fileId (an MD5), ext and chunkIds "
+             "(chunk MD5 + index) are required");
+        return;
+    }
+    if (instant(req, file_id, ext)) {
+        return;
+    }
+    err = rs_engine_find_key(req->engine, req->area, req->user,
+                             client_key(req->pool, file_id), req->pool, &u);
+    if (!err && RS_STATE_ACTIVE == u->state
+        && (!u->metadata || strcmp(u->metadata, list))) {
+        /* the client cut the file differently: start over */
+        rs_engine_terminate(req->engine, req->area, u, req->pool);
+    }
+    if (!err && (RS_STATE_ACTIVE != u->state || !u->metadata
+                 || strcmp(u->metadata, list))) {
+        err = rs_error_make(req->pool, RS_ERR_NOT_FOUND, 0, NULL);
+    }
+    if (err && RS_ERR_NOT_FOUND == err->code) {
+        err = create(req, file_id, ext, list, &u);
+    }
+    if (err) {
+        fail_err(req, err);
+        return;
+    }
+    answer(req, 200, 0, "", needed(u));
+}
+
+/* ------------------------------------------------------------------------ */
+/* chunk                                                                     */
+
+static int spool_md5_ok(rs_req_t *req, const rs_form_t *f, const char *id)
+{
+    unsigned char d[RS_HASH_MAX];
+    apr_size_t n = 0;
+    apr_file_t *fd;
+    apr_status_t rv = apr_file_open(&fd, f->file_path, APR_FOPEN_READ
+                                    | APR_FOPEN_BINARY, 0, req->pool);
+
+    if (APR_SUCCESS == rv) {
+        rv = rs_hash_file_range("md5", fd, 0, f->file_size, d, &n, req->pool);
+        apr_file_close(fd);
+    }
+    return APR_SUCCESS == rv
+           && !strncmp(rs_util_hex(req->pool, d, n), id, MD5_HEX);
+}
+
+static rs_error_t *check_chunk(rs_req_t *req, const rs_form_t *f,
+                               const rs_upload_t *u, const char *chunk_id,
+                               int index)
+{
+    int n = u->metadata ? (int)(strlen(u->metadata) / MD5_HEX) : 0;
+
+    if (index < 0 || index >= n
+        || strncmp(u->metadata + (apr_size_t)index * MD5_HEX, chunk_id,
+                   MD5_HEX)) {
+        return rs_error_make(req->pool, RS_ERR_BAD_REQUEST, 0, "chunkId %s "
+                             "is not one of this file's chunks", chunk_id);
+    }
+    if (!spool_md5_ok(req, f, chunk_id)) {
+        return rs_error_make(req->pool, RS_ERR_CHECKSUM_MISMATCH, 0, "the "
+                             "chunk's MD5 does not match its chunkId");
+    }
+    return NULL;
+}
+
+static void chunk(rs_req_t *req, rs_form_t *f)
+{
+    const char *file_id = apr_table_get(f->fields, "fileId");
+    const char *chunk_id = apr_table_get(f->fields, "chunkId");
+    int index = chunk_index(chunk_id);
+    rs_chunk_t c = { 0, 0, NULL, NULL };
+    rs_upload_t *u = NULL;
+    rs_error_t *err;
+
+    if (!file_id_ok(file_id) || index < 0) {
+        fail(req, RS_ERR_BAD_REQUEST, "fileId and chunkId are required");
+        return;
+    }
+    err = rs_engine_find_key(req->engine, req->area, req->user,
+                             client_key(req->pool, file_id), req->pool, &u);
+    if (!err && RS_STATE_COMPLETE != u->state) {
+        err = check_chunk(req, f, u, chunk_id, index);
+    }
+    if (!err) {
+        c.index = index;
+        c.spool = f->file_path;
+        c.file_md5 = file_id;
+        err = rs_engine_chunk_put(req->engine, req->area, u, &c, req->pool);
+        f->file_path = NULL;
+        if (err && RS_ERR_CHECKSUM_MISMATCH == err->code) {
+            /* every chunk verified, the whole does not: fileId is wrong */
+            rs_engine_terminate(req->engine, req->area, u, req->pool);
+        }
+    }
+    if (err) {
+        fail_err(req, err);
+        return;
+    }
+    answer(req, 200, 0, "", needed(u));
+}
+
+/* ------------------------------------------------------------------------ */
+/* front end                                                                 */
+
+static int md5_match_form(rs_req_t *req, const rs_form_t *f)
+{
+    if (f->json) {
+        return json_is_object(f->json)
+               && json_object_get(f->json, "fileId")
+               && json_object_get(f->json, "chunkIds");
+    }
+    return f->file_field && !strcmp(f->file_field, "file")
+           && apr_table_get(f->fields, "chunkId")
+           && apr_table_get(f->fields, "fileId");
+}
+
+static void md5_handle_form(rs_req_t *req, rs_form_t *f)
+{
+    if (f->json) {
+        handshake(req, f->json);
+    }
+    else {
+        chunk(req, f);
+    }
+}
+
+/* Only through the form intake: no match() of its own. */
+const rs_proto_t rs_proto_md5 = {
+    "md5", RS_PROTO_MD5, NULL, NULL, NULL, 0,
+    md5_match_form, md5_handle_form
+};

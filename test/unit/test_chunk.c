@@ -1,0 +1,237 @@
+/* Licensed under the Apache License, Version 2.0. */
+/* Unit tests of the engine's chunk mode, client keys and content index
+ * (rs_engine_chunk_put/merge, rs_engine_find_key, rs_engine_content_find)
+ * against a real store and data directory. */
+
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include "rs_test.h"
+#include "rs_engine.h"
+#include "rs_store.h"
+#include "rs_data.h"
+#include "rs_hash.h"
+#include "rs_util.h"
+
+static rs_engine_t eng;
+static rs_area_t area;
+static int spools;
+
+static void setup(apr_pool_t *p)
+{
+    const char *dir = rs_test_tmpdir(p, "chunk"), *st;
+
+    memset(&eng, 0, sizeof(eng));
+    memset(&area, 0, sizeof(area));
+    rs_store_create(&eng.store, "sdbm", apr_pstrcat(p, dir, "/state", NULL),
+                    NULL, p);
+    eng.write_buffer = 4096;
+    area.dir = apr_pstrcat(p, dir, "/files", NULL);
+    apr_dir_make_recursive(area.dir, APR_OS_DEFAULT, p);
+    rs_data_staging(p, area.dir, 1, &st);
+    area.max_size = 100000;
+    area.expire = apr_time_from_sec(3600);
+    area.lock_wait = apr_time_from_msec(100);
+    area.stall_time = apr_time_from_sec(1);
+    area.protocols = ~0u;
+}
+
+/* A spool file holding s, as the form intake leaves it. */
+static const char *spool(apr_pool_t *p, const char *s)
+{
+    const char *path = apr_psprintf(p, "%s/" RS_STAGING_DIR "/sp-%d",
+                                    area.dir, ++spools);
+    apr_file_t *f;
+    apr_size_t n = strlen(s);
+
+    apr_file_open(&f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE
+                  | APR_FOPEN_TRUNCATE, APR_OS_DEFAULT, p);
+    apr_file_write_full(f, s, n, NULL);
+    apr_file_close(f);
+    return path;
+}
+
+static int exists(apr_pool_t *p, const char *path)
+{
+    apr_finfo_t fi;
+
+    return APR_SUCCESS == apr_stat(&fi, path, APR_FINFO_TYPE, p);
+}
+
+static const char *content(apr_pool_t *p, const char *path)
+{
+    char *buf = apr_pcalloc(p, 1024);
+    apr_file_t *f;
+    apr_size_t n = 1023;
+
+    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ, 0, p)) {
+        return NULL;
+    }
+    apr_file_read(f, buf, &n);
+    apr_file_close(f);
+    return buf;
+}
+
+static rs_upload_t *make(apr_pool_t *p, const char *key, const char *name)
+{
+    rs_upload_t *u = rs_upload_make(p, NULL);
+
+    u->proto = RS_PROTO_SLICE;
+    u->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    u->client_key = key;
+    u->filename = name;
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, u, p));
+    return u;
+}
+
+static rs_error_t *put(apr_pool_t *p, rs_upload_t *u, int index, int total,
+                       const char *s, const char *md5)
+{
+    rs_chunk_t c;
+
+    c.index = index;
+    c.total = total;
+    c.spool = spool(p, s);
+    c.file_md5 = md5;
+    return rs_engine_chunk_put(&eng, &area, u, &c, p);
+}
+
+static int code(rs_error_t *err)
+{
+    return err ? (int)err->code : RS_ERR_NONE;
+}
+
+static void test_merge(apr_pool_t *p)
+{
+    rs_upload_t *u = make(p, "slice:m.txt", "m.txt");
+    const char *sp;
+    rs_chunk_t c;
+
+    RS_CHECK(NULL == put(p, u, 2, 0, "cc", NULL));
+    RS_CHECK(NULL == put(p, u, 0, 0, "aaa", NULL));
+    RS_CHECK(RS_ERR_INCOMPLETE == code(rs_engine_chunk_merge(&eng, &area, u,
+                                                             3, p)));
+    RS_CHECK(NULL == put(p, u, 1, 0, "bbb", NULL));
+    RS_CHECK(NULL == put(p, u, 1, 0, "bbb", NULL));         /* re-send */
+    c.index = 1;
+    c.total = 0;
+    c.spool = sp = spool(p, "BBB");
+    c.file_md5 = NULL;
+    RS_CHECK(RS_ERR_CHUNK_CONFLICT == code(rs_engine_chunk_put(&eng, &area,
+                                                               u, &c, p)));
+    RS_CHECK(!exists(p, sp));                   /* the spool is consumed */
+    RS_CHECK(RS_ERR_INCONSISTENT_LENGTH
+             == code(rs_engine_chunk_merge(&eng, &area, u, 2, p)));
+    RS_CHECK(RS_STATE_ACTIVE == u->state);
+    RS_CHECK(NULL == rs_engine_chunk_merge(&eng, &area, u, 3, p));
+    RS_CHECK(RS_STATE_COMPLETE == u->state && 8 == u->length);
+    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/m.txt", NULL)),
+                 "aaabbbcc");
+    RS_CHECK(!exists(p, apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c0",
+                                     area.dir, u->id)));
+    RS_CHECK(NULL == rs_engine_chunk_merge(&eng, &area, u, 3, p));
+    RS_CHECK(NULL == put(p, u, 0, 0, "late", NULL));    /* after: a no-op */
+}
+
+static void test_declared(apr_pool_t *p)
+{
+    rs_upload_t *u = make(p, "slice:d.txt", "d.txt");
+
+    RS_CHECK(NULL == put(p, u, 3, 3, "3", NULL));           /* 1-based */
+    RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, u, 0, 3, "0", NULL)));
+    RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, u, 4, 3, "4", NULL)));
+    RS_CHECK(RS_ERR_INCONSISTENT_LENGTH == code(put(p, u, 1, 4, "1", NULL)));
+    RS_CHECK(NULL == put(p, u, 1, 3, "1", NULL));
+    RS_CHECK(RS_STATE_ACTIVE == u->state);
+    RS_CHECK(NULL == put(p, u, 2, 0, "2", NULL));
+    RS_CHECK(RS_STATE_COMPLETE == u->state);
+    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/d.txt", NULL)), "123");
+
+    u = make(p, "slice:z.txt", "z.txt");                    /* 0-based */
+    RS_CHECK(NULL == put(p, u, 0, 3, "x", NULL));
+    RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, u, 3, 3, "!", NULL)));
+    RS_CHECK(NULL == put(p, u, 2, 3, "z", NULL));
+    RS_CHECK(RS_STATE_ACTIVE == u->state);
+    RS_CHECK(NULL == put(p, u, 1, 3, "y", NULL));
+    RS_CHECK(RS_STATE_COMPLETE == u->state);
+    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/z.txt", NULL)), "xyz");
+    RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, make(p, "slice:r", "r"),
+                                            RS_UPLOAD_MAX_CHUNKS, 0, "r",
+                                            NULL)));
+}
+
+static const char *md5hex(apr_pool_t *p, const char *s)
+{
+    unsigned char d[RS_HASH_MAX];
+    apr_size_t n = 0;
+    rs_hash_t *h;
+
+    rs_hash_create(&h, "md5", p);
+    rs_hash_update(h, s, strlen(s));
+    rs_hash_final(h, d, &n);
+    return rs_util_hex(p, d, n);
+}
+
+static void test_md5(apr_pool_t *p)
+{
+    rs_upload_t *u = make(p, "md5:x", "bad.txt");
+    const char *path;
+    int removed;
+
+    RS_CHECK(NULL == put(p, u, 0, 2, "he", md5hex(p, "hello")));
+    RS_CHECK(RS_ERR_CHECKSUM_MISMATCH
+             == code(put(p, u, 1, 2, "LLO", md5hex(p, "hello"))));
+    RS_CHECK(!exists(p, apr_pstrcat(p, area.dir, "/bad.txt", NULL)));
+    u = make(p, "md5:y", "good.txt");
+    RS_CHECK(NULL == put(p, u, 1, 2, "llo", md5hex(p, "hello")));
+    RS_CHECK(NULL == put(p, u, 0, 2, "he", md5hex(p, "hello")));
+    RS_CHECK(RS_STATE_COMPLETE == u->state);
+    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, md5hex(p, "hello"),
+                                            p, &path));
+    RS_CHECK_STR(path, apr_pstrcat(p, area.dir, "/good.txt", NULL));
+    /* the slice upload above is indexed by the sweep, not on completion */
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+             md5hex(p, "xyz"), p, &path)));
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p, &removed));
+    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, md5hex(p, "xyz"), p,
+                                            &path));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+             md5hex(p, "nothing"), p, &path)));
+    apr_file_remove(apr_pstrcat(p, area.dir, "/good.txt", NULL), p);
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+             md5hex(p, "hello"), p, &path)));
+}
+
+static void test_keys(apr_pool_t *p)
+{
+    rs_upload_t *u = make(p, "key-1", "k.txt"), *v, *w;
+    char *big = apr_pcalloc(p, RS_ENGINE_MAX_KEY + 2);
+    rs_area_t other = area;
+
+    RS_CHECK(NULL == rs_engine_find_key(&eng, &area, "", "key-1", p, &v));
+    RS_CHECK_STR(v->id, u->id);
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "bob",
+                                                         "key-1", p, &v)));
+    other.dir = apr_pstrcat(p, area.dir, "/sub", NULL);
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &other, "",
+                                                         "key-1", p, &v)));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "",
+                                                         "key-2", p, &v)));
+    memset(big, 'k', RS_ENGINE_MAX_KEY + 1);
+    RS_CHECK(RS_ERR_BAD_REQUEST == code(rs_engine_find_key(&eng, &area, "",
+                                                           big, p, &v)));
+    w = make(p, "key-1", "k2.txt");             /* a concurrent create */
+    RS_CHECK_STR(w->id, u->id);
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u, p));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "",
+                                                         "key-1", p, &v)));
+}
+
+void suite_chunk(apr_pool_t *p)
+{
+    setup(p);
+    test_merge(p);
+    test_declared(p);
+    test_md5(p);
+    test_keys(p);
+}
