@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=(apache2 apache2-dev apache2-utils libssl-dev libjansson-dev make gcc
-           curl python3-pytest python3-requests procps chromium)
+           curl python3-pytest python3-requests procps chromium
+           clang libclang-rt-14-dev)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
@@ -31,5 +32,6 @@ fi
 
 make WERROR=1
 make WERROR=1 unit
+make fuzz FUZZ_SECONDS=5
 make lint
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider test "$@"

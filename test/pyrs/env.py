@@ -20,6 +20,12 @@ from .client import RsClient, Tus, set_default_base
 
 APACHE = os.environ.get('RS_APACHE', '/usr/sbin/apache2')
 MODULES_DIR = os.environ.get('RS_MODULES_DIR', '/usr/lib/apache2/modules')
+# Sanitizer runs (make asan-test): RS_MODULE is the module httpd loads
+# instead of .libs/mod_resumable.so (the harness does not build it),
+# RS_PRELOAD the sanitizer runtime httpd runs with (LD_PRELOAD). Reports go
+# to gen/sanitizer/report.<pid>; check_log() turns them into failures.
+RS_MODULE = os.environ.get('RS_MODULE')
+RS_PRELOAD = os.environ.get('RS_PRELOAD')
 
 # httpd modules every generated config loads (mpm first)
 BASE_MODULES = ['mpm_event', 'authz_core', 'authz_host', 'authn_core',
@@ -157,7 +163,8 @@ class RsEnv:
         self.port = port or _free_port()
         self.host = '127.0.0.1'
         self.url = f'http://{self.host}:{self.port}'
-        self.module_path = self.repo / '.libs' / 'mod_resumable.so'
+        self.module_path = (Path(RS_MODULE) if RS_MODULE
+                            else self.repo / '.libs' / 'mod_resumable.so')
         self.apache = APACHE
         self.conf_path = self.gen / 'conf' / 'httpd.conf'
         self.logs = self.gen / 'logs'
@@ -210,6 +217,8 @@ class RsEnv:
 
     def build(self):
         """Run make when the module is missing or older than its sources."""
+        if RS_MODULE:
+            return
         srcs = [self.repo / 'mod_resumable.c', self.repo / 'Makefile',
                 self.repo / 'Makefile.apxs', self.repo / 'exports.map']
         srcs += [Path(p) for p in glob.glob(str(self.repo / 'src' / '*.c'))]
@@ -341,7 +350,8 @@ class RsEnv:
         """apache2 -t on the config: (exit code, stdout+stderr)."""
         r = subprocess.run([self.apache, '-t', '-d', str(self.gen), '-f',
                             str(conf_path or self.conf_path)],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60,
+                           env=self.httpd_env())
         return r.returncode, r.stdout + r.stderr
 
     def apache_fail(self, timeout=10):
@@ -365,7 +375,8 @@ class RsEnv:
     def _apachectl(self, cmd):
         return subprocess.run([self.apache, '-d', str(self.gen), '-f',
                                str(self.conf_path), '-k', cmd],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60,
+                              env=self.httpd_env())
 
     def pid(self):
         try:
@@ -583,7 +594,37 @@ class RsEnv:
         text = raw.decode('utf-8', 'replace')
         tags = self._class_allow[0] + (self._test_allow[0] if include_test else [])
         pats = self._class_allow[1] + (self._test_allow[1] if include_test else [])
-        return self.bad_lines(text, tags, pats)
+        return self.bad_lines(text, tags, pats) + self.sanitizer_reports()
+
+    # ---- sanitizer runs (RS_PRELOAD) -----------------------------------------
+    def httpd_env(self):
+        """Environment of httpd: None (inherit) unless RS_PRELOAD is set."""
+        if not RS_PRELOAD:
+            return None
+        d = self.mkdir_www(self.gen / 'sanitizer')
+        opts = f'log_path={d}/report:print_stacktrace=1'
+        e = dict(os.environ)
+        e['LD_PRELOAD'] = RS_PRELOAD
+        e['ASAN_OPTIONS'] = (opts + ':detect_leaks=0:halt_on_error=0'
+                             ':verify_asan_link_order=0')
+        e['UBSAN_OPTIONS'] = opts + ':halt_on_error=0'
+        return e
+
+    def sanitizer_reports(self):
+        """Lines of new sanitizer reports (each report file is read once,
+        then renamed to *.seen)."""
+        d = self.gen / 'sanitizer'
+        if not RS_PRELOAD or not d.is_dir():
+            return []
+        out = []
+        for f in sorted(d.glob('report.*')):
+            if f.suffix == '.seen':
+                continue
+            text = f.read_text(errors='replace')
+            f.rename(f.with_name(f.name + '.seen'))
+            out += [f'sanitizer ({f.name}): {line}'
+                    for line in text.splitlines() if line.strip()]
+        return out
 
     def end_test(self):
         bad = self._pending_bad + self.check_log(include_test=True)

@@ -1,0 +1,280 @@
+"""91x: SIGKILL of the child serving an upload at >= 50 random points.
+
+Kill points: PATCH bodies (plain and checksummed), creation-with-upload,
+final concatenation (assembly at creation of the final, and assembly
+triggered by the last partial's PATCH). After every kill: the reported
+offset is never ahead of the bytes on disk and those bytes are the client's
+bytes; every upload then resumes to a sha256-identical file; finally
+resumablectl verify finds every record consistent with its data file.
+Every loop is bounded; the random points come from a fixed seed.
+"""
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from pyrs.client import OCTET, abort_socket, digest_b64, make_data, sha256, \
+    split_url, upload_id
+from pyrs.ctl import resumablectl
+from pyrs.env import RsArea
+
+AREA = 'kill'
+SEED = 9100
+KILLS = {'count': 0}        # kill points survived in this module (>= 51)
+ALLOW = dict(patterns=[r'exit signal Killed', r'\[resumable:warn\]'])
+
+
+def _alive(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] not in ('Z', 'X')
+    except (OSError, IndexError):
+        return False
+
+
+def serving_child(env, sock, timeout=10):
+    deadline = time.time() + timeout
+    pid = None
+    while time.time() < deadline and not pid:
+        pid = env.child_for_connection(sock)
+        if not pid:
+            time.sleep(0.005)
+    assert pid, 'no child holds the connection'
+    return pid
+
+
+def kill_serving(env, sock, timeout=10, pid=None):
+    """SIGKILL the child holding the server side of sock (pid, when known
+    already); wait until it is gone and the server answers again."""
+    deadline = time.time() + timeout
+    pid = pid or serving_child(env, sock, timeout)
+    os.kill(pid, signal.SIGKILL)
+    while time.time() < deadline and _alive(pid):
+        time.sleep(0.01)
+    abort_socket(sock)
+    assert env.wait_live(max(1, deadline - time.time())), 'server gone'
+    KILLS['count'] += 1
+    return pid
+
+
+def head_retry(tus, url, timeout=15):
+    """HEAD until it is not refused as locked (the lock of a killed writer
+    is released by the kernel; a takeover may need a moment)."""
+    deadline = time.time() + timeout
+    while True:
+        r = tus.head(url)
+        if r.status != 423 or time.time() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def check_disk(env, tus, url, data, area, expect_max=None):
+    """The reported offset is never ahead of the data file, whose first
+    `offset` bytes are the client's. Returns the offset."""
+    r = head_retry(tus, url)
+    assert r.status == 200, r
+    off = int(r.headers['Upload-Offset'])
+    assert 0 <= off <= len(data), off
+    if expect_max is not None:
+        assert off <= expect_max, (off, expect_max)
+    if off < len(data):
+        f = env.staged_data_file(area, upload_id(url))
+        assert f is not None, 'data file missing'
+        disk = f.read_bytes()
+        assert len(disk) >= off, (len(disk), off)
+        assert disk[:off] == data[:off], 'data file differs from the client bytes'
+    return off
+
+
+def wait_for_file(env, area, uid, timeout=5):
+    """-> a function that waits (bounded) until the data file of uid is not
+    empty."""
+    def wait():
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            f = env.staged_data_file(area, uid)
+            if f and f.stat().st_size > 0:
+                return True
+            time.sleep(0.0005)
+        return False
+    return wait
+
+
+def patch_headers(tus, off, extra=None):
+    h = dict(tus.base_headers)
+    h.update({'Upload-Offset': str(off), 'Content-Type': OCTET})
+    h.update(extra or {})
+    return h
+
+
+def patch_kill(env, tus, url, data, off, rnd, checksum=False, whole=False):
+    """Start a PATCH of the rest, send a random prefix (with whole: maybe
+    all of it, racing the response), SIGKILL the child."""
+    rest = data[off:]
+    n = rnd.randrange(0, len(rest) + (1 if whole else 0))
+    extra = {'Upload-Checksum': 'sha1 ' + digest_b64('sha1', rest)} if checksum else None
+    s = env.client.send_partial('PATCH', url, patch_headers(tus, off, extra),
+                                rest[:n], len(rest))
+    time.sleep(rnd.choice([0, 0, 0.002, 0.01, 0.03]))
+    kill_serving(env, s)
+    return n
+
+
+def patch_retry(tus, url, data, off, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        r = tus.patch(url, off, data[off:])
+        if r.status != 423 or time.time() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def resume(env, tus, url, data, area, download=True):
+    """PATCH the rest; the result is the client's file (a partial is not
+    downloadable: its data file is compared)."""
+    off = check_disk(env, tus, url, data, area)
+    if off < len(data):
+        r = patch_retry(tus, url, data, off)
+        assert r.status == 204, r
+        assert int(r.headers['Upload-Offset']) == len(data)
+    if not download:
+        f = env.staged_data_file(area, upload_id(url))
+        assert f is not None and sha256(f.read_bytes()) == sha256(data)
+        return
+    r = tus.get(url)
+    assert r.status == 200 and len(r.body) == len(data), \
+        (r.status, len(r.body), len(data), r.body[:200])
+    assert sha256(r.body) == sha256(data)
+
+
+def ctl(env, *args):
+    """Output of resumablectl on the server's database (read-only use)."""
+    return resumablectl(env, env.statedb, *args)[1]
+
+
+def ctl_verify(env):
+    """resumablectl verify on the running server's database: exit 0."""
+    rc, out = resumablectl(env, env.statedb, 'verify')
+    assert rc == 0, out
+    return out
+
+
+@pytest.mark.slow
+class TestKill:
+    CONF = dict(areas=[RsArea('/files/', dir=AREA,
+                              directives=['ResumableExpire 1h',
+                                          'ResumableLockWait 5',
+                                          'ResumableStallTime 2'])])
+    ALLOW_ERRORS = ALLOW
+
+    def test_rs_910_01_patch(self, env):
+        """30 kills in PATCH bodies, 5 per upload, then resume."""
+        tus, area, rnd = env.tus('/files/'), env.area_dir(AREA), random.Random(SEED)
+        for i in range(6):
+            data = make_data(rnd.randrange(64 * 1024, 512 * 1024), seed=SEED + i)
+            url = tus.create(length=len(data), metadata={'filename': f'k{i}.bin'})
+            off = 0
+            for _ in range(5):
+                sent = patch_kill(env, tus, url, data, off, rnd)
+                off = check_disk(env, tus, url, data, area, expect_max=off + sent)
+            resume(env, tus, url, data, area)
+
+    def test_rs_910_02_patch_checksum(self, env):
+        """8 kills in checksummed PATCHes: unverified bytes never count."""
+        tus, area, rnd = env.tus('/files/'), env.area_dir(AREA), random.Random(SEED + 1)
+        for i in range(2):
+            data = make_data(256 * 1024 + i, seed=SEED + 10 + i)
+            url = tus.create(length=len(data))
+            r = tus.patch(url, 0, data[:1000])
+            assert r.status == 204, r
+            off = 1000
+            for _ in range(4):
+                sent = patch_kill(env, tus, url, data, off, rnd, checksum=True,
+                                  whole=True)
+                new = check_disk(env, tus, url, data, area)
+                # the whole checksummed body or nothing of it
+                assert new == off or (new == len(data) and sent == len(data) - off), \
+                    (off, new, sent)
+                off = new
+                if off == len(data):
+                    break
+            resume(env, tus, url, data, area)
+
+    def test_rs_910_03_creation_with_upload(self, env):
+        """8 kills during creation-with-upload; the client creates again."""
+        tus, area, rnd = env.tus('/files/'), env.area_dir(AREA), random.Random(SEED + 2)
+        for i in range(8):
+            data = make_data(rnd.randrange(32 * 1024, 256 * 1024), seed=SEED + 20 + i)
+            h = dict(tus.base_headers)
+            h.update({'Upload-Length': str(len(data)), 'Content-Type': OCTET})
+            n = rnd.randrange(0, len(data))
+            s = env.client.send_partial('POST', '/files/', h, data[:n], len(data))
+            time.sleep(rnd.choice([0, 0.002, 0.01]))
+            kill_serving(env, s)
+        url = tus.create(length=len(data), body=data)
+        assert check_disk(env, tus, url, data, area) == len(data)
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_910_04_concat_final(self, env):
+        """6 kills while a final concatenation is assembled at creation."""
+        tus, area, rnd = env.tus('/files/'), env.area_dir(AREA), random.Random(SEED + 3)
+        parts = [make_data(3 * 1024 * 1024 + k, seed=SEED + 30 + k) for k in range(3)]
+        urls = []
+        for d in parts:
+            u = tus.create(length=len(d), concat='partial')
+            tus.upload_rest(u, d, 0)
+            urls.append(u)
+        value = 'final;' + ' '.join(split_url(u)[0] for u in urls)
+        h = dict(tus.base_headers)
+        h['Upload-Concat'] = value
+        for _ in range(6):
+            s = env.client.send_partial('POST', '/files/', h, b'', 0)
+            time.sleep(rnd.choice([0, 0.001, 0.003, 0.008]))
+            kill_serving(env, s)
+            for u, d in zip(urls, parts):    # partials stay intact
+                assert check_disk(env, tus, u, d, area) == len(d)
+        final = tus.create(concat=value)
+        assert sha256(tus.get(final).body) == sha256(b''.join(parts))
+
+    def test_rs_910_05_concat_by_last_partial(self, env):
+        """5 kills while the last partial's PATCH assembles a waiting final:
+        after a random delay, or (odd rounds) as soon as the final's data
+        file shows that the assembly is under way."""
+        tus, area, rnd = env.tus('/files/'), env.area_dir(AREA), random.Random(SEED + 4)
+        for i in range(5):
+            a = make_data(2 * 1024 * 1024, seed=SEED + 40 + i)
+            b = make_data(1024 * 1024 + i, seed=SEED + 50 + i)
+            ua = tus.create(length=len(a), concat='partial')
+            tus.upload_rest(ua, a, 0)
+            ub = tus.create(length=len(b), concat='partial')
+            final = tus.create(concat=f'final;{split_url(ua)[0]} {split_url(ub)[0]}',
+                               headers={'Tus-Resumable': '1.0.0'})
+            s = env.client.send_partial('PATCH', ub, patch_headers(tus, 0), b'', len(b))
+            pid = serving_child(env, s)
+            if i % 2:
+                assembly_started = wait_for_file(env, area, upload_id(final))
+                s.sendall(b)
+                assembly_started()
+            else:
+                s.sendall(b)
+                time.sleep(rnd.choice([0, 0.002, 0.005, 0.01, 0.02]))
+            kill_serving(env, s, pid=pid)
+            resume(env, tus, ub, b, area, download=False)
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                r = head_retry(tus, final)
+                if r.status == 200 and r.headers.get('Upload-Offset') == str(len(a) + len(b)):
+                    break
+                time.sleep(0.2)
+            assert r.status == 200 and r.headers.get('Upload-Offset') == str(len(a) + len(b)), \
+                (f'kill {i}: final not assembled after the kill: {r}\n'
+                 + ctl(env, 'show', upload_id(ub)) + ctl(env, 'show', upload_id(final)))
+            assert sha256(tus.get(final).body) == sha256(a + b)
+
+    def test_rs_910_06_verify(self, env):
+        """The database agrees with the data files after all kills
+        (resumablectl verify, read-only while httpd runs)."""
+        out = ctl_verify(env)
+        assert 'verify:' in out and ' 0 problems' in out, out

@@ -1,0 +1,201 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * Unit tests of rs_ctl (resumablectl's core): load, check, repair and
+ * adopt against a real sdbm store and data files in a temporary directory.
+ */
+
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+
+#include "rs_test.h"
+#include "rs_ctl.h"
+#include "rs_store.h"
+#include "rs_data.h"
+#include "rs_upload.h"
+
+#define ID_OK    "AAAAAAAAAAAAAAAAAAAAAA"
+#define ID_AHEAD "BBBBBBBBBBBBBBBBBBBBBB"
+#define ID_NODAT "CCCCCCCCCCCCCCCCCCCCCC"
+#define ID_NOPUB "DDDDDDDDDDDDDDDDDDDDDD"
+#define ID_BAD   "EEEEEEEEEEEEEEEEEEEEEE"
+#define ID_ORPH  "FFFFFFFFFFFFFFFFFFFFFF"
+
+static void put_record(rs_store_t *s, rs_upload_t *u, apr_pool_t *p)
+{
+    char *buf;
+    apr_size_t len;
+
+    RS_CHECK(APR_SUCCESS == rs_upload_encode(u, p, &buf, &len));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, apr_pstrcat(p, "u:", u->id,
+                                                         NULL), buf, len, p));
+}
+
+static void write_file(const char *path, apr_size_t n, apr_pool_t *p)
+{
+    apr_file_t *f;
+    char buf[64];
+
+    memset(buf, 'x', sizeof(buf));
+    RS_CHECK(APR_SUCCESS == apr_file_open(&f, path, APR_FOPEN_WRITE
+                                          | APR_FOPEN_CREATE
+                                          | APR_FOPEN_TRUNCATE,
+                                          APR_OS_DEFAULT, p));
+    apr_file_write_full(f, buf, n, NULL);
+    apr_file_close(f);
+}
+
+static rs_upload_t *active(apr_pool_t *p, const char *dir, const char *id,
+                           apr_off_t offset, apr_off_t data)
+{
+    rs_upload_t *u = rs_upload_make(p, id);
+
+    u->dir = dir;
+    u->length = 64;
+    u->offset = offset;
+    u->owner = "";
+    if (data >= 0) {
+        write_file(rs_data_path(p, dir, id), (apr_size_t)data, p);
+    }
+    return u;
+}
+
+static rs_ctl_item_t *find(apr_array_header_t *items, const char *id)
+{
+    int i;
+
+    for (i = 0; i < items->nelts; i++) {
+        rs_ctl_item_t *it = APR_ARRAY_IDX(items, i, rs_ctl_item_t *);
+        if (!strcmp(it->id, id)) {
+            return it;
+        }
+    }
+    return NULL;
+}
+
+static void make_state(rs_store_t *s, const char *dir, apr_pool_t *p)
+{
+    const char *staging;
+    rs_upload_t *u;
+
+    RS_CHECK(APR_SUCCESS == rs_data_staging(p, dir, 1, &staging));
+    put_record(s, active(p, dir, ID_OK, 10, 12), p);
+    put_record(s, active(p, dir, ID_AHEAD, 40, 25), p);
+    put_record(s, active(p, dir, ID_NODAT, 5, -1), p);
+    u = active(p, dir, ID_NOPUB, 64, -1);
+    u->state = RS_STATE_COMPLETE;
+    u->flags |= RS_UF_PUBLISHED;
+    u->path = apr_pstrcat(p, dir, "/gone.txt", NULL);
+    put_record(s, u, p);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "u:" ID_BAD, "\x01junk", 5, p));
+    write_file(rs_data_path(p, dir, ID_ORPH), 33, p);
+}
+
+static void check_problems(rs_store_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *items;
+
+    RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
+    RS_CHECK(5 == items->nelts);
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(find(items, ID_OK), p));
+    RS_CHECK(RS_CTL_AHEAD == rs_ctl_check(find(items, ID_AHEAD), p));
+    RS_CHECK(RS_CTL_NO_DATA == rs_ctl_check(find(items, ID_NODAT), p));
+    RS_CHECK(RS_CTL_NO_FILE == rs_ctl_check(find(items, ID_NOPUB), p));
+    RS_CHECK(RS_CTL_CORRUPT == rs_ctl_check(find(items, ID_BAD), p));
+    RS_CHECK(25 == find(items, ID_AHEAD)->data_size);
+}
+
+static void repair_all(rs_store_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *items;
+    const char *action;
+    char *val;
+    apr_size_t len;
+    int i;
+
+    RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
+    for (i = 0; i < items->nelts; i++) {
+        rs_ctl_item_t *it = APR_ARRAY_IDX(items, i, rs_ctl_item_t *);
+        rs_ctl_check(it, p);
+        RS_CHECK(APR_SUCCESS == rs_ctl_repair(s, it, p, &action));
+    }
+    RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
+    RS_CHECK(2 == items->nelts);
+    for (i = 0; i < items->nelts; i++) {
+        RS_CHECK(RS_CTL_OK == rs_ctl_check(APR_ARRAY_IDX(items, i,
+                                                         rs_ctl_item_t *), p));
+    }
+    RS_CHECK(25 == find(items, ID_AHEAD)->u->offset);
+    /* removed uploads answer 410: tombstones; the corrupt one has none */
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "t:" ID_NODAT, p, &val, &len));
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "t:" ID_NOPUB, p, &val, &len));
+    RS_CHECK(APR_ENOENT == rs_store_get1(s, "t:" ID_BAD, p, &val, &len));
+}
+
+static void adopt(rs_store_t *s, const char *dir, apr_pool_t *p)
+{
+    apr_array_header_t *ids;
+    rs_ctl_item_t *it;
+
+    RS_CHECK(APR_SUCCESS == rs_ctl_adopt(s, dir, "", 0, p, &ids));
+    RS_CHECK(1 == ids->nelts);
+    RS_CHECK_STR(ID_ORPH, APR_ARRAY_IDX(ids, 0, const char *));
+    RS_CHECK(APR_SUCCESS == rs_ctl_load_one(s, ID_ORPH, p, &it));
+    RS_CHECK(it->u && 33 == it->u->offset && -1 == it->u->length);
+    RS_CHECK(it->u && (it->u->flags & RS_UF_DEFER_LENGTH));
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(it, p));
+    /* a second run adopts nothing: every data file has a record now */
+    RS_CHECK(APR_SUCCESS == rs_ctl_adopt(s, dir, "", 0, p, &ids));
+    RS_CHECK(0 == ids->nelts);
+}
+
+/* A final waiting for parts that are all complete: reported, not fixed. */
+static void stuck_final(const char *tmp, const char *dir, apr_pool_t *p)
+{
+    apr_array_header_t *items;
+    rs_upload_t *part = active(p, dir, ID_ORPH, 33, -1);
+    rs_upload_t *fin = active(p, dir, ID_OK, 0, 40);
+    const char *action;
+    rs_store_t *s;
+
+    RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
+                 p, tmp, "/stuck", NULL), NULL, p));
+    part->state = RS_STATE_COMPLETE;
+    part->flags = RS_UF_PARTIAL;
+    put_record(s, part, p);
+    fin->state = RS_STATE_ASSEMBLING;
+    fin->flags = RS_UF_FINAL;
+    fin->parts = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(fin->parts, const char *) = ID_ORPH;
+    put_record(s, fin, p);
+    RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
+    RS_CHECK(RS_CTL_STUCK == rs_ctl_check(find(items, ID_OK), p));
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(find(items, ID_ORPH), p));
+    RS_CHECK(APR_ENOTIMPL == rs_ctl_repair(s, find(items, ID_OK), p,
+                                           &action));
+    /* a part still active: the final waits rightly */
+    part->state = RS_STATE_ACTIVE;
+    put_record(s, part, p);
+    RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(find(items, ID_OK), p));
+}
+
+void suite_ctl(apr_pool_t *p)
+{
+    const char *tmp = rs_test_tmpdir(p, "ctl");
+    const char *dir = apr_pstrcat(p, tmp, "/area", NULL);
+    apr_array_header_t *items;
+    rs_store_t *s;
+
+    apr_dir_make(dir, APR_OS_DEFAULT, p);
+    RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
+                 p, tmp, "/missing", NULL), NULL, p));
+    RS_CHECK(APR_ENOENT == rs_ctl_load(s, p, &items));
+    RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
+                 p, tmp, "/state", NULL), NULL, p));
+    make_state(s, dir, p);
+    check_problems(s, p);
+    repair_all(s, p);
+    adopt(s, dir, p);
+    stuck_final(tmp, dir, p);
+}
