@@ -1,0 +1,1353 @@
+#!/usr/bin/python3
+"""mod_resumable benchmark suite: one command, everything on loopback.
+
+    bench/run.py                 full suite (1 GiB, 5 pairs, tmpfs and disk)
+    bench/run.py --quick         small sizes, 2 pairs, tmpfs only
+    bench/run.py --cases single,checksum --media tmpfs --size-mib 256 --pairs 3
+
+Contenders (started and stopped by the suite, all on 127.0.0.1):
+  resumable      mod_resumable (tus PATCH) on a private httpd (event MPM)
+  moddav         httpd's mod_dav PUT on the SAME httpd instance
+  discard        bench/mod_discard.c on the same httpd: reads the body,
+                 throws it away (httpd's ceiling)
+  nginx          Debian's nginx, dav PUT, client_body_buffer_size 1m
+  tusnode        @tus/server + @tus/file-store (bench/package.json)
+  sink           bench/sink.py: a socket that discards (the client's ceiling)
+Clients: curl (one request), tus-js-client (bench/tus_upload.mjs) and the
+suite's own HTTP/1.1 client (many requests, many connections).
+
+Contenders run interleaved (A B C ... A B C ...) for --pairs rounds; the
+report gives medians and the median of the per-round ratios. Per run: MB/s,
+server CPU seconds per GiB (utime+stime of all the server's processes, from
+/proc), peak RSS (per process and total, sampled every 50 ms) and the sha256
+of what was stored. Writes bench/out/results.json, bench/out/*.png and
+BENCHMARKS.md (top of the repository), and prints every target as met / not
+met. Needs root for apt-get (only when nginx, ab or gnuplot is missing).
+"""
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+OUT = os.path.join(BENCH, 'out')
+MODS = '/usr/lib/apache2/modules'
+TICK = os.sysconf('SC_CLK_TCK')
+PAGE = os.sysconf('SC_PAGE_SIZE')
+MiB = 1 << 20
+GiB = 1 << 30
+ALL_CASES = ['single', 'chunked', 'checksum', 'parallel', 'concurrent',
+             'head', 'big']
+STARTED = []            # servers to stop on any exit
+MODULE_COPY = os.path.join(OUT, 'build', 'mod_resumable.so')
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, secs=20):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            socket.create_connection(('127.0.0.1', port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f'nothing listens on 127.0.0.1:{port}')
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while True:
+            b = f.read(4 * MiB)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def chown_www(path):
+    if os.geteuid() == 0:
+        shutil.chown(path, 'www-data', 'www-data')
+
+
+def mkdir_www(path):
+    os.makedirs(path, exist_ok=True)
+    chown_www(path)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# /proc: process trees, CPU, RSS
+
+def proc_table():
+    """pid -> (ppid, cpu seconds, rss bytes) for every process."""
+    out = {}
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        out[int(d)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK,
+                       int(fields[21]) * PAGE)
+    return out
+
+
+def tree(table, root):
+    pids, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        if p in table:
+            pids.append(p)
+            todo.extend(c for c, v in table.items() if v[0] == p)
+    return pids
+
+
+class Monitor:
+    """CPU and RSS of one server's process tree during a measurement."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def __enter__(self):
+        t = proc_table()
+        self.cpu0 = {p: t[p][1] for p in tree(t, self.server.root_pid())}
+        self.rss0 = {p: t[p][2] for p in self.cpu0}
+        self.peak = dict(self.rss0)
+        self.peak_total = sum(self.rss0.values())
+        self.cpu1 = dict(self.cpu0)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        t = proc_table()
+        try:
+            pids = tree(t, self.server.root_pid())
+        except OSError:             # stopped (interrupted run)
+            return
+        total = 0
+        for p in pids:
+            rss = t[p][2]
+            total += rss
+            self.peak[p] = max(self.peak.get(p, 0), rss)
+            self.cpu1[p] = t[p][1]
+        self.peak_total = max(self.peak_total, total)
+
+    def _run(self):
+        while not self.stop.wait(0.05):
+            self._sample()
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.cpu = sum(v - self.cpu0.get(p, 0) for p, v in self.cpu1.items())
+        self.growth = max((v - self.rss0.get(p, 0) for p, v in self.peak.items()),
+                          default=0)
+        self.base_total = sum(self.rss0.values())
+        self.nprocs = len(self.peak)
+
+    def stats(self):
+        return dict(cpu=self.cpu, peak_rss_proc=max(self.peak.values(), default=0),
+                    peak_rss_total=self.peak_total, rss_growth_proc=self.growth,
+                    base_rss_total=self.base_total, nprocs=self.nprocs)
+
+
+# ---------------------------------------------------------------------------
+# servers
+
+class Server:
+    name = '?'
+
+    def stop(self):
+        pass
+
+    def started(self):
+        STARTED.append(self)
+        return self
+
+
+class Httpd(Server):
+    """One private httpd: mod_resumable at /files/, mod_dav at /dav/,
+    mod_discard at /discard, a small static file at /static/small.txt."""
+    name = 'httpd'
+
+    def __init__(self, data, discard_so, extra=''):
+        self.dir = os.path.join(OUT, 'httpd')
+        self.data = data
+        self.port = free_port()
+        self.base = f'http://127.0.0.1:{self.port}'
+        keep_log(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(f'{self.dir}/htdocs/static')
+        with open(f'{self.dir}/htdocs/static/small.txt', 'w') as f:
+            f.write('mod_resumable benchmark: a small static file\n' * 8)
+        for d in ('tus', 'dav', 'state'):
+            mkdir_www(f'{data}/{d}')
+        chown_www(self.dir)
+        tmpl = open(os.path.join(BENCH, 'httpd.conf.in')).read()
+        user = 'User www-data\nGroup www-data' if os.geteuid() == 0 else ''
+        conf = (tmpl.replace('@ROOT@', self.dir).replace('@PORT@', str(self.port))
+                .replace('@DATA@', data).replace('@MODS@', MODS)
+                .replace('@MODULE@', MODULE_COPY)
+                .replace('@DISCARD@', discard_so).replace('@USER@', user))
+        with open(f'{self.dir}/httpd.conf', 'w') as f:
+            f.write(conf + extra.replace('\\n', '\n') + '\n')
+        self.ctl('start')
+        self.started()
+        wait_port(self.port)
+        time.sleep(1.0)         # let the children spawn before measuring
+
+    def ctl(self, what):
+        return subprocess.run(['apache2', '-d', self.dir, '-f',
+                               f'{self.dir}/httpd.conf', '-k', what],
+                              check=what == 'start', timeout=60)
+
+    def root_pid(self):
+        with open(f'{self.dir}/httpd.pid') as f:
+            return int(f.read())
+
+    def stop(self):
+        try:
+            pid = self.root_pid()
+        except OSError:
+            return
+        self.ctl('stop')
+        end = time.time() + 20
+        while time.time() < end and os.path.exists(f'/proc/{pid}'):
+            time.sleep(0.1)
+
+
+
+def keep_log(httpd_dir):
+    """Append an instance's error_log to bench/out/httpd-error_log (all
+    instances of the run: a restart must not lose it)."""
+    try:
+        with open(f'{httpd_dir}/error_log') as f, \
+                open(os.path.join(OUT, 'httpd-error_log'), 'a') as out:
+            out.write(f.read())
+    except OSError:
+        pass
+
+
+def httpd_errors():
+    try:
+        with open(os.path.join(OUT, 'httpd-error_log')) as f:
+            return [l.strip() for l in f
+                    if re.search(r':(error|crit|alert|emerg)\]|AH00052', l)]
+    except OSError:
+        return []
+
+
+class Nginx(Server):
+    name = 'nginx'
+
+    def __init__(self, data):
+        self.dir = os.path.join(OUT, 'nginx')
+        self.port = free_port()
+        self.base = f'http://127.0.0.1:{self.port}'
+        self.root = mkdir_www(f'{data}/nginx')
+        tmp = mkdir_www(f'{data}/nginx-tmp')
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        user = 'user www-data;' if os.geteuid() == 0 else ''
+        conf = f"""{user}
+worker_processes auto;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp};
+    proxy_temp_path {self.dir}/proxy;
+    fastcgi_temp_path {self.dir}/fastcgi;
+    uwsgi_temp_path {self.dir}/uwsgi;
+    scgi_temp_path {self.dir}/scgi;
+    client_max_body_size 0;
+    client_body_buffer_size 1m;
+    client_body_timeout 300s;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.root};
+        location / {{
+            dav_methods PUT;
+            dav_access user:rw group:r;
+        }}
+    }}
+}}
+"""
+        with open(f'{self.dir}/nginx.conf', 'w') as f:
+            f.write(conf)
+        sh(['nginx', '-p', self.dir, '-e', f'{self.dir}/error.log',
+            '-c', f'{self.dir}/nginx.conf'], timeout=30)
+        self.started()
+        wait_port(self.port)
+
+    def root_pid(self):
+        with open(f'{self.dir}/nginx.pid') as f:
+            return int(f.read())
+
+    def stop(self):
+        try:
+            pid = self.root_pid()
+        except OSError:
+            return
+        subprocess.run(['nginx', '-p', self.dir, '-e', f'{self.dir}/error.log',
+                        '-c', f'{self.dir}/nginx.conf', '-s', 'stop'], timeout=30)
+        end = time.time() + 20
+        while time.time() < end and os.path.exists(f'/proc/{pid}'):
+            time.sleep(0.1)
+
+
+class Child(Server):
+    """A server that is one child process of ours (node, the sink)."""
+
+    def __init__(self, name, argv, port, ready=None):
+        self.name = name
+        self.port = port
+        self.base = f'http://127.0.0.1:{port}'
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     cwd=BENCH, start_new_session=True)
+        self.started()
+        wait_port(port)
+
+    def root_pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def stop_all():
+    while STARTED:
+        s = STARTED.pop()
+        try:
+            log(f'stopping {s.name}')
+            s.stop()
+        except Exception as e:      # keep stopping the others
+            log(f'stopping {s.name}: {e}')
+
+
+# ---------------------------------------------------------------------------
+# HTTP clients
+
+def curl(args, timeout=900):
+    r = subprocess.run(['curl', '-s', '-S', '--max-time', str(timeout), '-o',
+                        '/dev/null', '-D', '-', '-w', '\n%{http_code} %{time_total}',
+                        *args], capture_output=True, text=True, timeout=timeout + 60)
+    lines = r.stdout.strip().splitlines()
+    code, secs = lines[-1].split() if lines else ('0', '0')
+    hdrs = {}
+    for l in lines[:-1]:
+        if ':' in l:
+            k, v = l.split(':', 1)
+            hdrs[k.strip().lower()] = v.strip()
+    return int(code), float(secs), hdrs
+
+
+class Conn:
+    """Minimal blocking HTTP/1.1 client on one keep-alive connection.
+
+    Like any HTTP client it resends a request once on a new connection when
+    the server closed the kept-alive one before answering (httpd's event
+    MPM closes idle keep-alive connections when it runs short of workers);
+    `reconnects` counts that.
+    """
+    reconnects = 0                  # over all connections
+
+    def __init__(self, port, timeout=600):
+        self.port = port
+        self.timeout = timeout
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout)
+        self.buf = b''
+        self.used = 0
+
+    def close(self):
+        self.sock.close()
+
+    def request(self, method, path, headers=None, body=None, body_len=None):
+        """body: bytes/memoryview, or a function returning an iterable of
+        them (body_len given)."""
+        try:
+            return self._request(method, path, headers, body, body_len)
+        except (ConnectionError, BrokenPipeError) as e:
+            if not self.used or self.buf:
+                raise
+            log(f'    (server closed a kept-alive connection: {e}; resending)')
+            Conn.reconnects += 1
+            self.sock.close()
+            self.sock = socket.create_connection(('127.0.0.1', self.port),
+                                                 self.timeout)
+            self.used = 0
+            return self._request(method, path, headers, body, body_len)
+
+    def _request(self, method, path, headers, body, body_len):
+        h = {'Host': f'127.0.0.1:{self.port}'}
+        h.update(headers or {})
+        if body is not None:
+            h['Content-Length'] = str(body_len if body_len is not None else len(body))
+        head = f'{method} {path} HTTP/1.1\r\n' + ''.join(
+            f'{k}: {v}\r\n' for k, v in h.items()) + '\r\n'
+        self.sock.sendall(head.encode())
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            for part in slices(memoryview(body)):
+                self.sock.sendall(part)
+        elif body is not None:
+            for part in body():
+                self.sock.sendall(part)
+        res = self._response(method)
+        self.used += 1
+        return res
+
+    def _read_more(self):
+        b = self.sock.recv(65536)
+        if not b:
+            raise ConnectionError('connection closed')
+        self.buf += b
+
+    def _response(self, method):
+        while b'\r\n\r\n' not in self.buf:
+            self._read_more()
+        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
+        lines = head.decode('latin-1').split('\r\n')
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for l in lines[1:]:
+            k, v = l.split(':', 1)
+            hdrs[k.strip().lower()] = v.strip()
+        if method == 'HEAD' or status in (204, 304):
+            return status, hdrs, b''
+        if hdrs.get('transfer-encoding', '').lower() == 'chunked':
+            body = b''
+            while True:
+                while b'\r\n' not in self.buf:
+                    self._read_more()
+                size_line, self.buf = self.buf.split(b'\r\n', 1)
+                n = int(size_line.split(b';')[0], 16)
+                while len(self.buf) < n + 2:
+                    self._read_more()
+                body += self.buf[:n]
+                self.buf = self.buf[n + 2:]
+                if n == 0:
+                    return status, hdrs, body
+        n = int(hdrs.get('content-length', '0'))
+        while len(self.buf) < n:
+            self._read_more()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, hdrs, body
+
+
+def path_of(url):
+    return '/' + url.split('://', 1)[1].split('/', 1)[1]
+
+
+def slices(view, step=4 * MiB):
+    for i in range(0, len(view), step):
+        yield view[i:i + step]
+
+
+TUS = {'Tus-Resumable': '1.0.0'}
+PATCH_CT = {'Content-Type': 'application/offset+octet-stream'}
+
+
+def tus_create(c, length, extra=None):
+    st, h, _ = c.request('POST', '/files/', dict(TUS, **{'Upload-Length': str(length)},
+                                                   **(extra or {})), b'')
+    if st != 201:
+        raise RuntimeError(f'tus POST: {st}')
+    return path_of(h['location'])
+
+
+def tus_send(c, path, view, chunk):
+    """PATCH view to path in requests of `chunk` bytes on connection c."""
+    off = 0
+    while off < len(view):
+        part = view[off:off + chunk]
+        st, h, _ = c.request('PATCH', path, dict(TUS, **PATCH_CT, **{
+            'Upload-Offset': str(off)}), part)
+        if st != 204:
+            raise RuntimeError(f'tus PATCH at {off}: {st}')
+        off += len(part)
+
+
+# ---------------------------------------------------------------------------
+# the suite
+
+class Suite:
+    def __init__(self, a):
+        self.a = a
+        self.size = a.size_mib * MiB
+        self.results = {'cases': {}, 'targets': [], 'notes': []}
+        self.results['config'] = {k: v for k, v in vars(a).items()}
+
+    # ---- setup -------------------------------------------------------------
+    def setup(self):
+        need = [pkg for tool, pkg in (('nginx', 'nginx-light'),
+                                      ('ab', 'apache2-utils'),
+                                      ('gnuplot', 'gnuplot-nox'))
+                if not shutil.which(tool)]
+        if need:
+            log(f'setup: apt-get install {" ".join(need)}')
+            sh(['apt-get', 'update', '-qq'])
+            sh(['apt-get', 'install', '-y', '-qq', *need],
+               env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'))
+        if not os.path.isdir(os.path.join(BENCH, 'node_modules', '@tus', 'server')):
+            log('setup: npm ci (bench/)')
+            sh(['npm', 'ci', '--no-audit', '--no-fund'], cwd=BENCH)
+        if not os.path.exists(os.path.join(REPO, '.libs', 'mod_resumable.so')):
+            sh(['make', '-C', REPO])
+        os.makedirs(OUT, exist_ok=True)
+        rm(os.path.join(OUT, 'httpd-error_log'))
+        build = os.path.join(OUT, 'build')
+        os.makedirs(build, exist_ok=True)
+        # a private copy: one build for the whole run, even if the tree's
+        # module is rebuilt meanwhile
+        shutil.copy(os.path.join(REPO, '.libs', 'mod_resumable.so'), MODULE_COPY)
+        self.results['module_sha256'] = sha256_file(MODULE_COPY)[:16]
+        self.results['module_built'] = time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(
+            os.path.getmtime(os.path.join(REPO, '.libs', 'mod_resumable.so'))))
+        shutil.copy(os.path.join(BENCH, 'mod_discard.c'), build)
+        sh(['apxs', '-c', '-o', 'mod_discard.so', 'mod_discard.c'], cwd=build,
+           stdout=subprocess.DEVNULL)
+        self.discard_so = os.path.join(build, '.libs', 'mod_discard.so')
+        cflags = subprocess.run(
+            'apr-1-config --cflags --cppflags --includes; apu-1-config --includes',
+            shell=True, capture_output=True, text=True, check=True).stdout.split()
+        libs = subprocess.run(
+            'apu-1-config --link-ld; apr-1-config --link-ld --libs', shell=True,
+            capture_output=True, text=True, check=True).stdout.split()
+        # the module's own store and record codec (and what they use)
+        core = [os.path.join(REPO, 'src', f) for f in (
+            'rs_store.c', 'rs_upload.c', 'rs_util.c', 'rs_log.c')]
+        self.gen = os.path.join(build, 'gen_records')
+        sh(['cc', '-O2', '-std=gnu99', '-w', '-I', os.path.join(REPO, 'include'),
+            *cflags, '-o', self.gen, os.path.join(BENCH, 'gen_records.c'), *core,
+            *libs, '-lcrypto', '-ljansson'])
+
+    def media(self, name):
+        if name == 'tmpfs':
+            return f'/dev/shm/rs-bench-{os.getpid()}'
+        return os.path.join(OUT, f'disk-{os.getpid()}')
+
+    def make_source(self, path, size):
+        log(f'source: {size >> 20} MiB of random data')
+        with open(path, 'wb') as f:
+            left = size
+            while left:
+                n = min(left, 16 * MiB)
+                f.write(os.urandom(n))
+                left -= n
+        return sha256_file(path)
+
+    # ---- one measured run -----------------------------------------------
+    def measure(self, server, fn, nbytes):
+        """fn() -> (ok, seconds or None, note). Returns a run record."""
+        with Monitor(server) as m:
+            t0 = time.monotonic()
+            ok, secs, note = fn()
+            wall = time.monotonic() - t0
+        secs = secs if secs else wall
+        st = m.stats()
+        return dict(ok=ok, secs=secs, mbs=nbytes / secs / 1e6,
+                    cpu_per_gib=st['cpu'] / (nbytes / GiB), note=note, **st)
+
+    def interleave(self, case, medium, contenders, nbytes, pairs=None):
+        """contenders: [(name, server, fn)]; rounds of A B C ..."""
+        runs = {n: [] for n, _, _ in contenders}
+        for r in range(pairs or self.a.pairs):
+            for name, server, fn in contenders:
+                rec = self.measure(server, fn, nbytes)
+                runs[name].append(rec)
+                log(f'  {case}/{medium} {name:18s} round {r}: {rec["mbs"]:8.1f} MB/s '
+                    f'cpu {rec["cpu_per_gib"]:6.2f} s/GiB peak rss '
+                    f'{rec["peak_rss_total"] / MiB:7.1f} MiB '
+                    f'{"ok" if rec["ok"] else "FAILED"} {rec["note"] or ""}')
+        self.results['cases'].setdefault(case, {})[medium] = {
+            'bytes': nbytes, 'runs': runs, 'summary': summarize(runs)}
+        return runs
+
+    # ---- contenders' single upload --------------------------------------
+    def stored_ok(self, path, want):
+        try:
+            good = sha256_file(path) == want
+        except OSError:
+            return False
+        os.unlink(path)
+        return good
+
+    def up_resumable(self, checksum=None, area='files'):
+        def fn():
+            extra = ['-H', f'Upload-Checksum: sha256 {checksum}'] if checksum else []
+            code, _, h = curl(['-X', 'POST', '-H', 'Tus-Resumable: 1.0.0', '-H',
+                               f'Upload-Length: {self.size}', f'{self.httpd.base}/{area}/'])
+            loc = h.get('location', '')
+            code, secs, _ = curl(['-X', 'PATCH', '-T', self.src, '-H', 'Expect:',
+                                  '-H', 'Tus-Resumable: 1.0.0', '-H', 'Upload-Offset: 0',
+                                  '-H', 'Content-Type: application/offset+octet-stream',
+                                  *extra, loc])
+            ok = code == 204 and self.stored_ok(
+                f'{self.data}/tus/{loc.rsplit("/", 1)[-1]}', self.want)
+            return ok, secs, None if ok else f'http {code}'
+        return fn
+
+    def up_put(self, base, stored_dir, prefix):
+        def fn():
+            self.n += 1
+            code, secs, _ = curl(['-T', self.src, '-H', 'Expect:',
+                                  f'{base}/{prefix}f{self.n}.bin'])
+            ok = code in (201, 204) and self.stored_ok(
+                f'{stored_dir}/f{self.n}.bin', self.want)
+            return ok, secs, None if ok else f'http {code}'
+        return fn
+
+    def up_discard(self, base):
+        def fn():
+            code, secs, h = curl(['-T', self.src, '-H', 'Expect:', base])
+            ok = code == 204 and h.get('x-discarded') == str(self.size)
+            return ok, secs, 'bytes counted, nothing stored'
+        return fn
+
+    def up_tusnode_curl(self):
+        def fn():
+            code, _, h = curl(['-X', 'POST', '-H', 'Tus-Resumable: 1.0.0', '-H',
+                               f'Upload-Length: {self.size}', f'{self.tusnode.base}/files/'])
+            loc = h.get('location', '')
+            code, secs, _ = curl(['-X', 'PATCH', '-T', self.src, '-H', 'Expect:',
+                                  '-H', 'Tus-Resumable: 1.0.0', '-H', 'Upload-Offset: 0',
+                                  '-H', 'Content-Type: application/offset+octet-stream',
+                                  loc])
+            uid = loc.rsplit('/', 1)[-1]
+            ok = code == 204 and self.stored_ok(f'{self.data}/tusnode/{uid}', self.want)
+            rm(f'{self.data}/tusnode/{uid}.json')
+            return ok, secs, None if ok else f'http {code}'
+        return fn
+
+    def up_tusjs(self, base, stored, chunk=None, parallel=None):
+        def fn():
+            argv = ['node', os.path.join(BENCH, 'tus_upload.mjs'), '--endpoint',
+                    f'{base}/files/', '--file', self.src]
+            if chunk:
+                argv += ['--chunk-size', str(chunk)]
+            if parallel:
+                argv += ['--parallel', str(parallel)]
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=900,
+                               cwd=BENCH)
+            try:
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                return False, None, f'tus-js-client: {r.stderr[-200:]}'
+            if not res.get('ok'):
+                return False, None, res.get('error')
+            uid = res['url'].rsplit('/', 1)[-1]
+            ok = self.stored_ok(os.path.join(stored, uid), self.want)
+            rm(os.path.join(stored, uid + '.json'))
+            if parallel:        # tus-js-client leaves its partials: free the space
+                staging = os.path.join(stored, '.resumable')
+                for f in os.listdir(staging) if os.path.isdir(staging) else []:
+                    if f.endswith('.data'):
+                        rm(os.path.join(staging, f))
+            return ok, res['secs'], None
+        return fn
+
+    def up_sink(self):
+        def fn():
+            code, secs, h = curl(['-T', self.src, '-H', 'Expect:', f'{self.sink.base}/'])
+            ok = code == 204 and h.get('x-discarded') == str(self.size)
+            return ok, secs, 'bytes counted, nothing stored'
+        return fn
+
+    def up_chunked_py(self, port, stored, chunk):
+        def fn():
+            c = Conn(port)
+            try:
+                path = tus_create(c, self.size)
+                t0 = time.monotonic()
+                tus_send(c, path, self.view, chunk)
+                secs = time.monotonic() - t0
+            finally:
+                c.close()
+            uid = path.rsplit('/', 1)[-1]
+            ok = self.stored_ok(os.path.join(stored, uid), self.want)
+            rm(os.path.join(stored, uid + '.json'))
+            return ok, secs, None
+        return fn
+
+    # ---- cases -------------------------------------------------------------
+    def case_single(self, medium):
+        c = [('resumable', self.httpd, self.up_resumable()),
+             ('moddav', self.httpd, self.up_put(self.httpd.base, f'{self.data}/dav', 'dav/')),
+             ('resumable-tusonly', self.httpd, self.up_resumable(area='tusonly')),
+             ('nginx', self.nginx, self.up_put(self.nginx.base, self.nginx.root, '')),
+             ('tusnode-curl', self.tusnode, self.up_tusnode_curl()),
+             ('resumable-tusjs', self.httpd, self.up_tusjs(self.httpd.base, f'{self.data}/tus')),
+             ('tusnode-tusjs', self.tusnode, self.up_tusjs(self.tusnode.base,
+                                                           f'{self.data}/tusnode')),
+             ('discard', self.httpd, self.up_discard(f'{self.httpd.base}/discard')),
+             ('sink', self.sink, self.up_sink())]
+        self.interleave('single', medium, c, self.size)
+
+    def case_chunked(self, medium):
+        ch = self.a.chunk_mib * MiB
+        c = [('resumable', self.httpd, self.up_chunked_py(self.httpd.port,
+                                                          f'{self.data}/tus', ch)),
+             ('tusnode', self.tusnode, self.up_chunked_py(self.tusnode.port,
+                                                          f'{self.data}/tusnode', ch)),
+             ('resumable-tusjs', self.httpd, self.up_tusjs(
+                 self.httpd.base, f'{self.data}/tus', chunk=ch)),
+             ('tusnode-tusjs', self.tusnode, self.up_tusjs(
+                 self.tusnode.base, f'{self.data}/tusnode', chunk=ch))]
+        self.interleave('chunked', medium, c, self.size)
+
+    def case_checksum(self, medium):
+        b64 = __import__('base64').b64encode(bytes.fromhex(self.want)).decode()
+        c = [('resumable', self.httpd, self.up_resumable()),
+             ('resumable-sha256', self.httpd, self.up_resumable(b64))]
+        self.interleave('checksum', medium, c, self.size)
+
+    def up_parallel(self, n):
+        """tus concatenation: n partials in parallel, then the final POST."""
+        def fn():
+            part = self.size // n
+            bounds = [(i * part, self.size if i == n - 1 else (i + 1) * part)
+                      for i in range(n)]
+
+            def one(b):
+                c = Conn(self.httpd.port)
+                try:
+                    p = tus_create(c, b[1] - b[0], {'Upload-Concat': 'partial'})
+                    tus_send(c, p, self.view[b[0]:b[1]], b[1] - b[0])
+                    return p
+                finally:
+                    c.close()
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(n) as ex:
+                parts = list(ex.map(one, bounds))
+            t1 = time.monotonic()
+            c = Conn(self.httpd.port)
+            try:
+                st, h, _ = c.request('POST', '/files/', dict(TUS, **{
+                    'Upload-Concat': 'final;' + ' '.join(parts)}), b'')
+            finally:
+                c.close()
+            t2 = time.monotonic()
+            self.assembly.append((t1 - t0, t2 - t1))
+            uid = path_of(h.get('location', '/x')).rsplit('/', 1)[-1]
+            ok = st == 201 and self.stored_ok(f'{self.data}/tus/{uid}', self.want)
+            c = Conn(self.httpd.port)
+            try:                    # partials stay until they expire: remove
+                for p in parts:
+                    c.request('DELETE', p, TUS)
+            finally:
+                c.close()
+            return ok, t2 - t0, f'transfer {t1 - t0:.2f}s assembly {t2 - t1:.3f}s'
+        return fn
+
+    def case_parallel(self, medium):
+        self.assembly = []
+        c = [('resumable-1', self.httpd, self.up_resumable()),
+             ('resumable-concat8', self.httpd, self.up_parallel(8)),
+             ('resumable-tusjs-par8', self.httpd, self.up_tusjs(
+                 self.httpd.base, f'{self.data}/tus', parallel=8))]
+        self.interleave('parallel', medium, c, self.size)
+        res = self.results['cases']['parallel'][medium]
+        res['assembly'] = self.assembly
+        res['assembly_ratio'] = statistics.median(b / a for a, b in self.assembly)
+        res['notes'] = ['The slice protocol is not measured yet (its front end '
+                        'was being written with this suite): tus concatenation only.']
+
+    def many(self, n, kind, server):
+        """n concurrent uploads of size/n bytes (distinct slices)."""
+        per = self.size // n
+
+        def fn():
+            errors = []
+            r0 = Conn.reconnects
+
+            def one(i):
+                view = self.view[i * per:(i + 1) * per]
+                want = hashlib.sha256(view).hexdigest()
+                c = Conn(server.port)
+                try:
+                    if kind == 'tus':
+                        p = tus_create(c, per)
+                        tus_send(c, p, view, per)
+                        uid = p.rsplit('/', 1)[-1]
+                        stored = (f'{self.data}/tus/{uid}' if server is self.httpd
+                                  else f'{self.data}/tusnode/{uid}')
+                    else:
+                        p = f'/{"dav/" if server is self.httpd else ""}c{i}.bin'
+                        st, _, _ = c.request('PUT', p, {}, view)
+                        if st not in (201, 204):
+                            raise RuntimeError(f'PUT {st}')
+                        stored = (f'{self.data}/dav/c{i}.bin' if server is self.httpd
+                                  else f'{self.nginx.root}/c{i}.bin')
+                finally:
+                    c.close()
+                return stored, want
+
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(n) as ex:
+                futs = [ex.submit(one, i) for i in range(n)]
+                done = []
+                for f in futs:
+                    try:
+                        done.append(f.result(timeout=900))
+                    except Exception as e:
+                        errors.append(str(e))
+            secs = time.monotonic() - t0
+            bad = sum(1 for s, w in done if not self.stored_ok(s, w))
+            for s, _ in done:
+                rm(s + '.json')
+            ok = not errors and not bad and len(done) == n
+            again = Conn.reconnects - r0
+            return ok, secs, f'{len(done) - bad}/{n} intact' + (
+                f'; errors: {errors[:2]}' if errors else '') + (
+                f'; {again} requests resent on a new connection' if again else '')
+        return fn, per * n
+
+    def case_concurrent(self, medium):
+        for n in self.a.conc:
+            fns = [(name, srv) + self.many(n, kind, srv) for name, srv, kind in (
+                ('resumable', self.httpd, 'tus'), ('moddav', self.httpd, 'put'),
+                ('nginx', self.nginx, 'put'), ('tusnode', self.tusnode, 'tus'))]
+            nbytes = fns[0][3]
+            self.interleave(f'concurrent{n}', medium,
+                            [(name, srv, fn) for name, srv, fn, _ in fns], nbytes)
+
+    def head_rate(self, url, secs, headers):
+        """HEAD requests/s with ab (-i HEAD, -k keep-alive, 16 connections).
+        Not wrk: wrk's parser waits for a body after HEAD (wg/wrk#198)."""
+        argv = ['ab', '-q', '-i', '-k', '-c16', f'-t{secs}', '-n', '100000000']
+        for k, v in headers.items():
+            argv += ['-H', f'{k}: {v}']
+        r = subprocess.run(argv + [url], capture_output=True, text=True,
+                           timeout=secs + 60)
+        m = re.search(r'Requests per second:\s+([\d.]+)', r.stdout)
+        failed = re.search(r'Failed requests:\s+(\d+)', r.stdout)
+        non2xx = re.search(r'Non-2xx responses:\s+(\d+)', r.stdout)
+        bad = sum(int(x.group(1)) for x in (failed, non2xx) if x)
+        return float(m.group(1)) if m else 0.0, bad if m else -1
+
+    def case_head(self, medium):
+        # one real upload, then (server stopped) N copies of its record
+        c = Conn(self.httpd.port)
+        path = tus_create(c, self.size)
+        c.close()
+        uid = path.rsplit('/', 1)[-1]
+        self.httpd.stop()
+        STARTED.remove(self.httpd)
+        t0 = time.monotonic()
+        sh([self.gen, 'sdbm', f'{self.data}/state/state', uid, str(self.a.records)],
+           stdout=subprocess.DEVNULL)
+        gen_secs = time.monotonic() - t0
+        for f in os.listdir(f'{self.data}/state'):
+            chown_www(f'{self.data}/state/{f}')
+        log(f'  head/{medium}: {self.a.records} records written in {gen_secs:.1f}s')
+        self.httpd = Httpd(self.data, self.discard_so, self.a.httpd_extra)
+        res = {'records': self.a.records, 'gen_secs': gen_secs, 'upload': [],
+               'static': [], 'non2xx': 0}
+        for r in range(self.a.pairs):
+            for what, url, hdr in (('upload', self.httpd.base + path, TUS),
+                                   ('static', self.httpd.base + '/static/small.txt', {})):
+                rate, bad = self.head_rate(url, self.a.head_secs, hdr)
+                res[what].append(rate)
+                res['non2xx'] += bad
+                log(f'  head/{medium} {what:7s} round {r}: {rate:9.0f} req/s'
+                    f'{f" ({bad} non-2xx)" if bad else ""}')
+        res['ratio'] = statistics.median([u / s for u, s in zip(
+            res['upload'], res['static']) if s] or [0.0])
+        self.results['cases'].setdefault('head', {})[medium] = res
+
+    def case_big(self, medium):
+        """--big-gib GiB in one PATCH (a 64 MiB block repeated), RSS sampled.
+
+        All uploads go over ONE connection, so they are served by the same
+        httpd process: a first small upload warms it (not measured: a
+        process's first request allocates its pools), then a small and the
+        big one are measured. RSS growth = the largest rise of any server
+        process over its RSS before that upload."""
+        block = self.view[:min(self.size, 64 * MiB)]
+        n = max(1, (self.a.big_gib * GiB) // len(block))
+        total = n * len(block)
+        h = hashlib.sha256()
+        for _ in range(n):
+            h.update(block)
+        want_big, want_small = h.hexdigest(), hashlib.sha256(block).hexdigest()
+        runs = []
+        c = Conn(self.httpd.port, timeout=1800)
+        try:
+            for size, reps, label in ((len(block), 1, 'warm-up (first upload of '
+                                       'the process)'), (len(block), 1, 'small'),
+                                      (total, n, 'large')):
+                def fn(size=size, reps=reps):
+                    p = tus_create(c, size)
+                    t0 = time.monotonic()
+                    st, _, _ = c.request('PATCH', p, dict(TUS, **PATCH_CT, **{
+                        'Upload-Offset': '0'}), lambda: (s for _ in range(reps)
+                                                         for s in slices(block)), size)
+                    secs = time.monotonic() - t0
+                    stored = f'{self.data}/tus/{p.rsplit("/", 1)[-1]}'
+                    ok = st == 204 and self.stored_ok(
+                        stored, want_big if reps == n else want_small)
+                    return ok, secs, None
+                rec = self.measure(self.httpd, fn, size)
+                rec['size'], rec['label'] = size, label
+                runs.append(rec)
+                log(f'  big/{medium} {label:36s} {size / GiB:6.2f} GiB: {rec["mbs"]:8.1f} '
+                    f'MB/s rss growth {rec["rss_growth_proc"] / MiB:6.2f} MiB '
+                    f'{"ok" if rec["ok"] else "FAILED"}')
+        finally:
+            c.close()
+        self.results['cases'].setdefault('big', {})[medium] = {'runs': runs}
+
+    # ---- driver ------------------------------------------------------------
+    def run(self):
+        self.setup()
+        srcdir = f'/dev/shm/rs-bench-src-{os.getpid()}'
+        os.makedirs(srcdir)
+        try:
+            self.src = os.path.join(srcdir, 'source.bin')
+            self.want = self.make_source(self.src, self.size)
+            with open(self.src, 'rb') as f:
+                self.blob = f.read()
+            self.view = memoryview(self.blob)
+            for medium in self.a.media:
+                self.run_medium(medium)
+        finally:
+            stop_all()
+            shutil.rmtree(srcdir, ignore_errors=True)
+        self.results['machine'] = machine((self.results.get('module_sha256', '?'),
+                                           self.results.get('module_built', '?')))
+        self.results['targets'] = targets(self.results, self.a)
+        with open(os.path.join(OUT, 'results.json'), 'w') as f:
+            json.dump(self.results, f, indent=1)
+        report(self.results, self.a)
+
+    def run_medium(self, medium):
+        self.data = self.media(medium)
+        shutil.rmtree(self.data, ignore_errors=True)
+        os.makedirs(self.data)
+        chown_www(self.data)
+        mkdir_www(f'{self.data}/tusnode')
+        self.n = 0
+        try:
+            self.httpd = Httpd(self.data, self.discard_so, self.a.httpd_extra)
+            self.nginx = Nginx(self.data)
+            self.tusnode = Child('tusnode', ['node', os.path.join(BENCH, 'tus_server.mjs'),
+                                             '--port', str(p := free_port()),
+                                             '--dir', f'{self.data}/tusnode'], p)
+            self.sink = Child('sink', [sys.executable, os.path.join(BENCH, 'sink.py'),
+                                       str(p := free_port())], p)
+            for case in self.a.cases:
+                if medium != 'tmpfs' and case == 'big' and self.a.big_media == 'tmpfs':
+                    continue
+                if medium == 'tmpfs' and case == 'big' and self.a.big_media == 'disk':
+                    continue
+                log(f'== {case} ({medium}) ==')
+                getattr(self, f'case_{case}')(medium)
+        finally:
+            stop_all()
+            keep_log(os.path.join(OUT, 'httpd'))
+            shutil.rmtree(self.data, ignore_errors=True)
+        errs = httpd_errors()
+        if errs:
+            self.results['notes'].append(
+                f'{medium}: {len(errs)} error lines in bench/out/httpd-error_log.{medium}, '
+                f'first: '
+                f'`{errs[0][:300]}`')
+        rm(os.path.join(OUT, 'httpd-error_log.' + medium))
+        if os.path.exists(os.path.join(OUT, 'httpd-error_log')):
+            os.rename(os.path.join(OUT, 'httpd-error_log'),
+                      os.path.join(OUT, 'httpd-error_log.' + medium))
+
+
+def rm(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# summary, targets, report
+
+def summarize(runs):
+    names = list(runs)
+    out = {}
+    for n in names:
+        rs = runs[n]
+        out[n] = dict(
+            mbs=statistics.median(r['mbs'] for r in rs),
+            cpu_per_gib=statistics.median(r['cpu_per_gib'] for r in rs),
+            peak_rss_proc=max(r['peak_rss_proc'] for r in rs),
+            peak_rss_total=max(r['peak_rss_total'] for r in rs),
+            ok=all(r['ok'] for r in rs), n=len(rs),
+            notes=sorted({r['note'] for r in rs if r['note']})[:3])
+    base = names[0]
+    for n in names[1:]:
+        out[n]['ratio_base_over'] = statistics.median(
+            a['mbs'] / b['mbs'] for a, b in zip(runs[base], runs[n]))
+    return out
+
+
+def get(res, *keys):
+    for k in keys:
+        if not isinstance(res, dict) or k not in res:
+            return None
+        res = res[k]
+    return res
+
+
+def targets(res, a):
+    out = []
+    c = res['cases']
+
+    def add(name, value, ok, detail):
+        out.append(dict(name=name, value=value, met=ok, detail=detail))
+    s = get(c, 'single', 'tmpfs', 'summary')
+    if s:
+        for other, need in (('nginx', 1.0), ('moddav', 1.5), ('tusnode-curl', 4.0)):
+            r = get(s, other, 'ratio_base_over')
+            if r is not None:
+                add(f'single request, tmpfs: resumable >= {need}x {other}', f'{r:.2f}x',
+                    r >= need, 'median of per-round ratios')
+        if 'nginx' in s:
+            mine, theirs = s['resumable']['cpu_per_gib'], s['nginx']['cpu_per_gib']
+            add('single request, tmpfs: server CPU/GiB <= nginx',
+                f'{mine:.2f} vs {theirs:.2f} s/GiB', mine <= theirs, 'medians')
+    s = get(c, 'checksum', 'tmpfs', 'summary')
+    if s:
+        r = 1 / s['resumable-sha256']['ratio_base_over']
+        add('sha256 checksum on >= 0.8x without', f'{r:.2f}x', r >= 0.8,
+            'median of per-round ratios')
+    for medium in ('disk', 'tmpfs'):
+        b = get(c, 'big', medium, 'runs')
+        if b:
+            b = [r for r in b if not r.get('label', '').startswith('warm')]
+            g = max(r['rss_growth_proc'] for r in b)
+            add(f'RSS growth <= 2 MiB per upload ({b[-1]["size"] / GiB:.0f} GiB, {medium})',
+                f'{g / MiB:.2f} MiB', g <= 2 * MiB and all(r['ok'] for r in b),
+                'largest rise of one server process over its RSS before the upload '
+                '(same, warmed process; small and large upload)')
+    p = get(c, 'parallel', 'tmpfs')
+    if p:
+        r = p['assembly_ratio']
+        add('8 parallel chunks: assembly <= 10% of transfer', f'{100 * r:.1f}%',
+            r <= 0.10, 'median of final-POST time / partials transfer time')
+    for medium in ('tmpfs', 'disk'):
+        k = get(c, 'concurrent1000', medium, 'summary', 'resumable')
+        if k:
+            add(f'1,000 concurrent uploads intact ({medium})', '; '.join(k['notes']),
+                k['ok'], 'every stored upload checked by sha256, every round')
+    h = get(c, 'head', 'tmpfs')
+    if h:
+        add(f'HEAD upload >= 0.5x HEAD static ({h["records"]:,} records)',
+            f'{h["ratio"]:.2f}x', h['ratio'] >= 0.5 and not h['non2xx'],
+            f'median upload {statistics.median(h["upload"]):.0f} req/s, static '
+            f'{statistics.median(h["static"]):.0f} req/s')
+    full = (a.size_mib >= 1024 and a.pairs >= 5 and a.records >= 10 ** 6
+            and a.big_gib >= 10)
+    for t in out:
+        t['full_size'] = full
+    return out
+
+
+def machine(res_module=('?', '?')):
+    def first(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=30).stdout.strip().splitlines()[0]
+        except Exception:
+            return '?'
+    cpu = '?'
+    with open('/proc/cpuinfo') as f:
+        for l in f:
+            if l.startswith('model name'):
+                cpu = l.split(':', 1)[1].strip()
+                break
+    with open('/proc/meminfo') as f:
+        mem = int(f.readline().split()[1]) // 1024
+    rev = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'],
+                         capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(['git', '-C', REPO, 'status', '--porcelain', 'src',
+                            'include', 'mod_resumable.c'],
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+        'kernel': platform.release(), 'cpu': cpu, 'cores': os.cpu_count(),
+        'memory_mib': mem, 'load_at_end': os.getloadavg()[0],
+        'mod_resumable': rev + (' (+ uncommitted changes)' if dirty else ''),
+        'mod_resumable.so': f'sha256 {res_module[0]}..., built {res_module[1]}',
+        'httpd': first(['apache2', '-v']).split(':', 1)[-1].strip(),
+        'nginx': subprocess.run(['nginx', '-v'], capture_output=True,
+                                text=True).stderr.strip().split(':', 1)[-1].strip(),
+        'node': first(['node', '--version']),
+        'curl': first(['curl', '--version']).split(' (')[0],
+        'ab': first(['ab', '-V']),
+        '@tus/server': npm_version('@tus/server'),
+        '@tus/file-store': npm_version('@tus/file-store'),
+        'tus-js-client': npm_version('tus-js-client'),
+    }
+
+
+def npm_version(name):
+    try:
+        with open(os.path.join(BENCH, 'node_modules', name, 'package.json')) as f:
+            return json.load(f)['version']
+    except OSError:
+        return '?'
+
+
+def mib(x):
+    return f'{x / MiB:.1f}'
+
+
+def table(summary, base):
+    rows = ['| contender | median MB/s | ' + base + ' / contender (median of rounds)'
+            ' | server CPU s/GiB | peak RSS per process MiB | peak RSS total MiB'
+            ' | intact | runs |', '|---|---:|---:|---:|---:|---:|---|---:|']
+    for n, s in summary.items():
+        ratio = f'{s["ratio_base_over"]:.2f}' if 'ratio_base_over' in s else '—'
+        notes = '; '.join(s['notes']) if not s['ok'] else ''
+        rows.append(f'| {n} | {s["mbs"]:.1f} | {ratio} | {s["cpu_per_gib"]:.2f} | '
+                    f'{mib(s["peak_rss_proc"])} | {mib(s["peak_rss_total"])} | '
+                    f'{"yes" if s["ok"] else "NO " + notes} | {s["n"]} |')
+    return '\n'.join(rows)
+
+
+def plot(res):
+    s = res['cases'].get('single', {})
+    if not s or not shutil.which('gnuplot'):
+        return None
+    dat = os.path.join(OUT, 'single.dat')
+    media = [m for m in ('tmpfs', 'disk') if m in s]
+    names = list(next(iter(s.values()))['summary'])
+    with open(dat, 'w') as f:
+        f.write('contender ' + ' '.join(media) + '\n')
+        for n in names:
+            f.write(n + ' ' + ' '.join(f'{s[m]["summary"].get(n, {}).get("mbs", 0):.1f}'
+                                       for m in media) + '\n')
+    png = os.path.join(REPO, 'bench', 'single.png')
+    cols = ', '.join(f"'{dat}' using {i + 2}:xtic(1) title '{m}'"
+                     if i == 0 else f"'' using {i + 2} title '{m}'"
+                     for i, m in enumerate(media))
+    script = f"""set terminal pngcairo size 900,450 noenhanced
+set output '{png}'
+set title 'One {res["cases"]["single"][media[0]]["bytes"] >> 20} MiB upload in one request (median MB/s)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key autotitle columnhead top right
+set ylabel 'MB/s'
+set grid ytics
+set xtics rotate by -30
+set yrange [0:*]
+plot {cols}
+"""
+    try:
+        subprocess.run(['gnuplot'], input=script, text=True, check=True, timeout=60,
+                       capture_output=True)
+    except (subprocess.SubprocessError, OSError):
+        try:
+            subprocess.run(['gnuplot'], input=script.replace('pngcairo', 'png'),
+                           text=True, check=True, timeout=60, capture_output=True)
+        except (subprocess.SubprocessError, OSError):
+            return None
+    return 'bench/single.png'
+
+
+HEADER = """# Benchmarks
+
+`bench/run.py` measures mod_resumable next to the alternatives in one run,
+on loopback, and regenerates this file. Everything it needs it starts and
+stops itself: a private httpd (event MPM) serving mod_resumable, httpd's own
+mod_dav PUT on the same instance and a discarding handler built from
+`bench/mod_discard.c` (httpd's ceiling); Debian's nginx with dav PUT and a
+1 MiB body buffer; @tus/server with @tus/file-store (`bench/package.json`);
+and a discarding socket (`bench/sink.py`, the client's ceiling). It installs
+nginx, ab (apache2-utils) and gnuplot with apt-get and the Node packages with `npm ci` in
+`bench/` only when they are missing.
+
+```sh
+bench/run.py             # full suite: 1 GiB, 5 rounds, tmpfs and disk (~1 h)
+bench/run.py --quick     # 64 MiB, 2 rounds, tmpfs, 10^4 records (minutes)
+bench/run.py --cases single,checksum --media tmpfs --size-mib 256 --pairs 3
+```
+
+Method: the machine is a noisy 2-core VM, so contenders run interleaved
+(A B C ... A B C ...) and the tables give medians and the median of the
+per-round throughput ratios, never single times. MB/s is bytes / transfer
+time as the client measured it (curl's `time_total`; tus-js-client from
+`start()` to `onSuccess`). Server CPU is utime+stime summed over all the
+server's processes (from `/proc`), per GiB moved. RSS is sampled every 50 ms
+over the server's process tree. Every stored file is checked by sha256
+against the source. Each case runs with the data directory (and the state
+database) on tmpfs — the software's cost — and on disk.
+
+Durability is not equal: mod_resumable runs with its default
+`ResumableSync On` (fdatasync before an offset is acknowledged); nginx,
+mod_dav and @tus/file-store do not sync. `resumable-tusonly` is the same
+area with `ResumableProtocols tus`. The httpd configuration, tuned for
+1,000 concurrent uploads (event MPM), is `bench/httpd.conf.in`;
+`--httpd-extra 'Directive value'` adds to it, to try a tuning. Where the
+time goes (perf, callgrind, syscall counts: `bench/profile.py`) is in
+`bench/ANALYSIS.md`.
+"""
+
+
+def report(res, a):
+    c = res['cases']
+    md = [HEADER]
+    full = (a.size_mib >= 1024 and a.pairs >= 5)
+    if not full or len(a.media) < 2:
+        md.append(f'> **Reduced run** ({a.size_mib} MiB, {a.pairs} rounds, media '
+                  f'{", ".join(a.media)}, {a.records:,} records, big case '
+                  f'{a.big_gib} GiB): the numbers below are indicative only; the full '
+                  'run is `bench/run.py`.\n')
+    md.append('## Targets\n')
+    md.append('| target | measured | result | how |\n|---|---|---|---|')
+    for t in res['targets']:
+        md.append(f'| {t["name"]} | {t["value"]} | {"met" if t["met"] else "**not met**"}'
+                  f' | {t["detail"]} |')
+    png = plot(res)
+    if png:
+        md.append(f'\n![single request throughput]({os.path.basename(png)})\n'
+                  .replace('](', '](bench/'))
+    titles = {'single': 'One upload in one request',
+              'chunked': f'The same upload in {a.chunk_mib} MiB requests (tus PATCHes '
+                         'on one connection)',
+              'checksum': 'tus checksum (sha256 over the whole PATCH) on and off',
+              'parallel': '8 parallel chunks (tus concatenation) vs one request'}
+    for case in [k for k in c if k not in ('head', 'big')]:
+        t = titles.get(case, f'{case[10:]} concurrent uploads of '
+                       f'{c[case][next(iter(c[case]))]["bytes"] // int(case[10:]) >> 10}'
+                       ' KiB each' if case.startswith('concurrent') else case)
+        for medium, r in c[case].items():
+            first = next(iter(r['summary']))
+            md.append(f'\n## {t} — {r["bytes"] >> 20} MiB, {medium}\n')
+            md.append(table(r['summary'], first))
+            if case == 'parallel':
+                md.append(f'\nAssembly (final POST) / transfer of the partials: median '
+                          f'{100 * r["assembly_ratio"]:.1f}% '
+                          f'({", ".join(f"{b:.3f}s/{x:.2f}s" for x, b in r["assembly"])}).'
+                          ' ' + ' '.join(r.get('notes', [])))
+            if case.startswith('concurrent'):
+                md.append('\n' + '; '.join(f'{n}: {", ".join(s["notes"])}'
+                                           for n, s in r['summary'].items()))
+    for medium, h in c.get('head', {}).items():
+        md.append(f'\n## HEAD rate with {h["records"]:,} upload records stored — {medium}\n')
+        md.append(f'ab -i -k (HEAD, keep-alive), 16 connections, {a.head_secs} s per run, '
+                  'interleaved (wrk cannot: it waits for a body after HEAD, wg/wrk#198); '
+                  f'records generated in {h["gen_secs"]:.1f} s by `bench/gen_records.c`.\n')
+        md.append('| round | HEAD upload (req/s) | HEAD static file (req/s) |\n|---|---:|---:|')
+        for i, (u, s) in enumerate(zip(h['upload'], h['static'])):
+            md.append(f'| {i} | {u:.0f} | {s:.0f} |')
+        bad = f'; {h["non2xx"]} non-2xx answers' if h['non2xx'] else ''
+        md.append(f'\nmedian ratio upload/static: {h["ratio"]:.2f}{bad}')
+    for medium, b in c.get('big', {}).items():
+        md.append(f'\n## Memory: one large upload while sampling RSS — {medium}\n')
+        md.append('One connection, so one httpd process serves all three.\n')
+        md.append('| upload | size | MB/s | server CPU s/GiB | RSS growth of the serving '
+                  'process MiB | peak RSS total MiB | intact |\n|---|---:|---:|---:|---:|---:|---|')
+        for r in b['runs']:
+            md.append(f'| {r.get("label", "")} | {r["size"] / GiB:.2f} GiB | {r["mbs"]:.1f} | '
+                      f'{r["cpu_per_gib"]:.2f} | {mib(r["rss_growth_proc"])} | '
+                      f'{mib(r["peak_rss_total"])} | {"yes" if r["ok"] else "NO"} |')
+    if res['notes']:
+        md.append('\n## Notes\n\n' + '\n'.join(f'- {n}' for n in res['notes']))
+    md.append('\n## Machine and versions\n')
+    md.append('| | |\n|---|---|')
+    for k, v in res['machine'].items():
+        md.append(f'| {k} | {v} |')
+    md.append(f'\nCommand: `bench/run.py {" ".join(sys.argv[1:])}`'.rstrip() + '\n')
+    with open(os.path.join(REPO, 'BENCHMARKS.md'), 'w') as f:
+        f.write('\n'.join(md))
+    log('\nTargets:')
+    for t in res['targets']:
+        log(f'  {"met    " if t["met"] else "NOT MET"}  {t["name"]}: {t["value"]}')
+    log(f'\nwrote BENCHMARKS.md, {os.path.join(OUT, "results.json")}')
+
+
+class Interrupted(Exception):
+    pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true',
+                    help='64 MiB, 2 rounds, tmpfs, 10^4 records, 1 GiB big case')
+    ap.add_argument('--size-mib', type=int, default=1024)
+    ap.add_argument('--pairs', type=int, default=5, help='interleaved rounds')
+    ap.add_argument('--media', default='tmpfs,disk')
+    ap.add_argument('--cases', default=','.join(ALL_CASES))
+    ap.add_argument('--chunk-mib', type=int, default=8)
+    ap.add_argument('--conc', default='32,1000')
+    ap.add_argument('--records', type=int, default=10 ** 6)
+    ap.add_argument('--head-secs', type=int, default=10)
+    ap.add_argument('--big-gib', type=int, default=10)
+    ap.add_argument('--httpd-extra', default='', metavar='DIRECTIVES',
+                    help='appended to the httpd config (\\n separates lines), '
+                    'e.g. "ReadBufferSize 262144" to try a tuning')
+    ap.add_argument('--big-media', default='disk', choices=('disk', 'tmpfs', 'both'))
+    a = ap.parse_args()
+    if a.quick:
+        a.size_mib, a.pairs, a.media, a.records = 64, 2, 'tmpfs', 10 ** 4
+        a.head_secs, a.big_gib, a.big_media = 3, 1, 'tmpfs'
+    a.media = [m for m in a.media.split(',') if m]
+    a.cases = [c for c in a.cases.split(',') if c]
+    a.conc = [int(n) for n in str(a.conc).split(',') if n]
+    bad = [c for c in a.cases if c not in ALL_CASES]
+    if bad or any(m not in ('tmpfs', 'disk') for m in a.media):
+        ap.error(f'unknown case or medium: {bad or a.media}')
+
+    def on_signal(sig, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(sig)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        Suite(a).run()
+    except Interrupted as e:
+        log(f'interrupted by signal {e.args[0]}: servers stopped, nothing written')
+        sys.exit(128 + e.args[0])
+    finally:
+        stop_all()
+
+
+if __name__ == '__main__':
+    main()
