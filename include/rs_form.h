@@ -59,6 +59,16 @@ int rs_form_wanted(const rs_req_t *req);
  *  response (see the design note). */
 void rs_form_handle(rs_req_t *req);
 
+/**
+ * The active chunked upload of the requesting user under client key `key`
+ * (already scoped/hashed by the front end), created (deferred length,
+ * chunk mode, proto, filename) when there is none or the last one is
+ * finished. Shared by the slice and flow front ends.
+ */
+rs_error_t *rs_form_upload_of(rs_req_t *req, const char *key,
+                              rs_proto_id_t proto, const char *filename,
+                              rs_upload_t **pu);
+
 /** Strict decimal field (0 .. max): 1 ok, 0 absent, -1 invalid. */
 int rs_form_int(const rs_form_t *f, const char *name, apr_int64_t max,
                 apr_int64_t *v);

@@ -390,3 +390,27 @@ void rs_form_handle(rs_req_t *req)
     remove_spool(f);                    /* before the answer goes out */
     f->file_path = NULL;
 }
+
+rs_error_t *rs_form_upload_of(rs_req_t *req, const char *key,
+                              rs_proto_id_t proto, const char *filename,
+                              rs_upload_t **pu)
+{
+    rs_upload_t *u;
+    rs_error_t *err = rs_engine_find_key(req->engine, req->area, req->user,
+                                         key, req->pool, pu);
+
+    if (!err && RS_STATE_ACTIVE == (*pu)->state) {
+        return NULL;
+    }
+    if (err && RS_ERR_NOT_FOUND != err->code) {
+        return err;
+    }
+    u = rs_upload_make(req->pool, NULL);
+    u->proto = proto;
+    u->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    u->owner = req->user;
+    u->client_key = key;
+    u->filename = filename;
+    *pu = u;
+    return rs_engine_create(req->engine, req->area, u, req->pool);
+}

@@ -198,29 +198,6 @@ static void flow_test(rs_req_t *req)
 /* ------------------------------------------------------------------------ */
 /* chunk POST                                                                */
 
-static rs_error_t *upload_of(rs_req_t *req, const flow_t *f, rs_upload_t **pu)
-{
-    const char *key = client_key(req->pool, f);
-    rs_upload_t *u;
-    rs_error_t *err = rs_engine_find_key(req->engine, req->area, req->user,
-                                         key, req->pool, pu);
-
-    if (!err && RS_STATE_ACTIVE == (*pu)->state) {
-        return NULL;
-    }
-    if (err && RS_ERR_NOT_FOUND != err->code) {
-        return err;
-    }
-    u = rs_upload_make(req->pool, NULL);
-    u->proto = RS_PROTO_FLOW;
-    u->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
-    u->owner = req->user;
-    u->client_key = key;
-    u->filename = f->filename;
-    *pu = u;
-    return rs_engine_create(req->engine, req->area, u, req->pool);
-}
-
 static int flow_match_form(rs_req_t *req, const rs_form_t *f)
 {
     const char *pre = f->fields ? prefix_of(f->fields) : NULL;
@@ -250,7 +227,8 @@ static void flow_handle_form(rs_req_t *req, rs_form_t *form)
         fail(req, why);
         return;
     }
-    if (!(err = upload_of(req, &f, &u))) {
+    if (!(err = rs_form_upload_of(req, client_key(req->pool, &f),
+                                  RS_PROTO_FLOW, f.filename, &u))) {
         c.index = f.number;
         c.total = f.total;
         c.spool = form->file_path;

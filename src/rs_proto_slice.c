@@ -83,30 +83,6 @@ static int name_ok(const char *name)
 /* ------------------------------------------------------------------------ */
 /* chunk                                                                     */
 
-/* The active upload of name, created when there is none. */
-static rs_error_t *upload_of(rs_req_t *req, const char *name, rs_upload_t **pu)
-{
-    const char *key = client_key(req->pool, name);
-    rs_upload_t *u;
-    rs_error_t *err = rs_engine_find_key(req->engine, req->area, req->user,
-                                         key, req->pool, pu);
-
-    if (!err && RS_STATE_ACTIVE == (*pu)->state) {
-        return NULL;
-    }
-    if (err && RS_ERR_NOT_FOUND != err->code) {
-        return err;
-    }
-    u = rs_upload_make(req->pool, NULL);
-    u->proto = RS_PROTO_SLICE;
-    u->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
-    u->owner = req->user;
-    u->client_key = key;
-    u->filename = name;
-    *pu = u;
-    return rs_engine_create(req->engine, req->area, u, req->pool);
-}
-
 static void slice_chunk(rs_req_t *req, rs_form_t *f)
 {
     const char *name = apr_table_get(f->fields, "name");
@@ -124,7 +100,8 @@ static void slice_chunk(rs_req_t *req, rs_form_t *f)
         fail(req, RS_ERR_INVALID_NAME, "invalid file name");
         return;
     }
-    if ((err = upload_of(req, name, &u))) {
+    if ((err = rs_form_upload_of(req, client_key(req->pool, name),
+                                 RS_PROTO_SLICE, name, &u))) {
         rs_proto_error(req, err);
         return;
     }
