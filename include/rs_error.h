@@ -48,7 +48,6 @@ typedef enum {
     RS_ERR_STORAGE,              /* 500 data file error */
     RS_ERR_STATE,                /* 500 state database error */
     RS_ERR_STORAGE_FULL,         /* 507 no space left */
-    RS_ERR_NOT_IMPLEMENTED,      /* 501 feature switched off */
     RS_ERR_WRONG_PROTOCOL,       /* 400 upload made by another protocol */
     RS_ERR_CHUNK_CONFLICT,       /* 409 re-sent chunk differs from the stored */
     RS_ERR__COUNT

@@ -60,7 +60,6 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(STORAGE,            500, "storage error"),
     ROW(STATE,              500, "state database error"),
     ROW(STORAGE_FULL,       507, "insufficient storage"),
-    ROW(NOT_IMPLEMENTED,    501, "feature not enabled"),
     ROW(WRONG_PROTOCOL,     400, "the upload was created with another protocol"),
     ROW(CHUNK_CONFLICT,     409, "the chunk differs from the one stored"),
 };

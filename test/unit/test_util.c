@@ -511,7 +511,7 @@ static void test_error(apr_pool_t *p)
     RS_CHECK(rs_error_status(RS_ERR_CHECKSUM_MISMATCH) == 460);
     RS_CHECK(rs_error_status(RS_ERR_TIMEOUT) == 408);
     RS_CHECK(rs_error_status(RS_ERR_STORAGE_FULL) == 507);
-    RS_CHECK(rs_error_status(RS_ERR_NOT_IMPLEMENTED) == 501);
+    RS_CHECK(rs_error_status(RS_ERR_WRONG_PROTOCOL) == 400);
     RS_CHECK(rs_error_status(RS_ERR_MODIFY_FINAL) == 403);
     RS_CHECK(rs_error_status(RS_ERR_METHOD) == 405);
     RS_CHECK(rs_error_status(RS_ERR_INTERRUPTED) == 400);
