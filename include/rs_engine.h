@@ -49,6 +49,8 @@ typedef struct rs_area_t {
     apr_interval_time_t lock_wait;  /* how long to wait for a writer */
     apr_interval_time_t stall_time; /* idle writer yields after this */
     unsigned int protocols;         /* mask of 1 << rs_proto_id_t */
+    const apr_array_header_t *deny_ext; /* extensions defused in published
+                                           names (rs_util_defuse_name) */
 } rs_area_t;
 
 /**

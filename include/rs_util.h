@@ -13,6 +13,7 @@
 #include <apr_pools.h>
 #include <apr_errno.h>
 #include <apr_time.h>
+#include <apr_tables.h>
 
 #define RS_ID_LEN 22            /* 128 random bits, base64url, no padding */
 #define RS_NAME_MAX 200         /* max bytes of a sanitized file name */
@@ -49,6 +50,17 @@ const char *rs_util_hex(apr_pool_t *p, const unsigned char *in, apr_size_t len);
  * extension when possible. UTF-8 letters are kept.
  */
 const char *rs_util_sanitize_name(apr_pool_t *p, const char *name);
+
+/**
+ * Defuse a (sanitized) file name against a deny list of extensions that
+ * would execute on the server ("php", "cgi", ...; case-insensitive, without
+ * the dot): every dot that starts a denied extension - anywhere in the
+ * name, since httpd maps "a.php.jpg" to PHP too - becomes '_'
+ * ("shell.php" -> "shell_php", "a.PHP.jpg" -> "a_PHP.jpg"). Returns name
+ * itself when nothing is denied (deny may be NULL).
+ */
+const char *rs_util_defuse_name(apr_pool_t *p, const char *name,
+                                const apr_array_header_t *deny);
 
 /** Extension of a name including the dot ("a.tar.gz" -> ".gz"), or "". */
 const char *rs_util_name_ext(const char *name);

@@ -35,6 +35,14 @@ static const char *const default_inline[] = {
     "video/mp4", NULL
 };
 
+/* Extensions httpd (or a handler mapped on the area) could execute: a
+ * finished file never keeps one as a real extension (rs_util_defuse_name). */
+static const char *const default_deny[] = {
+    "php", "php3", "php4", "php5", "php7", "php8", "phtml", "pht", "phps",
+    "phar", "cgi", "fcgi", "pl", "py", "rb", "sh", "shtml", "shtm", "stm",
+    "asp", "aspx", "jsp", "jspx", "htaccess", "htpasswd", NULL
+};
+
 /* ------------------------------------------------------------------------ */
 /* create / merge                                                            */
 
@@ -78,6 +86,7 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(stall_time);
     MERGE_PTR(cors);
     MERGE_PTR(inline_types);
+    MERGE_PTR(deny_ext);
     n->ht_max_size = lower(base->ht_max_size, add->ht_max_size);
     n->ht_expire = lower(base->ht_expire, add->ht_expire);
     MERGE(protocols);
@@ -325,6 +334,30 @@ static const char *set_inline(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_deny(cmd_parms *cmd, void *dc, const char *arg)
+{
+    rs_dir_conf_t *d = dc;
+    const char *c;
+
+    if (!d->deny_ext) {
+        d->deny_ext = apr_array_make(cmd->pool, 8, sizeof(const char *));
+    }
+    if (!strcasecmp(arg, "none")) {
+        return d->deny_ext->nelts ? bad(cmd, arg, "None stands alone") : NULL;
+    }
+    arg = (*arg == '.') ? arg + 1 : arg;
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '_' && *c != '-') {
+            break;
+        }
+    }
+    if (!*arg || *c || strlen(arg) > 32) {
+        return bad(cmd, arg, "expected extensions like php cgi, or None");
+    }
+    APR_ARRAY_PUSH(d->deny_ext, const char *) = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
 static const char *set_sweep(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = global_only(cmd);
@@ -375,6 +408,9 @@ const command_rec rs_conf_cmds[] = {
                   DIR_ONLY, "idle time after which a writer yields"),
     AP_INIT_ITERATE("ResumableInlineTypes", set_inline, NULL, DIR_ONLY,
                     "media types downloads may show inline"),
+    AP_INIT_ITERATE("ResumableDenyExtensions", set_deny, NULL, DIR_ONLY,
+                    "extensions a finished file name may not end in or "
+                    "carry (they are defused), or None"),
     AP_INIT_TAKE1("ResumableSweepInterval", set_sweep, NULL, RSRC_CONF,
                   "how often expired uploads are removed"),
     AP_INIT_TAKE1("ResumableWriteBuffer", set_write_buffer, NULL, RSRC_CONF,
@@ -476,6 +512,17 @@ static apr_int64_t effective(apr_int64_t v, apr_int64_t ht, apr_int64_t def)
     return v;
 }
 
+static const apr_array_header_t *default_deny_list(apr_pool_t *p)
+{
+    apr_array_header_t *l = apr_array_make(p, 32, sizeof(const char *));
+    int i;
+
+    for (i = 0; default_deny[i]; i++) {
+        APR_ARRAY_PUSH(l, const char *) = default_deny[i];
+    }
+    return l;
+}
+
 rs_area_t *rs_conf_area(request_rec *r)
 {
     const rs_dir_conf_t *d = rs_conf_dir(r);
@@ -496,6 +543,7 @@ rs_area_t *rs_conf_area(request_rec *r)
     if (d->ht_protocols != RS_UNSET) {
         a->protocols &= (unsigned)d->ht_protocols;
     }
+    a->deny_ext = d->deny_ext ? d->deny_ext : default_deny_list(r->pool);
     return a;
 }
 

@@ -566,11 +566,14 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
 /* ------------------------------------------------------------------------ */
 /* completion and concatenation                                              */
 
-static const char *publish_name(apr_pool_t *p, const rs_upload_t *u)
+/* The name a finished file gets in the area: sanitized, never executable
+ * by the server (the area's deny list), the id when nothing usable is left. */
+static const char *publish_name(apr_pool_t *p, const rs_area_t *a,
+                                const rs_upload_t *u)
 {
     const char *name = u->filename ? rs_util_sanitize_name(p, u->filename)
                                    : NULL;
-    return name ? name : u->id;
+    return name ? rs_util_defuse_name(p, name, a->deny_ext) : u->id;
 }
 
 static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
@@ -704,7 +707,7 @@ static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
 
     if (!(u->flags & RS_UF_PARTIAL)) {
         rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id), u->dir,
-                             publish_name(p, u), 0, &path);
+                             publish_name(p, a, u), 0, &path);
         if (APR_SUCCESS != rv) {
             return io_error(p, rv, "publishing the file", u->id);
         }

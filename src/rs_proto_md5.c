@@ -217,7 +217,10 @@ static int instant(rs_req_t *req, const char *file_id, const char *ext)
     const char *path, *final;
     rs_error_t *err = rs_engine_content_find(req->engine, req->area, file_id,
                                              req->pool, &path);
-    const char *name = apr_pstrcat(req->pool, file_id, ext, NULL);
+    const char *name = rs_util_defuse_name(req->pool,
+                                           apr_pstrcat(req->pool, file_id,
+                                                       ext, NULL),
+                                           req->area->deny_ext);
     apr_status_t rv;
 
     if (err) {

@@ -489,6 +489,40 @@ const char *rs_util_sanitize_name(apr_pool_t *p, const char *name)
     return len > RS_NAME_MAX ? name_cut(p, start, len) : start;
 }
 
+static int denied(const char *ext, apr_size_t len,
+                  const apr_array_header_t *deny)
+{
+    int i;
+
+    for (i = 0; i < deny->nelts; i++) {
+        const char *d = APR_ARRAY_IDX(deny, i, const char *);
+        if (strlen(d) == len && !strncasecmp(ext, d, len)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *rs_util_defuse_name(apr_pool_t *p, const char *name,
+                                const apr_array_header_t *deny)
+{
+    char *out = NULL, *dot;
+    const char *s = name;
+
+    if (!name || !deny || !deny->nelts) {
+        return name;
+    }
+    while ((dot = strchr(s, '.'))) {
+        apr_size_t len = strcspn(dot + 1, ".");
+        if (dot != name && denied(dot + 1, len, deny)) {
+            out = out ? out : apr_pstrdup(p, name);
+            out[dot - name] = '_';
+        }
+        s = dot + 1;
+    }
+    return out ? out : name;
+}
+
 const char *rs_util_name_ext(const char *name)
 {
     const char *dot = NULL, *s;

@@ -606,8 +606,25 @@ static void test_log(apr_pool_t *p)
     RS_CHECK(seen.calls == 2);
 }
 
+static void test_defuse(apr_pool_t *p)
+{
+    apr_array_header_t *deny = apr_array_make(p, 2, sizeof(const char *));
+
+    APR_ARRAY_PUSH(deny, const char *) = "php";
+    APR_ARRAY_PUSH(deny, const char *) = "cgi";
+    RS_CHECK_STR(rs_util_defuse_name(p, "shell.php", deny), "shell_php");
+    RS_CHECK_STR(rs_util_defuse_name(p, "a.PHP.jpg", deny), "a_PHP.jpg");
+    RS_CHECK_STR(rs_util_defuse_name(p, "x.cgi.php", deny), "x_cgi_php");
+    RS_CHECK_STR(rs_util_defuse_name(p, "photo.jpg", deny), "photo.jpg");
+    RS_CHECK_STR(rs_util_defuse_name(p, "a.phpx", deny), "a.phpx");
+    RS_CHECK_STR(rs_util_defuse_name(p, "php", deny), "php");
+    RS_CHECK_STR(rs_util_defuse_name(p, "a..php", deny), "a._php");
+    RS_CHECK_STR(rs_util_defuse_name(p, "a.php", NULL), "a.php");
+}
+
 void suite_util(apr_pool_t *p)
 {
+    test_defuse(p);
     test_ids(p);
     test_parse_off();
     test_parse_size();

@@ -28,6 +28,8 @@ AREA_VALID = [
     'ResumableLockWait 5', 'ResumableLockWait 5s', 'ResumableLockWait 1m',
     'ResumableStallTime 2', 'ResumableStallTime 2s', 'ResumableStallTime 1m',
     'ResumableInlineTypes image/png text/plain', 'ResumableInlineTypes image/jpeg',
+    'ResumableDenyExtensions php cgi', 'ResumableDenyExtensions .php',
+    'ResumableDenyExtensions None',
 ]
 
 SERVER_VALID = [
@@ -57,6 +59,9 @@ INVALID = [
     ('ResumableStallTime -1', 'area'), ('ResumableStallTime abc', 'area'),
     ('ResumableStallTime 3x', 'area'), ('ResumableStallTime', 'area'),
     ('ResumableInlineTypes', 'area'),
+    ('ResumableDenyExtensions', 'area'), ('ResumableDenyExtensions php/x', 'area'),
+    ('ResumableDenyExtensions php None', 'area'),
+    ('ResumableDenyExtensions "a b"', 'area'),
     ('ResumableDir', 'area'), ('ResumableDir ""', 'area'),
     ('ResumableStateDB /tmp/rs-state-in-location', 'area'),
     ('ResumableStateDB foo:/tmp/rs-state', 'server'),
