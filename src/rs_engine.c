@@ -52,6 +52,7 @@
 #include <apr_time.h>
 
 #include "rs_engine.h"
+#include "rs_engine_private.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_lock.h"
@@ -104,7 +105,7 @@ static rs_error_t *check_key(const char *client_key, apr_pool_t *p)
     return NULL;
 }
 
-static apr_status_t txn_load(rs_txn_t *txn, const char *id, apr_pool_t *p,
+apr_status_t rs_eng_txn_load(rs_txn_t *txn, const char *id, apr_pool_t *p,
                              rs_upload_t **u)
 {
     char *val;
@@ -138,14 +139,14 @@ static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
     if (APR_SUCCESS != rv) {
         return rv;
     }
-    rv = txn_load(txn, val, p, &u);
+    rv = rs_eng_txn_load(txn, val, p, &u);
     if (APR_SUCCESS == rv && (!active_only || RS_STATE_ACTIVE == u->state)) {
         *id = val;
     }
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
-static apr_status_t txn_save(rs_txn_t *txn, const rs_upload_t *u, apr_pool_t *p)
+apr_status_t rs_eng_txn_save(rs_txn_t *txn, const rs_upload_t *u, apr_pool_t *p)
 {
     char *buf;
     apr_size_t len;
@@ -157,7 +158,7 @@ static apr_status_t txn_save(rs_txn_t *txn, const rs_upload_t *u, apr_pool_t *p)
     return rv;
 }
 
-static rs_error_t *state_error(apr_pool_t *p, apr_status_t rv, const char *what,
+rs_error_t *rs_eng_state_error(apr_pool_t *p, apr_status_t rv, const char *what,
                                const char *id)
 {
     rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, p, RS_LOGNO(01002)
@@ -165,7 +166,7 @@ static rs_error_t *state_error(apr_pool_t *p, apr_status_t rv, const char *what,
     return rs_error_make(p, RS_ERR_STATE, rv, NULL);
 }
 
-static rs_error_t *io_error(apr_pool_t *p, apr_status_t rv, const char *what,
+rs_error_t *rs_eng_io_error(apr_pool_t *p, apr_status_t rv, const char *what,
                             const char *id)
 {
     rs_errcode_t code = rs_error_from_io(rv, RS_ERR_STORAGE);
@@ -197,7 +198,7 @@ static void apply_progress(rs_upload_t *dst, const rs_upload_t *src)
 
 /* Write u's progress fields into the stored record (read-modify-write in
  * one short transaction). *fresh receives the stored result. */
-static apr_status_t save_progress(rs_engine_t *e, const rs_upload_t *u,
+apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
                                   apr_pool_t *p, rs_upload_t **fresh)
 {
     rs_txn_t *txn;
@@ -207,10 +208,10 @@ static apr_status_t save_progress(rs_engine_t *e, const rs_upload_t *u,
     if (APR_SUCCESS != rv) {
         return rv;
     }
-    rv = txn_load(txn, u->id, p, &cur);
+    rv = rs_eng_txn_load(txn, u->id, p, &cur);
     if (APR_SUCCESS == rv) {
         apply_progress(cur, u);
-        rv = txn_save(txn, cur, p);
+        rv = rs_eng_txn_save(txn, cur, p);
     }
     rs_store_end(txn);
     if (fresh) {
@@ -284,13 +285,13 @@ static apr_status_t reconcile_locked(rs_engine_t *e, const rs_area_t *a,
     }
     u->offset = size;
     u->pending_from = -1;
-    return save_progress(e, u, p, NULL);
+    return rs_eng_save_progress(e, u, p, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
 /* open                                                                      */
 
-static rs_error_t *lookup(rs_engine_t *e, const char *id, apr_pool_t *p,
+rs_error_t *rs_eng_lookup(rs_engine_t *e, const char *id, apr_pool_t *p,
                           rs_upload_t **u)
 {
     rs_txn_t *txn;
@@ -302,9 +303,9 @@ static rs_error_t *lookup(rs_engine_t *e, const char *id, apr_pool_t *p,
         return rs_error_make(p, RS_ERR_NOT_FOUND, rv, NULL);
     }
     if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "open", id);
+        return rs_eng_state_error(p, rv, "open", id);
     }
-    rv = txn_load(txn, id, p, u);
+    rv = rs_eng_txn_load(txn, id, p, u);
     if (APR_STATUS_IS_ENOENT(rv)) {
         rv = rs_store_get(txn, tkey(p, id), p, &val, &len);
         rs_store_end(txn);
@@ -312,7 +313,7 @@ static rs_error_t *lookup(rs_engine_t *e, const char *id, apr_pool_t *p,
                              : RS_ERR_NOT_FOUND, 0, NULL);
     }
     rs_store_end(txn);
-    return APR_SUCCESS == rv ? NULL : state_error(p, rv, "read", id);
+    return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "read", id);
 }
 
 /* Incomplete uploads and complete partials (only useful until they are
@@ -358,7 +359,7 @@ static rs_upload_t *recover_final(rs_engine_t *e, const rs_area_t *a,
 {
     rs_upload_t *fresh;
 
-    if (!assemble_wait(e, a, u->id, 0, p) && !lookup(e, u->id, p, &fresh)) {
+    if (!assemble_wait(e, a, u->id, 0, p) && !rs_eng_lookup(e, u->id, p, &fresh)) {
         return fresh;
     }
     return u;
@@ -387,7 +388,7 @@ static rs_upload_t *recover_complete(rs_engine_t *e, const rs_area_t *a,
     ap.declare_length = -1;
     now.lock_wait = 0;
     if (!rs_engine_append(e, &now, u, &ap, &empty, p, &res)
-        && !lookup(e, u->id, p, &fresh)) {
+        && !rs_eng_lookup(e, u->id, p, &fresh)) {
         return fresh;
     }
     return u;
@@ -397,7 +398,7 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
                            const char *owner, apr_pool_t *p, rs_upload_t **pu)
 {
     rs_upload_t *u;
-    rs_error_t *err = lookup(e, id, p, &u);
+    rs_error_t *err = rs_eng_lookup(e, id, p, &u);
 
     if (err) {
         return err;
@@ -441,7 +442,7 @@ rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
         rs_store_end(txn);
     }
     if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
-        return state_error(p, rv, "key lookup", "-");
+        return rs_eng_state_error(p, rv, "key lookup", "-");
     }
     err = id ? rs_engine_open(e, a, id, owner, p, u)
              : rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
@@ -457,7 +458,7 @@ rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
 static rs_error_t *complete(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
                             apr_pool_t *p);
 
-static rs_error_t *check_size(const rs_area_t *a, apr_off_t length,
+rs_error_t *rs_eng_check_size(const rs_area_t *a, apr_off_t length,
                               apr_pool_t *p)
 {
     if (a->max_size > 0 && length > a->max_size) {
@@ -481,7 +482,7 @@ static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
 
     *existing = NULL;
     if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "write", u->id);
+        return rs_eng_state_error(p, rv, "write", u->id);
     }
     if (u->client_key) {
         key = kkey(p, u->dir, u->owner, u->client_key);
@@ -491,10 +492,10 @@ static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
         rv = rs_store_put(txn, key, u->id, strlen(u->id));
     }
     if (APR_SUCCESS == rv && !*existing) {
-        rv = txn_save(txn, u, p);
+        rv = rs_eng_txn_save(txn, u, p);
     }
     rs_store_end(txn);
-    return APR_SUCCESS == rv ? NULL : state_error(p, rv, "write", u->id);
+    return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "write", u->id);
 }
 
 /* Another request created the upload of u's client key first: drop the
@@ -518,7 +519,7 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
 {
     const char *staging, *id, *existing;
     apr_file_t *f;
-    rs_error_t *err = check_size(a, u->length, p);
+    rs_error_t *err = rs_eng_check_size(a, u->length, p);
     apr_status_t rv;
 
     if (err || (err = check_key(u->client_key, p))) {
@@ -542,7 +543,7 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
         }
     }
     if (APR_SUCCESS != rv) {
-        return io_error(p, rv, "creating the data file", id);
+        return rs_eng_io_error(p, rv, "creating the data file", id);
     }
     if ((err = store_new(e, u, p, &existing))) {
         return err;
@@ -557,8 +558,8 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     }
     if (0 == u->length) {
         u->state = RS_STATE_COMPLETE;
-        return APR_SUCCESS == save_progress(e, u, p, NULL) ? NULL
-               : state_error(p, APR_EGENERAL, "write", id);
+        return APR_SUCCESS == rs_eng_save_progress(e, u, p, NULL) ? NULL
+               : rs_eng_state_error(p, APR_EGENERAL, "write", id);
     }
     return NULL;
 }
@@ -607,7 +608,7 @@ static const char *hkey(apr_pool_t *p, const char *dir, const char *md5hex)
                            apr_pstrndup(p, k + 2, 32), NULL) : NULL;
 }
 
-static const char *md5_of(apr_pool_t *p, const char *path, apr_off_t len)
+const char *rs_eng_md5_of(apr_pool_t *p, const char *path, apr_off_t len)
 {
     unsigned char d[RS_HASH_MAX];
     apr_size_t n = 0;
@@ -637,7 +638,7 @@ static void index_content(rs_engine_t *e, const rs_area_t *a,
     if (!u->path) {
         return;
     }
-    md5hex = md5hex ? md5hex : md5_of(p, u->path, u->length);
+    md5hex = md5hex ? md5hex : rs_eng_md5_of(p, u->path, u->length);
     if (md5hex && (key = hkey(p, u->dir, md5hex))) {
         rv = rs_store_put1(e->store, key, u->path, strlen(u->path), p);
     }
@@ -656,7 +657,7 @@ static void index_later(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
         index_content(e, NULL, u, NULL, p);
     }
     u->flags &= ~RS_UF_UNINDEXED;
-    save_progress(e, u, p, NULL);
+    rs_eng_save_progress(e, u, p, NULL);
 }
 
 rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
@@ -674,7 +675,7 @@ rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
         return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
     }
     if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "content lookup", "-");
+        return rs_eng_state_error(p, rv, "content lookup", "-");
     }
     if (APR_SUCCESS != apr_stat(&fi, val, APR_FINFO_TYPE, p)
         || APR_REG != fi.filetype) {
@@ -685,19 +686,19 @@ rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
     return NULL;
 }
 
-static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
+rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                 rs_upload_t *u, const char *md5hex,
                                 apr_pool_t *p);
 
 static rs_error_t *complete(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
                             apr_pool_t *p)
 {
-    return complete_md5(e, a, u, NULL, p);
+    return rs_eng_complete_md5(e, a, u, NULL, p);
 }
 
 /* u reached its length: publish it (or, for a partial, mark it complete
  * and wake the finals that wait for it) and index its content. */
-static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
+rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                 rs_upload_t *u, const char *md5hex,
                                 apr_pool_t *p)
 {
@@ -709,7 +710,7 @@ static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
         rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id), u->dir,
                              publish_name(p, a, u), 0, &path);
         if (APR_SUCCESS != rv) {
-            return io_error(p, rv, "publishing the file", u->id);
+            return rs_eng_io_error(p, rv, "publishing the file", u->id);
         }
         u->path = path;
         u->flags |= RS_UF_PUBLISHED;
@@ -723,8 +724,8 @@ static rs_error_t *complete_md5(rs_engine_t *e, const rs_area_t *a,
         u->flags |= RS_UF_UNINDEXED;    /* hashed later by the sweep, so any
                                            area sharing the directory dedups */
     }
-    if (APR_SUCCESS != (rv = save_progress(e, u, p, &fresh))) {
-        return state_error(p, rv, "write", u->id);
+    if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, &fresh))) {
+        return rs_eng_state_error(p, rv, "write", u->id);
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01008)
                   "upload %s: complete, %" APR_OFF_T_FMT " bytes%s%s", u->id,
@@ -751,7 +752,7 @@ static rs_error_t *load_parts(rs_engine_t *e, rs_txn_t *txn,
     for (i = 0; i < u->parts->nelts; i++) {
         const char *pid = APR_ARRAY_IDX(u->parts, i, const char *);
         rs_upload_t *pu;
-        apr_status_t rv = txn_load(txn, pid, p, &pu);
+        apr_status_t rv = rs_eng_txn_load(txn, pid, p, &pu);
 
         if (APR_SUCCESS != rv || !(pu->flags & RS_UF_PARTIAL)
             || strcmp(pu->owner, u->owner) || strcmp(pu->dir, u->dir)) {
@@ -790,7 +791,7 @@ static rs_error_t *copy_parts(rs_upload_t *u, rs_upload_t **parts,
     if (APR_SUCCESS == rv) {
         rv = rs_data_sync(dst);
     }
-    return APR_SUCCESS == rv ? NULL : io_error(p, rv, "concatenation", u->id);
+    return APR_SUCCESS == rv ? NULL : rs_eng_io_error(p, rv, "concatenation", u->id);
 }
 
 /* Assemble final final_id when all its partials are complete (a no-op
@@ -815,10 +816,10 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
         return rs_error_make(p, RS_ERR_LOCKED, rv, NULL);
     }
     if (APR_SUCCESS != (rv = rs_store_begin(e->store, 0, p, &txn))) {
-        err = state_error(p, rv, "open", final_id);
+        err = rs_eng_state_error(p, rv, "open", final_id);
         goto cleanup;
     }
-    rv = txn_load(txn, final_id, p, &u);
+    rv = rs_eng_txn_load(txn, final_id, p, &u);
     if (APR_SUCCESS == rv && RS_STATE_COMPLETE != u->state) {
         err = load_parts(e, txn, u, p, &parts, &ready, &total);
     }
@@ -854,7 +855,7 @@ static rs_error_t *register_final(rs_engine_t *e, rs_upload_t *u,
     int i, ready;
 
     if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "open", u->id);
+        return rs_eng_state_error(p, rv, "open", u->id);
     }
     err = load_parts(e, txn, u, p, &parts, &ready, &total);
     if (!err && !ready && !allow_unfinished) {
@@ -866,17 +867,17 @@ static rs_error_t *register_final(rs_engine_t *e, rs_upload_t *u,
                 parts[i]->waiters = apr_array_make(p, 1, sizeof(char *));
             }
             APR_ARRAY_PUSH(parts[i]->waiters, const char *) = u->id;
-            rv = txn_save(txn, parts[i], p);
+            rv = rs_eng_txn_save(txn, parts[i], p);
         }
     }
     if (!err) {
         u->length = total;
         u->state = ready ? RS_STATE_ACTIVE : RS_STATE_ASSEMBLING;
-        rv = txn_save(txn, u, p);
+        rv = rs_eng_txn_save(txn, u, p);
     }
     rs_store_end(txn);
     if (!err && APR_SUCCESS != rv) {
-        err = state_error(p, rv, "write", u->id);
+        err = rs_eng_state_error(p, rv, "write", u->id);
     }
     return err;
 }
@@ -908,7 +909,7 @@ rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
     if ((err = register_final(e, u, allow_unfinished, p))) {
         return err;
     }
-    if ((err = check_size(a, u->length, p))) {
+    if ((err = rs_eng_check_size(a, u->length, p))) {
         rs_engine_terminate(e, a, u, p);
         return err;
     }
@@ -938,26 +939,31 @@ typedef struct append_ctx {
     int verify;                    /* bytes count only once verified */
 } append_ctx;
 
-static rs_error_t *take_lock(append_ctx *c)
+rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
+                        apr_pool_t *p, rs_lock_t **lock)
 {
     const char *staging;
-    apr_status_t rv = rs_data_staging(c->p, c->u->dir, 1, &staging);
+    apr_status_t rv = rs_data_staging(p, u->dir, 1, &staging);
 
     if (APR_SUCCESS == rv) {
-        rv = rs_lock_acquire(&c->lock, staging, c->u->id, c->a->lock_wait,
-                             c->p);
+        rv = rs_lock_acquire(lock, staging, u->id, a->lock_wait, p);
     }
     if (APR_STATUS_IS_EBUSY(rv)) {
-        return rs_error_make(c->p, RS_ERR_LOCKED, rv, NULL);
+        return rs_error_make(p, RS_ERR_LOCKED, rv, NULL);
     }
-    return APR_SUCCESS == rv ? NULL : io_error(c->p, rv, "locking", c->u->id);
+    return APR_SUCCESS == rv ? NULL : rs_eng_io_error(p, rv, "locking", u->id);
+}
+
+static rs_error_t *take_lock(append_ctx *c)
+{
+    return rs_eng_lock(c->a, c->u, c->p, &c->lock);
 }
 
 /* Re-read the record under the lock and make it agree with the file. */
 static rs_error_t *refresh(append_ctx *c)
 {
     rs_upload_t *u;
-    rs_error_t *err = lookup(c->e, c->u->id, c->p, &u);
+    rs_error_t *err = rs_eng_lookup(c->e, c->u->id, c->p, &u);
     apr_status_t rv;
 
     if (err) {
@@ -969,10 +975,10 @@ static rs_error_t *refresh(append_ctx *c)
     }
     rv = rs_data_open(&c->f, rs_data_path(c->p, u->dir, u->id), 1, c->p);
     if (APR_SUCCESS != rv) {
-        return io_error(c->p, rv, "opening the data file", u->id);
+        return rs_eng_io_error(c->p, rv, "opening the data file", u->id);
     }
     rv = reconcile_locked(c->e, c->a, c->u, c->f, c->p);
-    return APR_SUCCESS == rv ? NULL : io_error(c->p, rv, "reconciling", u->id);
+    return APR_SUCCESS == rv ? NULL : rs_eng_io_error(c->p, rv, "reconciling", u->id);
 }
 
 static rs_error_t *declare_length(append_ctx *c)
@@ -992,7 +998,7 @@ static rs_error_t *declare_length(append_ctx *c)
                              "length %" APR_OFF_T_FMT " is below the offset",
                              len);
     }
-    if ((err = check_size(c->a, len, c->p))) {
+    if ((err = rs_eng_check_size(c->a, len, c->p))) {
         return err;
     }
     u->length = len;
@@ -1046,12 +1052,12 @@ static rs_error_t *begin_write(append_ctx *c)
     }
     if (c->verify) {
         c->u->pending_from = c->start;
-        if (APR_SUCCESS != (rv = save_progress(c->e, c->u, c->p, NULL))) {
-            return state_error(c->p, rv, "write", c->u->id);
+        if (APR_SUCCESS != (rv = rs_eng_save_progress(c->e, c->u, c->p, NULL))) {
+            return rs_eng_state_error(c->p, rv, "write", c->u->id);
         }
     }
     rv = rs_writer_create(&c->w, c->f, c->start, c->e->write_buffer, c->p);
-    return APR_SUCCESS == rv ? NULL : io_error(c->p, rv, "writer", c->u->id);
+    return APR_SUCCESS == rv ? NULL : rs_eng_io_error(c->p, rv, "writer", c->u->id);
 }
 
 /* Stream the body into the writer. Returns the reason it stopped. */
@@ -1070,7 +1076,7 @@ static rs_error_t *stream(append_ctx *c)
         if (APR_STATUS_IS_EAGAIN(rv)) {
             /* idle: put what we have on disk, so a HEAD sees it */
             if (APR_SUCCESS != (rv = rs_writer_flush(c->w))) {
-                return io_error(c->p, rv, "writing", c->u->id);
+                return rs_eng_io_error(c->p, rv, "writing", c->u->id);
             }
             if (apr_time_now() - last >= c->a->stall_time
                 && rs_lock_stop_requested(c->lock)) {
@@ -1092,12 +1098,12 @@ static rs_error_t *stream(append_ctx *c)
             rs_hash_update(c->hash, data, len);
         }
         if (APR_SUCCESS != (rv = rs_writer_write(c->w, data, len))) {
-            return io_error(c->p, rv, "writing", c->u->id);
+            return rs_eng_io_error(c->p, rv, "writing", c->u->id);
         }
     }
 }
 
-static int digest_equal(const unsigned char *a, apr_size_t alen,
+int rs_eng_digest_equal(const unsigned char *a, apr_size_t alen,
                         const unsigned char *b, apr_size_t blen)
 {
     return alen == blen && 0 == memcmp(a, b, alen);
@@ -1131,9 +1137,9 @@ static rs_error_t *verify(append_ctx *c, apr_off_t n)
         rv = rs_hash_final(c->hash, got, &glen);
     }
     if (APR_SUCCESS != rv) {
-        return io_error(c->p, rv, "hashing", c->u->id);
+        return rs_eng_io_error(c->p, rv, "hashing", c->u->id);
     }
-    if (!digest_equal(got, glen, expect, elen)) {
+    if (!rs_eng_digest_equal(got, glen, expect, elen)) {
         return rs_error_make(c->p, RS_ERR_CHECKSUM_MISMATCH, 0,
                              "%s checksum does not match", alg);
     }
@@ -1146,7 +1152,7 @@ static void rollback(append_ctx *c)
     rs_data_truncate(c->f, c->start);
     c->u->offset = c->start;
     c->u->pending_from = -1;
-    save_progress(c->e, c->u, c->p, NULL);
+    rs_eng_save_progress(c->e, c->u, c->p, NULL);
 }
 
 /* Persist what the stream left: flush, sync, verify, record the offset. */
@@ -1159,10 +1165,10 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
 
     res->received = rs_writer_total(c->w);
     if (APR_SUCCESS != rv && !err) {
-        err = io_error(c->p, rv, "writing", c->u->id);
+        err = rs_eng_io_error(c->p, rv, "writing", c->u->id);
     }
     if (c->a->sync && APR_SUCCESS != (rv = rs_data_sync(c->f)) && !err) {
-        err = io_error(c->p, rv, "fsync", c->u->id);
+        err = rs_eng_io_error(c->p, rv, "fsync", c->u->id);
     }
     if (!err && c->verify) {
         err = verify(c, n);
@@ -1179,8 +1185,8 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
         c->u->updated = apr_time_now();
         c->u->expires = rs_engine_expires(c->a, c->u);
     }
-    if (APR_SUCCESS != (rv = save_progress(c->e, c->u, c->p, NULL)) && !err) {
-        err = state_error(c->p, rv, "write", c->u->id);
+    if (APR_SUCCESS != (rv = rs_eng_save_progress(c->e, c->u, c->p, NULL)) && !err) {
+        err = rs_eng_state_error(c->p, rv, "write", c->u->id);
     }
     return err;
 }
@@ -1231,365 +1237,6 @@ cleanup:
 }
 
 /* ------------------------------------------------------------------------ */
-/* chunk mode                                                                */
-
-static const char *chunk_path(apr_pool_t *p, const rs_upload_t *u, int index)
-{
-    return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c%d", u->dir, u->id,
-                        index);
-}
-
-static int declared(const rs_upload_t *u)
-{
-    return !(u->flags & RS_UF_DEFER_LENGTH) && u->chunk_count > 1;
-}
-
-/* Size and SHA-256 of a file; 0 when it can not be read. */
-static int file_digest(const char *path, apr_pool_t *p, apr_off_t *size,
-                       unsigned char *d, apr_size_t *n)
-{
-    apr_file_t *f;
-    apr_finfo_t fi;
-    int ok = 0;
-
-    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ
-                                     | APR_FOPEN_BINARY, 0, p)) {
-        return 0;
-    }
-    if (APR_SUCCESS == apr_file_info_get(&fi, APR_FINFO_SIZE, f)) {
-        *size = fi.size;
-        ok = APR_SUCCESS == rs_hash_file_range("sha256", f, 0, fi.size, d, n,
-                                               p);
-    }
-    apr_file_close(f);
-    return ok;
-}
-
-static int same_bytes(const char *a, const char *b, apr_pool_t *p)
-{
-    unsigned char da[RS_HASH_MAX], db[RS_HASH_MAX];
-    apr_size_t na = 0, nb = 0;
-    apr_off_t sa = -1, sb = -2;
-
-    return file_digest(a, p, &sa, da, &na) && file_digest(b, p, &sb, db, &nb)
-           && sa == sb && digest_equal(da, na, db, nb);
-}
-
-/* Give the spooled bytes their chunk name; never replaces a stored chunk
- * (link, or renameat2 NOREPLACE where there are no hard links), which
- * must then hold the same bytes. *placed: a new chunk file was made. */
-static rs_error_t *place_chunk(const rs_upload_t *u, const rs_chunk_t *c,
-                              apr_pool_t *p, int *placed)
-{
-    const char *path = chunk_path(p, u, c->index);
-    int err = 0;
-
-    *placed = 0;
-    if (0 != link(c->spool, path)) {
-        err = errno;
-        if ((EPERM == err || EOPNOTSUPP == err || EMLINK == err)
-            && 0 == renameat2(AT_FDCWD, c->spool, AT_FDCWD, path,
-                              RENAME_NOREPLACE)) {
-            err = 0;
-        }
-    }
-    if (0 == err) {
-        *placed = 1;
-    }
-    else if (EEXIST != err) {
-        return io_error(p, APR_FROM_OS_ERROR(err), "storing a chunk", u->id);
-    }
-    else if (!same_bytes(path, c->spool, p)) {
-        return rs_error_make(p, RS_ERR_CHUNK_CONFLICT, 0, "chunk %d differs "
-                             "from the one stored", c->index);
-    }
-    return NULL;
-}
-
-/* Is c acceptable for u? Declares the chunk count when c brings one. */
-static rs_error_t *check_chunk(rs_upload_t *u, const rs_chunk_t *c,
-                               apr_pool_t *p)
-{
-    int t;
-
-    if (c->index < 0 || c->index >= RS_UPLOAD_MAX_CHUNKS - 1
-        || c->total < 0 || c->total >= RS_UPLOAD_MAX_CHUNKS - 1) {
-        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk index or count "
-                             "out of range (at most %d chunks)",
-                             RS_UPLOAD_MAX_CHUNKS - 2);
-    }
-    if (c->total > 0 && !declared(u)) {
-        if (u->chunk_count > c->total + 1) {
-            return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "more "
-                                 "chunks stored than the count %d", c->total);
-        }
-        return NULL;                    /* declared by mark_chunk */
-    }
-    t = u->chunk_count - 1;
-    if (!declared(u)) {
-        return NULL;
-    }
-    if (c->total > 0 && c->total != t) {
-        return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk count "
-                             "%d, but %d was declared", c->total, t);
-    }
-    if (c->index > t) {
-        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk index %d out "
-                             "of range (count %d)", c->index, t);
-    }
-    if ((0 == c->index && rs_upload_chunk_has(u, t))
-        || (t == c->index && rs_upload_chunk_has(u, 0))) {
-        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk numbering mixes "
-                             "0-based and 1-based indexes");
-    }
-    return NULL;
-}
-
-/* Resize u's map to count entries (count >= chunk_count). */
-static void grow_map(rs_upload_t *u, int count, apr_pool_t *p)
-{
-    unsigned char *map = apr_pcalloc(p, (count + 7) / 8);
-
-    if (u->chunk_map && u->chunk_count > 0) {
-        memcpy(map, u->chunk_map, (u->chunk_count + 7) / 8);
-    }
-    u->chunk_map = map;
-    u->chunk_count = count;
-}
-
-/* First index and count of a complete run of chunks, or 0. With a declared
- * count T: 0..T-1 or 1..T; else 0 (or 1) up to the highest present. */
-static int chunk_run(const rs_upload_t *u, int *base)
-{
-    int i, last = -1, n;
-
-    *base = rs_upload_chunk_has(u, 0) ? 0 : 1;
-    if (declared(u)) {
-        last = *base + u->chunk_count - 2;
-    }
-    for (i = u->chunk_count - 1; last < 0 && i >= 0; i--) {
-        last = rs_upload_chunk_has(u, i) ? i : -1;
-    }
-    n = last - *base + 1;
-    for (i = *base; n > 0 && i <= last; i++) {
-        if (!rs_upload_chunk_has(u, i)) {
-            return 0;
-        }
-    }
-    return n > 0 ? n : 0;
-}
-
-/* Record chunk c in the stored record (one transaction, so concurrent
- * chunks of one upload never lose each other's bits). */
-static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
-                              rs_upload_t *u, const rs_chunk_t *c,
-                              apr_pool_t *p)
-{
-    rs_txn_t *txn;
-    rs_upload_t *cur = NULL;
-    rs_error_t *err = NULL;
-    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
-
-    if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "write", u->id);
-    }
-    rv = txn_load(txn, u->id, p, &cur);
-    if (APR_SUCCESS == rv && RS_STATE_ACTIVE == cur->state
-        && !(err = check_chunk(cur, c, p))) {
-        if (c->total > 0 && !declared(cur)) {
-            grow_map(cur, c->total + 1, p);
-            cur->flags &= ~RS_UF_DEFER_LENGTH;
-        }
-        else if (c->index >= cur->chunk_count) {
-            grow_map(cur, c->index + 1, p);
-        }
-        rs_upload_chunk_set(cur, c->index);
-        cur->updated = apr_time_now();
-        cur->expires = rs_engine_expires(a, cur);
-        rv = txn_save(txn, cur, p);
-    }
-    rs_store_end(txn);
-    if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "write", u->id);
-    }
-    *u = *cur;
-    return err;
-}
-
-/* Append chunk i (the last of the run when `last`) to dst at *at. */
-static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
-                              apr_file_t *dst, int i, int last,
-                              apr_off_t chunk_size, apr_off_t *at,
-                              apr_pool_t *p)
-{
-    apr_file_t *src;
-    apr_finfo_t fi;
-    rs_error_t *err = NULL;
-    apr_status_t rv = apr_file_open(&src, chunk_path(p, u, i), APR_FOPEN_READ
-                                    | APR_FOPEN_BINARY, 0, p);
-
-    if (APR_SUCCESS != rv) {
-        return io_error(p, rv, "opening a chunk", u->id);
-    }
-    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, src);
-    if (APR_SUCCESS == rv && chunk_size > 0
-        && (fi.size > chunk_size || (!last && fi.size != chunk_size))) {
-        err = rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk %d has %"
-                            APR_OFF_T_FMT " bytes, the chunk size is %"
-                            APR_OFF_T_FMT, i, fi.size, chunk_size);
-    }
-    else if (APR_SUCCESS == rv && !(err = check_size(a, *at + fi.size, p))) {
-        rv = rs_data_copy_range(dst, *at, src, 0, fi.size);
-        *at += fi.size;
-    }
-    apr_file_close(src);
-    if (!err && APR_SUCCESS != rv) {
-        err = io_error(p, rv, "assembling chunks", u->id);
-    }
-    return err;
-}
-
-/* Copy chunks base..base+n-1 into the data file, end to end. */
-static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
-                               int n, apr_off_t chunk_size, apr_pool_t *p)
-{
-    apr_file_t *dst;
-    apr_off_t at = 0;
-    rs_error_t *err = NULL;
-    apr_status_t rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
-    int i;
-
-    if (APR_SUCCESS != rv) {
-        return io_error(p, rv, "opening the data file", u->id);
-    }
-    for (i = base; !err && i < base + n; i++) {
-        err = copy_chunk(a, u, dst, i, i == base + n - 1, chunk_size, &at, p);
-    }
-    if (!err && APR_SUCCESS == (rv = rs_data_truncate(dst, at)) && a->sync) {
-        rv = rs_data_sync(dst);
-    }
-    apr_file_close(dst);
-    if (!err && APR_SUCCESS != rv) {
-        err = io_error(p, rv, "assembling chunks", u->id);
-    }
-    u->length = u->offset = at;
-    return err;
-}
-
-static void remove_chunks(const rs_upload_t *u, apr_pool_t *p)
-{
-    int i;
-
-    for (i = 0; i < u->chunk_count; i++) {
-        rs_data_remove(chunk_path(p, u, i), p);
-    }
-}
-
-/* Under the writer lock: assemble the complete run and publish. *u is the
- * fresh record; nothing happens when another request finished it first. */
-/* The assembled data of u has the MD5 md5hex (lower-case hex)? */
-static rs_error_t *verify_md5(rs_upload_t *u, const char *md5hex,
-                              apr_pool_t *p)
-{
-    const char *got = md5_of(p, rs_data_path(p, u->dir, u->id), u->length);
-
-    if (!got) {
-        return io_error(p, APR_EGENERAL, "hashing", u->id);
-    }
-    if (strcmp(got, md5hex)) {
-        return rs_error_make(p, RS_ERR_CHECKSUM_MISMATCH, 0, "the file's MD5 "
-                             "is %s, not %s", got, md5hex);
-    }
-    return NULL;
-}
-
-static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
-                                   rs_upload_t *u, apr_off_t chunk_size,
-                                   const char *md5hex, apr_pool_t *p)
-{
-    append_ctx c = { e, a, u, NULL, NULL, p };
-    rs_upload_t *fresh;
-    rs_error_t *err = take_lock(&c);
-    int base, n;
-
-    if (err) {
-        return err;
-    }
-    if (!(err = lookup(e, u->id, p, &fresh))) {
-        *u = *fresh;
-    }
-    if (!err && RS_STATE_ACTIVE == u->state) {
-        n = chunk_run(u, &base);
-        err = n ? copy_chunks(a, u, base, n, chunk_size, p)
-                : rs_error_make(p, RS_ERR_INCOMPLETE, 0, "%d chunks missing",
-                                rs_upload_chunks_missing(u));
-        if (!err && md5hex) {
-            err = verify_md5(u, md5hex, p);
-        }
-        if (!err && !(err = complete_md5(e, a, u, md5hex, p))) {
-            remove_chunks(u, p);
-            rs_lock_remove_files(c.lock);
-        }
-    }
-    rs_lock_release(c.lock);
-    return err;
-}
-
-static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
-                             rs_upload_t *u, const rs_chunk_t *c,
-                             apr_pool_t *p)
-{
-    rs_error_t *err;
-    int placed = 0, base;
-
-    if (!(u->flags & RS_UF_CHUNKED)) {
-        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
-    }
-    if (RS_STATE_COMPLETE == u->state) {
-        return NULL;                    /* a late re-send: nothing to do */
-    }
-    if ((err = check_chunk(u, c, p)) || (err = place_chunk(u, c, p, &placed))) {
-        return err;
-    }
-    err = mark_chunk(e, a, u, c, p);
-    if (placed && (err || RS_STATE_ACTIVE != u->state)) {
-        rs_data_remove(chunk_path(p, u, c->index), p); /* refused, or late */
-    }
-    if (err) {
-        return err;
-    }
-    if (RS_STATE_ACTIVE == u->state && declared(u) && chunk_run(u, &base)) {
-        err = assemble_chunks(e, a, u, 0, c->file_md5, p);
-        /* locked: another last chunk is assembling; this one is stored */
-        return err && RS_ERR_LOCKED == err->code ? NULL : err;
-    }
-    return NULL;
-}
-
-rs_error_t *rs_engine_chunk_put(rs_engine_t *e, const rs_area_t *a,
-                                rs_upload_t *u, const rs_chunk_t *c,
-                                apr_pool_t *p)
-{
-    rs_error_t *err = chunk_put(e, a, u, c, p);
-
-    rs_data_remove(c->spool, p);        /* consumed, whatever happened */
-    return err;
-}
-
-rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
-                                  rs_upload_t *u, apr_off_t chunk_size,
-                                  apr_pool_t *p)
-{
-    if (!(u->flags & RS_UF_CHUNKED)) {
-        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
-    }
-    if (RS_STATE_COMPLETE == u->state) {
-        return NULL;
-    }
-    return assemble_chunks(e, a, u, chunk_size, NULL, p);
-}
-
-/* ------------------------------------------------------------------------ */
 /* termination and expiry                                                    */
 
 /* Remove u's "k:" entry when it still names u. */
@@ -1630,7 +1277,7 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     rs_store_end(txn);
     rs_data_remove(rs_data_path(p, u->dir, u->id), p);
     if (u->flags & RS_UF_CHUNKED) {
-        remove_chunks(u, p);
+        rs_eng_remove_chunks(u, p);
     }
     if ((u->flags & RS_UF_PUBLISHED) && u->path) {
         rs_data_remove(u->path, p);
@@ -1652,7 +1299,7 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
     rv = remove_upload(e, u, c.lock, p);
     rs_lock_release(c.lock);
     if (APR_SUCCESS != rv) {
-        return state_error(p, rv, "delete", u->id);
+        return rs_eng_state_error(p, rv, "delete", u->id);
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, 0, p, RS_LOGNO(01009)
                   "upload %s: terminated", u->id);
@@ -1687,7 +1334,7 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
         }
         return 0;
     }
-    if (lookup(e, key + 2, p, &u)) {
+    if (rs_eng_lookup(e, key + 2, p, &u)) {
         return 0;
     }
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {

@@ -1,0 +1,50 @@
+/* Licensed under the Apache License, Version 2.0. */
+#ifndef RS_ENGINE_PRIVATE_H
+#define RS_ENGINE_PRIVATE_H
+
+/*
+ * Design: helpers the engine's own files (rs_engine.c, rs_engine_chunk.c)
+ * share. Not an interface for front ends or the glue: they use rs_engine.h.
+ * Errors follow rs_engine.h (rs_error_t *, NULL = success); allocations come
+ * from the pool passed in.
+ */
+
+#include "rs_engine.h"
+
+struct rs_txn_t;
+struct rs_lock_t;
+
+/** Record of id in an open transaction (APR_ENOENT: none). */
+apr_status_t rs_eng_txn_load(struct rs_txn_t *txn, const char *id,
+                             apr_pool_t *p, rs_upload_t **u);
+apr_status_t rs_eng_txn_save(struct rs_txn_t *txn, const rs_upload_t *u,
+                             apr_pool_t *p);
+/** Copy the writer-owned fields of u onto the stored record. */
+apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
+                                  apr_pool_t *p, rs_upload_t **fresh);
+/** The stored record of id (404/410 errors, no owner or area check). */
+rs_error_t *rs_eng_lookup(rs_engine_t *e, const char *id, apr_pool_t *p,
+                          rs_upload_t **u);
+/** Logged errors for state database and data file failures. */
+rs_error_t *rs_eng_state_error(apr_pool_t *p, apr_status_t rv,
+                               const char *what, const char *id);
+rs_error_t *rs_eng_io_error(apr_pool_t *p, apr_status_t rv, const char *what,
+                            const char *id);
+/** RS_ERR_MAX_SIZE when length exceeds the area's maximum. */
+rs_error_t *rs_eng_check_size(const rs_area_t *a, apr_off_t length,
+                              apr_pool_t *p);
+/** Lower-case hex MD5 of the first len bytes of path, or NULL. */
+const char *rs_eng_md5_of(apr_pool_t *p, const char *path, apr_off_t len);
+/** Complete u (publish); md5hex: its verified MD5 or NULL. */
+rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, const char *md5hex,
+                                apr_pool_t *p);
+int rs_eng_digest_equal(const unsigned char *a, apr_size_t alen,
+                        const unsigned char *b, apr_size_t blen);
+/** Remove the chunk files of a chunked upload. */
+void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p);
+/** The upload's writer lock (waits up to the area's lock_wait). */
+rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
+                        apr_pool_t *p, struct rs_lock_t **lock);
+
+#endif /* RS_ENGINE_PRIVATE_H */

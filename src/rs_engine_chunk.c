@@ -1,0 +1,383 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * Chunk mode of the upload engine (slice, md5, flow): see the design notes
+ * at the top of rs_engine.c ("Chunk mode") and rs_engine.h. Split from
+ * rs_engine.c; shares its record and lock helpers through
+ * rs_engine_private.h.
+ */
+
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include "rs_engine.h"
+#include "rs_engine_private.h"
+#include "rs_store.h"
+#include "rs_data.h"
+#include "rs_lock.h"
+#include "rs_hash.h"
+#include "rs_util.h"
+#include "rs_log.h"
+
+/* ------------------------------------------------------------------------ */
+/* chunk mode                                                                */
+
+static const char *chunk_path(apr_pool_t *p, const rs_upload_t *u, int index)
+{
+    return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c%d", u->dir, u->id,
+                        index);
+}
+
+static int declared(const rs_upload_t *u)
+{
+    return !(u->flags & RS_UF_DEFER_LENGTH) && u->chunk_count > 1;
+}
+
+/* Size and SHA-256 of a file; 0 when it can not be read. */
+static int file_digest(const char *path, apr_pool_t *p, apr_off_t *size,
+                       unsigned char *d, apr_size_t *n)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    int ok = 0;
+
+    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ
+                                     | APR_FOPEN_BINARY, 0, p)) {
+        return 0;
+    }
+    if (APR_SUCCESS == apr_file_info_get(&fi, APR_FINFO_SIZE, f)) {
+        *size = fi.size;
+        ok = APR_SUCCESS == rs_hash_file_range("sha256", f, 0, fi.size, d, n,
+                                               p);
+    }
+    apr_file_close(f);
+    return ok;
+}
+
+static int same_bytes(const char *a, const char *b, apr_pool_t *p)
+{
+    unsigned char da[RS_HASH_MAX], db[RS_HASH_MAX];
+    apr_size_t na = 0, nb = 0;
+    apr_off_t sa = -1, sb = -2;
+
+    return file_digest(a, p, &sa, da, &na) && file_digest(b, p, &sb, db, &nb)
+           && sa == sb && rs_eng_digest_equal(da, na, db, nb);
+}
+
+/* Give the spooled bytes their chunk name; never replaces a stored chunk
+ * (link, or renameat2 NOREPLACE where there are no hard links), which
+ * must then hold the same bytes. *placed: a new chunk file was made. */
+static rs_error_t *place_chunk(const rs_upload_t *u, const rs_chunk_t *c,
+                              apr_pool_t *p, int *placed)
+{
+    const char *path = chunk_path(p, u, c->index);
+    int err = 0;
+
+    *placed = 0;
+    if (0 != link(c->spool, path)) {
+        err = errno;
+        if ((EPERM == err || EOPNOTSUPP == err || EMLINK == err)
+            && 0 == renameat2(AT_FDCWD, c->spool, AT_FDCWD, path,
+                              RENAME_NOREPLACE)) {
+            err = 0;
+        }
+    }
+    if (0 == err) {
+        *placed = 1;
+    }
+    else if (EEXIST != err) {
+        return rs_eng_io_error(p, APR_FROM_OS_ERROR(err), "storing a chunk", u->id);
+    }
+    else if (!same_bytes(path, c->spool, p)) {
+        return rs_error_make(p, RS_ERR_CHUNK_CONFLICT, 0, "chunk %d differs "
+                             "from the one stored", c->index);
+    }
+    return NULL;
+}
+
+/* Is c acceptable for u? Declares the chunk count when c brings one. */
+static rs_error_t *check_chunk(rs_upload_t *u, const rs_chunk_t *c,
+                               apr_pool_t *p)
+{
+    int t;
+
+    if (c->index < 0 || c->index >= RS_UPLOAD_MAX_CHUNKS - 1
+        || c->total < 0 || c->total >= RS_UPLOAD_MAX_CHUNKS - 1) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk index or count "
+                             "out of range (at most %d chunks)",
+                             RS_UPLOAD_MAX_CHUNKS - 2);
+    }
+    if (c->total > 0 && !declared(u)) {
+        if (u->chunk_count > c->total + 1) {
+            return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "more "
+                                 "chunks stored than the count %d", c->total);
+        }
+        return NULL;                    /* declared by mark_chunk */
+    }
+    t = u->chunk_count - 1;
+    if (!declared(u)) {
+        return NULL;
+    }
+    if (c->total > 0 && c->total != t) {
+        return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk count "
+                             "%d, but %d was declared", c->total, t);
+    }
+    if (c->index > t) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk index %d out "
+                             "of range (count %d)", c->index, t);
+    }
+    if ((0 == c->index && rs_upload_chunk_has(u, t))
+        || (t == c->index && rs_upload_chunk_has(u, 0))) {
+        return rs_error_make(p, RS_ERR_BAD_REQUEST, 0, "chunk numbering mixes "
+                             "0-based and 1-based indexes");
+    }
+    return NULL;
+}
+
+/* Resize u's map to count entries (count >= chunk_count). */
+static void grow_map(rs_upload_t *u, int count, apr_pool_t *p)
+{
+    unsigned char *map = apr_pcalloc(p, (count + 7) / 8);
+
+    if (u->chunk_map && u->chunk_count > 0) {
+        memcpy(map, u->chunk_map, (u->chunk_count + 7) / 8);
+    }
+    u->chunk_map = map;
+    u->chunk_count = count;
+}
+
+/* First index and count of a complete run of chunks, or 0. With a declared
+ * count T: 0..T-1 or 1..T; else 0 (or 1) up to the highest present. */
+static int chunk_run(const rs_upload_t *u, int *base)
+{
+    int i, last = -1, n;
+
+    *base = rs_upload_chunk_has(u, 0) ? 0 : 1;
+    if (declared(u)) {
+        last = *base + u->chunk_count - 2;
+    }
+    for (i = u->chunk_count - 1; last < 0 && i >= 0; i--) {
+        last = rs_upload_chunk_has(u, i) ? i : -1;
+    }
+    n = last - *base + 1;
+    for (i = *base; n > 0 && i <= last; i++) {
+        if (!rs_upload_chunk_has(u, i)) {
+            return 0;
+        }
+    }
+    return n > 0 ? n : 0;
+}
+
+/* Record chunk c in the stored record (one transaction, so concurrent
+ * chunks of one upload never lose each other's bits). */
+static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
+                              rs_upload_t *u, const rs_chunk_t *c,
+                              apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    rs_upload_t *cur = NULL;
+    rs_error_t *err = NULL;
+    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return rs_eng_state_error(p, rv, "write", u->id);
+    }
+    rv = rs_eng_txn_load(txn, u->id, p, &cur);
+    if (APR_SUCCESS == rv && RS_STATE_ACTIVE == cur->state
+        && !(err = check_chunk(cur, c, p))) {
+        if (c->total > 0 && !declared(cur)) {
+            grow_map(cur, c->total + 1, p);
+            cur->flags &= ~RS_UF_DEFER_LENGTH;
+        }
+        else if (c->index >= cur->chunk_count) {
+            grow_map(cur, c->index + 1, p);
+        }
+        rs_upload_chunk_set(cur, c->index);
+        cur->updated = apr_time_now();
+        cur->expires = rs_engine_expires(a, cur);
+        rv = rs_eng_txn_save(txn, cur, p);
+    }
+    rs_store_end(txn);
+    if (APR_SUCCESS != rv) {
+        return rs_eng_state_error(p, rv, "write", u->id);
+    }
+    *u = *cur;
+    return err;
+}
+
+/* Append chunk i (the last of the run when `last`) to dst at *at. */
+static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
+                              apr_file_t *dst, int i, int last,
+                              apr_off_t chunk_size, apr_off_t *at,
+                              apr_pool_t *p)
+{
+    apr_file_t *src;
+    apr_finfo_t fi;
+    rs_error_t *err = NULL;
+    apr_status_t rv = apr_file_open(&src, chunk_path(p, u, i), APR_FOPEN_READ
+                                    | APR_FOPEN_BINARY, 0, p);
+
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(p, rv, "opening a chunk", u->id);
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, src);
+    if (APR_SUCCESS == rv && chunk_size > 0
+        && (fi.size > chunk_size || (!last && fi.size != chunk_size))) {
+        err = rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk %d has %"
+                            APR_OFF_T_FMT " bytes, the chunk size is %"
+                            APR_OFF_T_FMT, i, fi.size, chunk_size);
+    }
+    else if (APR_SUCCESS == rv && !(err = rs_eng_check_size(a, *at + fi.size, p))) {
+        rv = rs_data_copy_range(dst, *at, src, 0, fi.size);
+        *at += fi.size;
+    }
+    apr_file_close(src);
+    if (!err && APR_SUCCESS != rv) {
+        err = rs_eng_io_error(p, rv, "assembling chunks", u->id);
+    }
+    return err;
+}
+
+/* Copy chunks base..base+n-1 into the data file, end to end. */
+static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
+                               int n, apr_off_t chunk_size, apr_pool_t *p)
+{
+    apr_file_t *dst;
+    apr_off_t at = 0;
+    rs_error_t *err = NULL;
+    apr_status_t rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
+    int i;
+
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(p, rv, "opening the data file", u->id);
+    }
+    for (i = base; !err && i < base + n; i++) {
+        err = copy_chunk(a, u, dst, i, i == base + n - 1, chunk_size, &at, p);
+    }
+    if (!err && APR_SUCCESS == (rv = rs_data_truncate(dst, at)) && a->sync) {
+        rv = rs_data_sync(dst);
+    }
+    apr_file_close(dst);
+    if (!err && APR_SUCCESS != rv) {
+        err = rs_eng_io_error(p, rv, "assembling chunks", u->id);
+    }
+    u->length = u->offset = at;
+    return err;
+}
+
+void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < u->chunk_count; i++) {
+        rs_data_remove(chunk_path(p, u, i), p);
+    }
+}
+
+/* The assembled data of u has the MD5 md5hex (lower-case hex)? */
+static rs_error_t *verify_md5(rs_upload_t *u, const char *md5hex,
+                              apr_pool_t *p)
+{
+    const char *got = rs_eng_md5_of(p, rs_data_path(p, u->dir, u->id), u->length);
+
+    if (!got) {
+        return rs_eng_io_error(p, APR_EGENERAL, "hashing", u->id);
+    }
+    if (strcmp(got, md5hex)) {
+        return rs_error_make(p, RS_ERR_CHECKSUM_MISMATCH, 0, "the file's MD5 "
+                             "is %s, not %s", got, md5hex);
+    }
+    return NULL;
+}
+
+/* Under the writer lock: assemble the complete run and publish. *u is the
+ * fresh record; nothing happens when another request finished it first. */
+static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
+                                   rs_upload_t *u, apr_off_t chunk_size,
+                                   const char *md5hex, apr_pool_t *p)
+{
+    rs_lock_t *lock = NULL;
+    rs_upload_t *fresh;
+    rs_error_t *err = rs_eng_lock(a, u, p, &lock);
+    int base, n;
+
+    if (err) {
+        return err;
+    }
+    if (!(err = rs_eng_lookup(e, u->id, p, &fresh))) {
+        *u = *fresh;
+    }
+    if (!err && RS_STATE_ACTIVE == u->state) {
+        n = chunk_run(u, &base);
+        err = n ? copy_chunks(a, u, base, n, chunk_size, p)
+                : rs_error_make(p, RS_ERR_INCOMPLETE, 0, "%d chunks missing",
+                                rs_upload_chunks_missing(u));
+        if (!err && md5hex) {
+            err = verify_md5(u, md5hex, p);
+        }
+        if (!err && !(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
+            rs_eng_remove_chunks(u, p);
+            rs_lock_remove_files(lock);
+        }
+    }
+    rs_lock_release(lock);
+    return err;
+}
+
+static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, const rs_chunk_t *c,
+                             apr_pool_t *p)
+{
+    rs_error_t *err;
+    int placed = 0, base;
+
+    if (!(u->flags & RS_UF_CHUNKED)) {
+        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    }
+    if (RS_STATE_COMPLETE == u->state) {
+        return NULL;                    /* a late re-send: nothing to do */
+    }
+    if ((err = check_chunk(u, c, p)) || (err = place_chunk(u, c, p, &placed))) {
+        return err;
+    }
+    err = mark_chunk(e, a, u, c, p);
+    if (placed && (err || RS_STATE_ACTIVE != u->state)) {
+        rs_data_remove(chunk_path(p, u, c->index), p); /* refused, or late */
+    }
+    if (err) {
+        return err;
+    }
+    if (RS_STATE_ACTIVE == u->state && declared(u) && chunk_run(u, &base)) {
+        err = assemble_chunks(e, a, u, 0, c->file_md5, p);
+        /* locked: another last chunk is assembling; this one is stored */
+        return err && RS_ERR_LOCKED == err->code ? NULL : err;
+    }
+    return NULL;
+}
+
+rs_error_t *rs_engine_chunk_put(rs_engine_t *e, const rs_area_t *a,
+                                rs_upload_t *u, const rs_chunk_t *c,
+                                apr_pool_t *p)
+{
+    rs_error_t *err = chunk_put(e, a, u, c, p);
+
+    rs_data_remove(c->spool, p);        /* consumed, whatever happened */
+    return err;
+}
+
+rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, apr_off_t chunk_size,
+                                  apr_pool_t *p)
+{
+    if (!(u->flags & RS_UF_CHUNKED)) {
+        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    }
+    if (RS_STATE_COMPLETE == u->state) {
+        return NULL;
+    }
+    return assemble_chunks(e, a, u, chunk_size, NULL, p);
+}
