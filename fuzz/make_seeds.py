@@ -127,7 +127,45 @@ def multipart():
     write('multipart', 'truncated', ct + body[:60])
 
 
+def form():
+    """fuzz_form: byte 0 = content type (0 multipart, 1 text/plain, 2 JSON)
+    + piece size; then the body."""
+    import hashlib
+    import json
+
+    def mp(parts):
+        out = ''
+        for name, value, fname in parts:
+            out += '--xYz123\r\nContent-Disposition: form-data; '
+            out += f'name="{name}"'
+            out += f'; filename="{fname}"\r\nContent-Type: ' \
+                   'application/octet-stream' if fname else ''
+            out += f'\r\n\r\n{value}\r\n'
+        return out + '--xYz123--\r\n'
+    md5 = hashlib.md5(b'abc').hexdigest()
+    write('form', 'slice', b'\x00' + mp([('chunk', 'abc', 'blob'),
+                                         ('index', '0', None),
+                                         ('name', 'a.bin', None)]).encode())
+    write('form', 'slice-total', b'\x10' + mp([
+        ('data', 'abc', 'blob'), ('index', '1', None), ('name', 'b.bin', None),
+        ('total', '1', None)]).encode())
+    write('form', 'merge', b'\x01' + json.dumps(
+        {'name': 'a.bin', 'size': 3}).encode())
+    write('form', 'handshake', b'\x02' + json.dumps(
+        {'fileId': md5, 'ext': '.bin', 'chunkIds': [md5 + '0']}).encode())
+    write('form', 'md5-chunk', b'\x03' + mp([
+        ('file', 'abc', 'blob'), ('chunkId', md5 + '0', None),
+        ('fileId', md5, None)]).encode())
+    write('form', 'flow', b'\x00' + mp([
+        ('flowChunkNumber', '1', None), ('flowChunkSize', '1024', None),
+        ('flowCurrentChunkSize', '3', None), ('flowTotalSize', '3', None),
+        ('flowIdentifier', '3-c.bin', None), ('flowFilename', 'c.bin', None),
+        ('flowTotalChunks', '1', None), ('file', 'abc', 'c.bin')]).encode())
+    write('form', 'deep', b'\x01' + b'[' * 12 + b']' * 12)
+
+
 if __name__ == '__main__':
+    form()
     sf()
     multipart()
     meta()

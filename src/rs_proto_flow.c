@@ -89,7 +89,7 @@ static int num(const flow_t *f, const char *name, apr_off_t *v)
 static int geometry_ok(const flow_t *f)
 {
     apr_off_t lo = f->size / f->chunk_size;
-    apr_off_t hi = (f->size + f->chunk_size - 1) / f->chunk_size;
+    apr_off_t hi = lo + (0 != f->size % f->chunk_size);   /* no overflow */
 
     lo = lo < 1 ? 1 : lo;
     hi = hi < 1 ? 1 : hi;

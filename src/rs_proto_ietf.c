@@ -388,17 +388,6 @@ static const char *want_digest(ietf_t *x)
     return wb > wa ? "sha512" : "sha256";
 }
 
-static int digest_fields(ietf_t *x)
-{
-    if (digest_field(x, "Repr-Digest", &x->repr_alg, &x->repr,
-                     &x->repr_len) < 0) {
-        fail(x, RS_ERR_INVALID_CHECKSUM, "malformed Repr-Digest");
-        return 0;
-    }
-    x->want_alg = want_digest(x);
-    return 1;
-}
-
 /* Content-Digest: the engine verifies the request content with it. */
 static int content_digest(ietf_t *x, rs_append_t *ap)
 {
@@ -407,6 +396,25 @@ static int content_digest(ietf_t *x, rs_append_t *ap)
         fail(x, RS_ERR_INVALID_CHECKSUM, "malformed Content-Digest");
         return 0;
     }
+    return 1;
+}
+
+/* Both digest fields are checked before anything is stored: a malformed
+ * Content-Digest must not leave a created upload behind. */
+static int digest_fields(ietf_t *x)
+{
+    rs_append_t ap;
+
+    if (digest_field(x, "Repr-Digest", &x->repr_alg, &x->repr,
+                     &x->repr_len) < 0) {
+        fail(x, RS_ERR_INVALID_CHECKSUM, "malformed Repr-Digest");
+        return 0;
+    }
+    memset(&ap, 0, sizeof(ap));
+    if (!content_digest(x, &ap)) {
+        return 0;
+    }
+    x->want_alg = want_digest(x);
     return 1;
 }
 

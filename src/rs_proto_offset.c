@@ -217,6 +217,12 @@ static void offset_upload(rs_req_t *req, const char *fid)
         fail(req, RS_ERR_INVALID_LENGTH, "X-File-Size is invalid");
         return;
     }
+    if (size >= 0 && req->content_length > 0
+        && req->content_length > size - start) {
+        /* refused before an upload is created for it */
+        fail(req, RS_ERR_SIZE_EXCEEDED, "the body goes past X-File-Size");
+        return;
+    }
     if ((err = find_or_create(req, fid, start, size, &u))) {
         rs_proto_error(req, err);
     }

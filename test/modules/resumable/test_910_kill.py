@@ -8,6 +8,7 @@ bytes; every upload then resumes to a sha256-identical file; finally
 resumablectl verify finds every record consistent with its data file.
 Every loop is bounded; the random points come from a fixed seed.
 """
+import json
 import os
 import random
 import signal
@@ -276,5 +277,219 @@ class TestKill:
     def test_rs_910_06_verify(self, env):
         """The database agrees with the data files after all kills
         (resumablectl verify, read-only while httpd runs)."""
+        out = ctl_verify(env)
+        assert 'verify:' in out and ' 0 problems' in out, out
+
+
+# ---- chunk protocols and the offset protocol --------------------------------
+CAREA = 'kill-chunks'
+CP = '/c/'
+CS = 32 * 1024              # chunk size of the chunk protocols
+
+
+def retry_423(fn, timeout=15):
+    """fn() until it is not refused as locked (a killed writer's lock)."""
+    deadline = time.time() + timeout
+    for _ in range(int(timeout / 0.1) + 1):
+        r = fn()
+        if r.status != 423 or time.time() > deadline:
+            return r
+        time.sleep(0.1)
+    return r
+
+
+def post_kill(env, headers, body, rnd, lo=0):
+    """POST with a random prefix (from lo) of body, then SIGKILL the child."""
+    n = rnd.randrange(lo, len(body) + 1)
+    s = env.client.send_partial('POST', CP, headers, body[:n], len(body))
+    time.sleep(rnd.choice([0, 0, 0.002, 0.01, 0.03]))
+    kill_serving(env, s)
+
+
+def mp(parts, boundary='KillB0undary'):
+    out = b''
+    for name, value in parts:
+        out += b'--' + boundary.encode() + b'\r\n'
+        if isinstance(value, tuple):
+            out += (f'Content-Disposition: form-data; name="{name}"; '
+                    f'filename="{value[0]}"\r\nContent-Type: '
+                    f'application/octet-stream\r\n\r\n').encode() + value[1]
+        else:
+            out += (f'Content-Disposition: form-data; name="{name}"\r\n\r\n'
+                    f'{value}').encode()
+        out += b'\r\n'
+    return ({'Content-Type': f'multipart/form-data; boundary={boundary}'},
+            out + b'--' + boundary.encode() + b'--\r\n')
+
+
+def record_of(env, name):
+    """(id, offset) of the active upload named `name` (resumablectl list)."""
+    for line in ctl(env, 'list').splitlines():
+        f = line.split(None, 4)
+        if len(f) == 5 and f[4] == name and f[1] == 'active':
+            return f[0], int(f[2].split('/')[0])
+    return None, 0
+
+
+def md5hex(b):
+    import hashlib
+    return hashlib.md5(b).hexdigest()
+
+
+@pytest.mark.slow
+class TestKillChunks:
+    """SIGKILL during chunk POSTs (slice, md5, flow, with the assembly that
+    the last chunk or a merge starts) and offset-protocol POSTs: what the
+    server reports (offset, chunks it has) is never ahead of the disk, and
+    every upload then completes to a sha256-identical file."""
+    CONF = dict(areas=[RsArea(CP, dir=CAREA,
+                              directives=['ResumableExpire 1h',
+                                          'ResumableLockWait 5',
+                                          'ResumableStallTime 2'])])
+    ALLOW_ERRORS = ALLOW
+
+    def test_rs_910_07_offset(self, env):
+        """10 kills in X-File-Id POSTs; status never ahead of the disk."""
+        area, rnd = env.area_dir(CAREA), random.Random(SEED + 7)
+        for i in range(2):
+            data = make_data(rnd.randrange(128 * 1024, 512 * 1024),
+                             seed=SEED + 70 + i)
+            name = f'off{i}.bin'
+            fid = f'{name}-{len(data)}-1700000000000'
+            h = {'X-File-Id': fid, 'X-File-Size': str(len(data))}
+            for _ in range(5):
+                st = retry_423(lambda: env.client.get(CP, {'X-File-Id': fid}))
+                assert st.status == 200, st
+                off = int(st.body)
+                uid, rec = record_of(env, name)
+                if off:
+                    f = env.staged_data_file(area, uid)
+                    disk = f.read_bytes()
+                    assert rec == off and len(disk) >= off, (rec, off, len(disk))
+                    assert disk[:off] == data[:off]
+                post_kill(env, dict(h, **{'X-Start-Byte': str(off)}),
+                          data[off:], rnd)
+            off = int(retry_423(lambda: env.client.get(
+                CP, {'X-File-Id': fid})).body)
+            r = retry_423(lambda: env.client.request('POST', CP, dict(
+                h, **{'X-Start-Byte': str(off)}), data[off:]))
+            assert r.status == 200 and r.body == b'Success %d' % len(data), r
+            assert env.sha256_file(area / name) == sha256(data)
+
+    def test_rs_910_08_slice(self, env):
+        """8 kills in slice chunk POSTs, 4 during the merge (assembly)."""
+        area, rnd = env.area_dir(CAREA), random.Random(SEED + 8)
+        for i in range(2):
+            data = make_data(24 * CS + 7 + i, seed=SEED + 80 + i)
+            name = f'slice{i}.bin'
+            pieces = [data[k:k + CS] for k in range(0, len(data), CS)]
+
+            def chunk(k):
+                return mp([('chunk', ('blob', pieces[k])), ('index', k),
+                           ('name', name)])
+            for _ in range(4):
+                post_kill(env, *chunk(rnd.randrange(len(pieces))), rnd)
+            for k in range(len(pieces)):
+                r = retry_423(lambda: env.client.request('POST', CP, *chunk(k)))
+                assert r.status == 200, r
+            merge = ({'Content-Type': 'text/plain'},
+                     json.dumps({'name': name, 'size': CS}).encode())
+            for _ in range(2):
+                post_kill(env, *merge, rnd, lo=len(merge[1]))
+                assert not (area / name).exists() \
+                    or env.sha256_file(area / name) == sha256(data)
+            if not (area / name).exists():
+                r = retry_423(lambda: env.client.request('POST', CP, *merge))
+                assert r.status == 200, r
+            assert env.sha256_file(area / name) == sha256(data)
+
+    def test_rs_910_09_md5(self, env):
+        """10 kills in md5 chunk POSTs (the last chunk assembles); the
+        chunks the handshake no longer asks for are the client's."""
+        area, rnd = env.area_dir(CAREA), random.Random(SEED + 9)
+        for i in range(2):
+            data = make_data(16 * CS + 3 + i, seed=SEED + 90 + i)
+            pieces = [data[k:k + CS] for k in range(0, len(data), CS)]
+            fid = md5hex(data)
+            ids = [md5hex(c) + str(k) for k, c in enumerate(pieces)]
+            hs = ({'Content-Type': 'application/json'}, json.dumps(
+                {'fileId': fid, 'ext': '.bin', 'chunkIds': ids}).encode())
+
+            def chunk(k):
+                return mp([('file', ('blob', pieces[k])), ('chunkId', ids[k]),
+                           ('fileId', fid)])
+            need = ids
+            for _ in range(5):
+                r = retry_423(lambda: env.client.request('POST', CP, *hs))
+                assert r.status == 200, r
+                need = json.loads(r.body)['data']
+                if isinstance(need, str):
+                    break
+                # send all but one needed chunk, kill in that one (the last
+                # one needed starts the assembly)
+                for cid in need[1:]:
+                    r = retry_423(lambda: env.client.request(
+                        'POST', CP, *chunk(ids.index(cid))))
+                    assert r.status == 200, r
+                post_kill(env, *chunk(ids.index(need[0])), rnd)
+            r = retry_423(lambda: env.client.request('POST', CP, *hs))
+            need = json.loads(r.body)['data']
+            for cid in ([] if isinstance(need, str) else need):
+                r = retry_423(lambda: env.client.request(
+                    'POST', CP, *chunk(ids.index(cid))))
+                assert r.status == 200, r
+            deadline = time.time() + 15
+            while not (area / f'{fid}.bin').exists() and time.time() < deadline:
+                time.sleep(0.1)
+            assert env.sha256_file(area / f'{fid}.bin') == sha256(data)
+
+    def test_rs_910_10_flow(self, env):
+        """10 kills in flow chunk POSTs; a chunk the test GET reports as
+        there is the client's (the file comes out identical)."""
+        area, rnd = env.area_dir(CAREA), random.Random(SEED + 10)
+        for i in range(2):
+            data = make_data(20 * CS + 11 + i, seed=SEED + 100 + i)
+            name = f'flow{i}.bin'
+            n = len(data) // CS
+
+            def params(k):
+                a, b = (k - 1) * CS, (len(data) if k == n else k * CS)
+                return {'flowChunkNumber': k, 'flowChunkSize': CS,
+                        'flowCurrentChunkSize': b - a,
+                        'flowTotalSize': len(data),
+                        'flowIdentifier': f'{len(data)}-{name}',
+                        'flowFilename': name, 'flowRelativePath': name,
+                        'flowTotalChunks': n}, data[a:b]
+
+            def chunk(k):
+                p, body = params(k)
+                return mp(list(p.items()) + [('file', (name, body))])
+
+            def have(k):
+                from urllib.parse import urlencode
+                r = retry_423(lambda: env.client.get(
+                    CP + '?' + urlencode(params(k)[0])))
+                assert r.status in (200, 204), r
+                return r.status == 200
+            for _ in range(5):
+                missing = [k for k in range(1, n + 1) if not have(k)]
+                if not missing:
+                    break
+                for k in missing[1:]:
+                    r = retry_423(lambda: env.client.request('POST', CP,
+                                                             *chunk(k)))
+                    assert r.status == 200, r
+                post_kill(env, *chunk(missing[0]), rnd)
+            for k in range(1, n + 1):
+                if not (area / name).exists() and not have(k):
+                    r = retry_423(lambda: env.client.request('POST', CP,
+                                                             *chunk(k)))
+                    assert r.status == 200, r
+            assert env.sha256_file(area / name) == sha256(data)
+
+    def test_rs_910_11_verify(self, env):
+        """At least 38 more kill points, and the database agrees with the
+        data files (resumablectl verify)."""
+        assert KILLS['count'] >= 38, KILLS
         out = ctl_verify(env)
         assert 'verify:' in out and ' 0 problems' in out, out
