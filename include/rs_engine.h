@@ -181,13 +181,14 @@ rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
 
 /**
  * The content index of area a (the md5 front end's instant upload): the
- * published file whose MD5 is md5hex (lower-case hex), or RS_ERR_NOT_FOUND.
- * Every upload published in the area (by any front end) is indexed: its
- * MD5 is computed once at completion (reading the file back) unless the
- * front end verified it already. Entries whose file is gone are dropped
- * here.
+ * published file of owner ("" anonymous) whose MD5 is md5hex (lower-case
+ * hex), or RS_ERR_NOT_FOUND. Every upload published in the area (by any
+ * front end) is indexed per owner: at once when the front end verified its
+ * MD5, otherwise by the sweep (RS_UF_UNINDEXED), off the request path.
+ * Entries whose file is gone are dropped here.
  */
 rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
+                                   const char *owner,
                                    const char *md5hex, apr_pool_t *p,
                                    const char **path);
 

@@ -357,9 +357,17 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
 static rs_upload_t *recover_final(rs_engine_t *e, const rs_area_t *a,
                                   rs_upload_t *u, apr_pool_t *p)
 {
-    rs_upload_t *fresh;
+    rs_upload_t *fresh, *part;
+    int i;
 
-    if (!assemble_wait(e, a, u->id, 0, p) && !rs_eng_lookup(e, u->id, p, &fresh)) {
+    /* opening a part completes it when its writer died after the last
+     * byte (recover_complete): then the final can be assembled below */
+    for (i = 0; u->parts && i < u->parts->nelts; i++) {
+        rs_engine_open(e, a, APR_ARRAY_IDX(u->parts, i, const char *),
+                       u->owner, p, &part);
+    }
+    if (!assemble_wait(e, a, u->id, 0, p)
+        && !rs_eng_lookup(e, u->id, p, &fresh)) {
         return fresh;
     }
     return u;
@@ -600,9 +608,12 @@ static void wake_waiters(rs_engine_t *e, const rs_area_t *a,
 }
 
 /* "h:md5:<hex>:<32 hex of SHA-256 of the area dir>" */
-static const char *hkey(apr_pool_t *p, const char *dir, const char *md5hex)
+/* Content index key: per area directory and per user (another user must
+ * not learn that, or get, a file with the same content). */
+static const char *hkey(apr_pool_t *p, const char *dir, const char *owner,
+                        const char *md5hex)
 {
-    const char *k = kkey(p, dir, "", "");
+    const char *k = kkey(p, dir, owner ? owner : "", "");
 
     return k ? apr_pstrcat(p, "h:md5:", md5hex, ":",
                            apr_pstrndup(p, k + 2, 32), NULL) : NULL;
@@ -639,7 +650,7 @@ static void index_content(rs_engine_t *e, const rs_area_t *a,
         return;
     }
     md5hex = md5hex ? md5hex : rs_eng_md5_of(p, u->path, u->length);
-    if (md5hex && (key = hkey(p, u->dir, md5hex))) {
+    if (md5hex && (key = hkey(p, u->dir, u->owner, md5hex))) {
         rv = rs_store_put1(e->store, key, u->path, strlen(u->path), p);
     }
     if (APR_SUCCESS != rv) {
@@ -661,10 +672,11 @@ static void index_later(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
 }
 
 rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
+                                   const char *owner,
                                    const char *md5hex, apr_pool_t *p,
                                    const char **path)
 {
-    const char *key = hkey(p, a->dir, md5hex);
+    const char *key = hkey(p, a->dir, owner, md5hex);
     apr_finfo_t fi;
     apr_size_t len;
     char *val;

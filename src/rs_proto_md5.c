@@ -215,7 +215,8 @@ static const char *chunk_list(apr_pool_t *p, json_t *ids)
 static int instant(rs_req_t *req, const char *file_id, const char *ext)
 {
     const char *path, *final;
-    rs_error_t *err = rs_engine_content_find(req->engine, req->area, file_id,
+    rs_error_t *err = rs_engine_content_find(req->engine, req->area, req->user,
+                                             file_id,
                                              req->pool, &path);
     const char *name = rs_util_defuse_name(req->pool,
                                            apr_pstrcat(req->pool, file_id,

@@ -186,19 +186,19 @@ static void test_md5(apr_pool_t *p)
     RS_CHECK(NULL == put(p, u, 1, 2, "llo", md5hex(p, "hello")));
     RS_CHECK(NULL == put(p, u, 0, 2, "he", md5hex(p, "hello")));
     RS_CHECK(RS_STATE_COMPLETE == u->state);
-    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, md5hex(p, "hello"),
+    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, "", md5hex(p, "hello"),
                                             p, &path));
     RS_CHECK_STR(path, apr_pstrcat(p, area.dir, "/good.txt", NULL));
     /* the slice upload above is indexed by the sweep, not on completion */
-    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area, "",
              md5hex(p, "xyz"), p, &path)));
     RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p, &removed));
-    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, md5hex(p, "xyz"), p,
+    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, "", md5hex(p, "xyz"), p,
                                             &path));
-    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area, "",
              md5hex(p, "nothing"), p, &path)));
     apr_file_remove(apr_pstrcat(p, area.dir, "/good.txt", NULL), p);
-    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area, "",
              md5hex(p, "hello"), p, &path)));
 }
 
