@@ -552,7 +552,8 @@ class Suite:
             capture_output=True, text=True, check=True).stdout.split()
         # the module's own store and record codec (and what they use)
         core = [os.path.join(REPO, 'src', f) for f in (
-            'rs_store.c', 'rs_upload.c', 'rs_util.c', 'rs_log.c')]
+            'rs_store.c', 'rs_sdbm_guard.c', 'rs_upload.c', 'rs_util.c',
+                      'rs_log.c')]
         self.gen = os.path.join(build, 'gen_records')
         sh(['cc', '-O2', '-std=gnu99', '-w', '-I', os.path.join(REPO, 'include'),
             *cflags, '-o', self.gen, os.path.join(BENCH, 'gen_records.c'), *core,
