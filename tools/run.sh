@@ -8,10 +8,11 @@
 #   PORT=9090 tools/run.sh    another port (default 8080)
 #
 # Everything it writes lives in <repo>/run/ (gitignored): httpd.conf (from
-# conf/demo.conf.in), htdocs/ (a copy of htdocs/ + vendor/tus.min.js from
-# node_modules/tus-js-client), files/ and state/ (the uploads, kept across
-# restarts), logs/, rt/ (pid file, mutexes). It never touches /etc/apache2
-# and never starts the system's apache2 service.
+# conf/demo.conf.in), htdocs/ (a copy of htdocs/ + vendor/: tus.min.js,
+# flow.min.js, resumable.js, jquery.min.js, spark-md5.min.js from
+# node_modules), files/, seeds/ (the seed pages' area) and state/ (the
+# uploads, kept across restarts), logs/, rt/ (pid file, mutexes). It never
+# touches /etc/apache2 and never starts the system's apache2 service.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -150,17 +151,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 id "$RUN_USER" >/dev/null 2>&1 || die "no user $RUN_USER (RUN_USER=)"
 
-# ---- npm ci (tus-js-client for the demo's /vendor/tus.min.js) ---------------
+# ---- npm ci (the browser files the pages load from /vendor/) ----------------
+# name in vendor/ : path in node_modules/
+VENDOR="tus.min.js:tus-js-client/dist/tus.min.js
+flow.min.js:@flowjs/flow.js/dist/flow.min.js
+resumable.js:resumablejs/resumable.js
+jquery.min.js:jquery/dist/jquery.min.js
+spark-md5.min.js:spark-md5/spark-md5.min.js"
+vendor_missing() {
+    local v
+    for v in $VENDOR; do
+        [ -f "node_modules/${v#*:}" ] || { echo "node_modules/${v#*:}"; return 0; }
+    done
+}
 cd "$REPO"
-if [ ! -f node_modules/tus-js-client/dist/tus.min.js ] \
+if [ -n "$(vendor_missing)" ] \
         || [ ! -f node_modules/.package-lock.json ] \
         || [ package-lock.json -nt node_modules/.package-lock.json ] \
         || [ package.json -nt node_modules/.package-lock.json ]; then
     say "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
 fi
-[ -f node_modules/tus-js-client/dist/tus.min.js ] \
-    || die "node_modules/tus-js-client/dist/tus.min.js missing after npm ci"
+miss=$(vendor_missing)
+[ -z "$miss" ] || die "$miss missing after npm ci"
 
 # ---- build --------------------------------------------------------------------
 say "make"
@@ -176,14 +189,16 @@ MODULE="$REPO/.libs/mod_resumable.so"
 stop_instance
 
 # ---- the run dir -------------------------------------------------------------
-mkdir -p "$RUN"/{logs,rt,files,state}
-chown "$RUN_USER:$RUN_GROUP" "$RUN/files" "$RUN/state"
-chmod 750 "$RUN/files" "$RUN/state"
+mkdir -p "$RUN"/{logs,rt,files,seeds,state}
+chown "$RUN_USER:$RUN_GROUP" "$RUN/files" "$RUN/seeds" "$RUN/state"
+chmod 750 "$RUN/files" "$RUN/seeds" "$RUN/state"
 
 rm -rf "$RUN/htdocs.new"
 cp -r "$REPO/htdocs" "$RUN/htdocs.new"
 mkdir -p "$RUN/htdocs.new/vendor"
-cp node_modules/tus-js-client/dist/tus.min.js "$RUN/htdocs.new/vendor/tus.min.js"
+for v in $VENDOR; do
+    cp "node_modules/${v#*:}" "$RUN/htdocs.new/vendor/${v%%:*}"
+done
 [ -f node_modules/tus-js-client/LICENSE ] \
     && cp node_modules/tus-js-client/LICENSE "$RUN/htdocs.new/vendor/tus-js-client.LICENSE.txt"
 chmod -R a+rX "$RUN/htdocs.new"
@@ -194,6 +209,7 @@ esc() { printf '%s' "$1" | sed 's/[\\&|]/\\&/g'; }
 sed -e "s|@ROOT@|$(esc "$RUN")|g" \
     -e "s|@PORT@|$PORT|g" \
     -e "s|@MODULE@|$(esc "$MODULE")|g" \
+    -e "s|@REPO@|$(esc "$REPO")|g" \
     -e "s|@MODDIR@|$(esc "$MODDIR")|g" \
     -e "s|@USER@|$(esc "$RUN_USER")|g" \
     -e "s|@GROUP@|$(esc "$RUN_GROUP")|g" \
@@ -237,9 +253,12 @@ mod_resumable demo is running (pid $(our_pid)):
 
   demo page        http://127.0.0.1:$PORT/
   upload endpoint  http://127.0.0.1:$PORT/files/   (tus 1.0.0)
+  seed pages       http://127.0.0.1:$PORT/seeds/001-offset.html, 000-slice.html,
+                   000-download.html, flow.html, resumable.html;
+                   002-md5.html only at http://localhost:8000/ (PORT=8000)
   server status    http://127.0.0.1:$PORT/server-status
 
-  uploads          $RUN/files
+  uploads          $RUN/files (tus), $RUN/seeds (seed pages)
   logs             $RUN/logs/error.log, $RUN/logs/access.log
   stop             tools/run.sh stop
 
