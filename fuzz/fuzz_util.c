@@ -37,6 +37,17 @@ static void check_b64(apr_pool_t *p, const char *in)
     }
 }
 
+/* Range normalisation: only "bytes=<digits>" changes, by one trailing '-'. */
+static void check_range(apr_pool_t *p, const char *s)
+{
+    const char *r = rs_util_range_open_ended(p, s);
+
+    if (r && (strlen(r) != strlen(s) + 1 || strncmp(r, s, strlen(s))
+              || r[strlen(s)] != '-')) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
@@ -74,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default:
         rs_util_id_valid(s);
         rs_util_header_safe(s);
+        check_range(p, s);
         break;
     }
     apr_pool_destroy(p);

@@ -73,6 +73,13 @@ const char *rs_util_http_date(apr_pool_t *p, apr_time_t t);
 const char *rs_util_content_disposition(apr_pool_t *p, const char *disp,
                                         const char *name);
 
+/**
+ * Range as the seed 000 page sends it, "bytes=N" without the dash: the
+ * same Range with "-" appended ("bytes=N-", from N to the end), or NULL
+ * when range is anything else (left to httpd's byterange filter).
+ */
+const char *rs_util_range_open_ended(apr_pool_t *p, const char *range);
+
 /** 1 if s is a safe HTTP header value (no CR, LF, NUL, other CTLs). */
 int rs_util_header_safe(const char *s);
 

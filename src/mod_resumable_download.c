@@ -105,18 +105,12 @@ int rs_httpd_download(request_rec *r, const rs_upload_t *u)
  * files next to the areas); a well-formed Range is left alone. */
 int rs_httpd_range_fixup(request_rec *r)
 {
-    const char *range = apr_table_get(r->headers_in, "Range"), *v;
+    const char *fixed;
 
-    if (M_GET != r->method_number || !range
-        || strncasecmp(range, "bytes=", 6)) {
-        return DECLINED;
+    if (M_GET == r->method_number
+        && (fixed = rs_util_range_open_ended(r->pool, apr_table_get(
+                                             r->headers_in, "Range")))) {
+        apr_table_setn(r->headers_in, "Range", fixed);
     }
-    for (v = range + 6; apr_isdigit(*v); v++) {
-    }
-    if (*v || v == range + 6 || v - range > 6 + 18) {
-        return DECLINED;
-    }
-    apr_table_setn(r->headers_in, "Range", apr_pstrcat(r->pool, range, "-",
-                                                       NULL));
     return DECLINED;
 }

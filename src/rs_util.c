@@ -633,3 +633,18 @@ int rs_util_header_safe(const char *s)
     }
     return 1;
 }
+
+const char *rs_util_range_open_ended(apr_pool_t *p, const char *range)
+{
+    const char *v;
+
+    if (!range || strncasecmp(range, "bytes=", 6)) {
+        return NULL;
+    }
+    for (v = range + 6; *v >= '0' && *v <= '9'; v++) {
+    }
+    if (*v || v == range + 6 || v - range > 6 + 18) {
+        return NULL;
+    }
+    return apr_pstrcat(p, range, "-", NULL);
+}

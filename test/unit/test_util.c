@@ -606,6 +606,18 @@ static void test_log(apr_pool_t *p)
     RS_CHECK(seen.calls == 2);
 }
 
+static void test_range(apr_pool_t *p)
+{
+    RS_CHECK_STR(rs_util_range_open_ended(p, "bytes=100"), "bytes=100-");
+    RS_CHECK_STR(rs_util_range_open_ended(p, "bytes=0"), "bytes=0-");
+    RS_CHECK(!rs_util_range_open_ended(p, "bytes=1-2"));
+    RS_CHECK(!rs_util_range_open_ended(p, "bytes="));
+    RS_CHECK(!rs_util_range_open_ended(p, "bytes=-5"));
+    RS_CHECK(!rs_util_range_open_ended(p, "items=5"));
+    RS_CHECK(!rs_util_range_open_ended(p, "bytes=1234567890123456789"));
+    RS_CHECK(!rs_util_range_open_ended(p, NULL));
+}
+
 static void test_defuse(apr_pool_t *p)
 {
     apr_array_header_t *deny = apr_array_make(p, 2, sizeof(const char *));
@@ -625,6 +637,7 @@ static void test_defuse(apr_pool_t *p)
 void suite_util(apr_pool_t *p)
 {
     test_defuse(p);
+    test_range(p);
     test_ids(p);
     test_parse_off();
     test_parse_size();
