@@ -87,4 +87,7 @@ apr_status_t rs_ctl_adopt(struct rs_store_t *s, const char *dir,
 /** Age in seconds of u (now - created). */
 long rs_ctl_age(const rs_upload_t *u, apr_time_t now);
 
+/** The item of upload id in items (from rs_ctl_load), or NULL. */
+rs_ctl_item_t *rs_ctl_find(const apr_array_header_t *items, const char *id);
+
 #endif /* RS_CTL_H */

@@ -102,4 +102,8 @@ int rs_upload_chunks_missing(const rs_upload_t *u);
 
 const char *rs_upload_state_name(rs_upload_state_t s);
 
+/** 1 if u takes bytes by appending at its offset: active, not chunk mode,
+ *  not a concatenation final (the data file is then the offset's truth). */
+int rs_upload_append_mode(const rs_upload_t *u);
+
 #endif /* RS_UPLOAD_H */

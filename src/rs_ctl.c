@@ -71,7 +71,7 @@ static rs_ctl_item_t *item_read(rs_txn_t *txn, const char *id, apr_pool_t *p)
     return it;
 }
 
-static rs_ctl_item_t *find_item(apr_array_header_t *items, const char *id)
+rs_ctl_item_t *rs_ctl_find(const apr_array_header_t *items, const char *id)
 {
     int i;
 
@@ -93,7 +93,7 @@ static void mark_parts_ready(apr_array_header_t *items, rs_ctl_item_t *it)
         return;
     }
     for (i = 0; i < it->u->parts->nelts; i++) {
-        rs_ctl_item_t *part = find_item(items, APR_ARRAY_IDX(it->u->parts, i,
+        rs_ctl_item_t *part = rs_ctl_find(items, APR_ARRAY_IDX(it->u->parts, i,
                                                              const char *));
         if (!part || !part->u || RS_STATE_COMPLETE != part->u->state) {
             return;
@@ -147,11 +147,6 @@ static int unfinished(const rs_upload_t *u)
     return RS_STATE_ACTIVE == u->state;
 }
 
-static int append_mode(const rs_upload_t *u)
-{
-    return unfinished(u) && !(u->flags & (RS_UF_CHUNKED | RS_UF_FINAL));
-}
-
 static rs_ctl_problem_t problem(rs_ctl_item_t *it, rs_ctl_problem_t pr,
                                 const char *what)
 {
@@ -170,7 +165,7 @@ rs_ctl_problem_t rs_ctl_check(rs_ctl_item_t *it, apr_pool_t *p)
     if (unfinished(u) && !(u->flags & RS_UF_FINAL) && it->data_size < 0) {
         return problem(it, RS_CTL_NO_DATA, "data file is missing");
     }
-    if (append_mode(u) && u->offset > it->data_size) {
+    if (rs_upload_append_mode(u) && u->offset > it->data_size) {
         return problem(it, RS_CTL_AHEAD, apr_psprintf(p,
                        "offset %" APR_OFF_T_FMT " is ahead of the data file"
                        " (%" APR_OFF_T_FMT " bytes)", u->offset,

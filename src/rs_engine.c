@@ -228,12 +228,6 @@ apr_time_t rs_engine_expires(const rs_area_t *a, const rs_upload_t *u)
 /* ------------------------------------------------------------------------ */
 /* reconciliation                                                            */
 
-static int append_mode(const rs_upload_t *u)
-{
-    return RS_STATE_ACTIVE == u->state && !(u->flags & RS_UF_CHUNKED)
-           && !(u->flags & RS_UF_FINAL);
-}
-
 /* The offset the data file supports. An unverified append in flight (or
  * left by a killed writer) does not count; bytes beyond the record of a
  * plain append do (they reached the disk). With sync on, such bytes are
@@ -420,10 +414,10 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (RS_STATE_ASSEMBLING == u->state && (u->flags & RS_UF_FINAL)) {
         u = recover_final(e, a, u, p);
     }
-    if (append_mode(u)) {
+    if (rs_upload_append_mode(u)) {
         u->offset = disk_offset(a, u, p);
     }
-    if (append_mode(u) && u->length >= 0 && u->offset == u->length) {
+    if (rs_upload_append_mode(u) && u->length >= 0 && u->offset == u->length) {
         u = recover_complete(e, a, u, p);
     }
     *pu = u;
@@ -982,7 +976,7 @@ static rs_error_t *refresh(append_ctx *c)
         return err;
     }
     *c->u = *u;
-    if (!append_mode(u)) {
+    if (!rs_upload_append_mode(u)) {
         return NULL;                    /* complete or final: no data file */
     }
     rv = rs_data_open(&c->f, rs_data_path(c->p, u->dir, u->id), 1, c->p);

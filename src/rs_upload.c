@@ -642,3 +642,9 @@ apr_status_t rs_upload_decode(apr_pool_t *p, const char *id, const char *buf,
     }
     return rv;
 }
+
+int rs_upload_append_mode(const rs_upload_t *u)
+{
+    return RS_STATE_ACTIVE == u->state
+           && !(u->flags & (RS_UF_CHUNKED | RS_UF_FINAL));
+}

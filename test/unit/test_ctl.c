@@ -60,19 +60,6 @@ static rs_upload_t *active(apr_pool_t *p, const char *dir, const char *id,
     return u;
 }
 
-static rs_ctl_item_t *find(apr_array_header_t *items, const char *id)
-{
-    int i;
-
-    for (i = 0; i < items->nelts; i++) {
-        rs_ctl_item_t *it = APR_ARRAY_IDX(items, i, rs_ctl_item_t *);
-        if (!strcmp(it->id, id)) {
-            return it;
-        }
-    }
-    return NULL;
-}
-
 static void make_state(rs_store_t *s, const char *dir, apr_pool_t *p)
 {
     const char *staging;
@@ -97,12 +84,12 @@ static void check_problems(rs_store_t *s, apr_pool_t *p)
 
     RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
     RS_CHECK(5 == items->nelts);
-    RS_CHECK(RS_CTL_OK == rs_ctl_check(find(items, ID_OK), p));
-    RS_CHECK(RS_CTL_AHEAD == rs_ctl_check(find(items, ID_AHEAD), p));
-    RS_CHECK(RS_CTL_NO_DATA == rs_ctl_check(find(items, ID_NODAT), p));
-    RS_CHECK(RS_CTL_NO_FILE == rs_ctl_check(find(items, ID_NOPUB), p));
-    RS_CHECK(RS_CTL_CORRUPT == rs_ctl_check(find(items, ID_BAD), p));
-    RS_CHECK(25 == find(items, ID_AHEAD)->data_size);
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(rs_ctl_find(items, ID_OK), p));
+    RS_CHECK(RS_CTL_AHEAD == rs_ctl_check(rs_ctl_find(items, ID_AHEAD), p));
+    RS_CHECK(RS_CTL_NO_DATA == rs_ctl_check(rs_ctl_find(items, ID_NODAT), p));
+    RS_CHECK(RS_CTL_NO_FILE == rs_ctl_check(rs_ctl_find(items, ID_NOPUB), p));
+    RS_CHECK(RS_CTL_CORRUPT == rs_ctl_check(rs_ctl_find(items, ID_BAD), p));
+    RS_CHECK(25 == rs_ctl_find(items, ID_AHEAD)->data_size);
 }
 
 static void repair_all(rs_store_t *s, apr_pool_t *p)
@@ -125,7 +112,7 @@ static void repair_all(rs_store_t *s, apr_pool_t *p)
         RS_CHECK(RS_CTL_OK == rs_ctl_check(APR_ARRAY_IDX(items, i,
                                                          rs_ctl_item_t *), p));
     }
-    RS_CHECK(25 == find(items, ID_AHEAD)->u->offset);
+    RS_CHECK(25 == rs_ctl_find(items, ID_AHEAD)->u->offset);
     /* removed uploads answer 410: tombstones; the corrupt one has none */
     RS_CHECK(APR_SUCCESS == rs_store_get1(s, "t:" ID_NODAT, p, &val, &len));
     RS_CHECK(APR_SUCCESS == rs_store_get1(s, "t:" ID_NOPUB, p, &val, &len));
@@ -169,15 +156,15 @@ static void stuck_final(const char *tmp, const char *dir, apr_pool_t *p)
     APR_ARRAY_PUSH(fin->parts, const char *) = ID_ORPH;
     put_record(s, fin, p);
     RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
-    RS_CHECK(RS_CTL_STUCK == rs_ctl_check(find(items, ID_OK), p));
-    RS_CHECK(RS_CTL_OK == rs_ctl_check(find(items, ID_ORPH), p));
-    RS_CHECK(APR_ENOTIMPL == rs_ctl_repair(s, find(items, ID_OK), p,
+    RS_CHECK(RS_CTL_STUCK == rs_ctl_check(rs_ctl_find(items, ID_OK), p));
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(rs_ctl_find(items, ID_ORPH), p));
+    RS_CHECK(APR_ENOTIMPL == rs_ctl_repair(s, rs_ctl_find(items, ID_OK), p,
                                            &action));
     /* a part still active: the final waits rightly */
     part->state = RS_STATE_ACTIVE;
     put_record(s, part, p);
     RS_CHECK(APR_SUCCESS == rs_ctl_load(s, p, &items));
-    RS_CHECK(RS_CTL_OK == rs_ctl_check(find(items, ID_OK), p));
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(rs_ctl_find(items, ID_OK), p));
 }
 
 void suite_ctl(apr_pool_t *p)
