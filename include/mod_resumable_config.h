@@ -4,12 +4,13 @@
 
 /*
  * Design: three tiers as in mod_tls. Global settings (state database, sweep
- * interval, write buffer) live in the main server's config and are read
- * through rs_conf_server(); area settings are per-dir. Every field starts
- * "unset" (-1 / NULL) and merges as "the more specific one if set, else the
- * parent's", except that values from .htaccess may only tighten a limit
- * (max size, expiry) and never name a directory. Defaults are applied in the
- * accessor rs_conf_area(), so "unset" survives nested merges.
+ * interval, write buffer, body read size) live in the main server's config
+ * and are read through rs_conf_server(); area settings are per-dir. Every
+ * field starts "unset" (-1 / NULL) and merges as "the more specific one if
+ * set, else the parent's", except that values from .htaccess may only
+ * tighten a limit (max size, expiry) and never name a directory. Defaults
+ * are applied in the accessor rs_conf_area(), so "unset" survives nested
+ * merges.
  */
 
 #include <httpd.h>
@@ -23,6 +24,7 @@ typedef struct rs_srv_conf_t {
     const char *statedb_path;       /* NULL: default */
     apr_interval_time_t sweep;      /* -1 unset */
     apr_off_t write_buffer;         /* -1 unset */
+    apr_off_t read_size;            /* -1 unset, 0 httpd's own reads */
 } rs_srv_conf_t;
 
 typedef struct rs_dir_conf_t {

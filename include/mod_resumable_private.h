@@ -39,6 +39,15 @@ int rs_httpd_handle(request_rec *r);
 /** Add CORS response headers to out when the request's Origin is allowed. */
 void rs_httpd_cors(request_rec *r, apr_table_t *out);
 
+/* mod_resumable_netread.c: large socket reads for an upload body */
+/** Let the connection's core input filter read up to `size` bytes per
+ *  read() from now on (HTTP/1.x without a secondary connection only);
+ *  undone by rs_httpd_netread_end or when r's pool goes. APR_ENOTIMPL:
+ *  the connection is not one it can change (httpd's reads stay). */
+apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size);
+/** Give the connection back its own socket bucket (idempotent). */
+void rs_httpd_netread_end(request_rec *r);
+
 /* mod_resumable_download.c: GET/HEAD of a finished upload */
 int rs_httpd_download(request_rec *r, const rs_upload_t *u);
 /** Fixup: "Range: bytes=N" (no dash, sent by design document 000's page)

@@ -11,7 +11,9 @@
  * then the staging name is removed.
  *
  * Writes go through a writer that coalesces small pieces (buckets of a few
- * KiB) into one large pwrite, so a GiB costs a few thousand syscalls. Bytes
+ * KiB) into one large pwrite, so a GiB costs a few thousand syscalls;
+ * large pieces (the glue reads the socket in large blocks) are written
+ * where they are, without a copy. Bytes
  * are written at an explicit offset: append mode and chunk mode (chunks at
  * their final position, so assembly copies nothing) share one path.
  * Concatenation copies ranges in the kernel: FICLONERANGE (reflink) where
@@ -44,7 +46,12 @@ typedef struct rs_writer_t rs_writer_t;
 /** Writer at offset off with a bufsize coalescing buffer from p. */
 apr_status_t rs_writer_create(rs_writer_t **w, apr_file_t *f, apr_off_t off,
                               apr_size_t bufsize, apr_pool_t *p);
-/** Copy data into the buffer; pwrite when full. */
+/** Pieces from this size on are written without being copied. */
+#define RS_WRITER_DIRECT (64 * 1024)
+
+/** Copy data into the buffer; pwrite when full. A piece of at least
+ *  RS_WRITER_DIRECT bytes (or the buffer's size) is written directly,
+ *  after what is buffered. */
 apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len);
 /** pwrite what is buffered. */
 apr_status_t rs_writer_flush(rs_writer_t *w);

@@ -25,6 +25,8 @@
 #define DEF_WRITE_BUF   (512 * 1024)
 #define MIN_WRITE_BUF   (4 * 1024)
 #define MAX_WRITE_BUF   (64 * 1024 * 1024)
+#define DEF_READ_SIZE   (256 * 1024)
+#define MAX_READ_SIZE   (16 * 1024 * 1024)
 
 /* Types a browser may show inline: no script-capable type (no HTML, SVG,
  * XML), as tusd's allow-list. */
@@ -102,6 +104,7 @@ void *rs_conf_create_srv(apr_pool_t *p, server_rec *s)
 
     c->sweep = RS_UNSET;
     c->write_buffer = RS_UNSET;
+    c->read_size = RS_UNSET;
     return c;
 }
 
@@ -114,6 +117,7 @@ void *rs_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(statedb_path);
     MERGE(sweep);
     MERGE(write_buffer);
+    MERGE(read_size);
     return n;
 }
 
@@ -381,6 +385,23 @@ static const char *set_write_buffer(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* 0 or Off: httpd's own socket reads; else 16K to 16M per read() */
+static const char *set_read_size(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = global_only(cmd);
+    apr_off_t v = 0;
+
+    if (err) {
+        return err;
+    }
+    if (strcasecmp(arg, "off") && (APR_SUCCESS != rs_util_parse_size(arg, &v)
+        || (v != 0 && (v < 16 * 1024 || v > MAX_READ_SIZE)))) {
+        return bad(cmd, arg, "expected Off, 0 or a size from 16K to 16M");
+    }
+    srv_conf(cmd)->read_size = v;
+    return NULL;
+}
+
 #define DIR_ONLY (RSRC_CONF | ACCESS_CONF)
 #define HT_OK (RSRC_CONF | ACCESS_CONF | OR_FILEINFO)
 #define OFF(f) (void *)APR_OFFSETOF(rs_dir_conf_t, f)
@@ -415,6 +436,8 @@ const command_rec rs_conf_cmds[] = {
                   "how often expired uploads are removed"),
     AP_INIT_TAKE1("ResumableWriteBuffer", set_write_buffer, NULL, RSRC_CONF,
                   "bytes coalesced per data file write"),
+    AP_INIT_TAKE1("ResumableReadSize", set_read_size, NULL, RSRC_CONF,
+                  "bytes per socket read of an upload body (Off: httpd's)"),
     { NULL }
 };
 
@@ -431,6 +454,9 @@ void rs_conf_server_defaults(server_rec *s)
         }
         if (c->write_buffer == RS_UNSET) {
             c->write_buffer = DEF_WRITE_BUF;
+        }
+        if (c->read_size == RS_UNSET) {
+            c->read_size = DEF_READ_SIZE;
         }
     }
 }

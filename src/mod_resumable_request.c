@@ -6,7 +6,9 @@
  * it reads non-blocking and waits for the socket in short ticks, so a
  * writer whose client stalled notices a takeover request within a tick
  * instead of sleeping in a blocking read until Timeout. httpd's Timeout
- * still bounds the total idle time; mod_reqtimeout keeps working.
+ * still bounds the total idle time; mod_reqtimeout keeps working. Bodies
+ * over 64 KiB are read from the socket ResumableReadSize bytes at a time
+ * (mod_resumable_netread.c).
  */
 
 #include <apr_strings.h>
@@ -28,6 +30,7 @@
 #define READ_SIZE (256 * 1024)
 #define IDLE_TICK apr_time_from_msec(200)
 #define DRAIN_MAX (1024 * 1024)   /* unread body we drain for keep-alive */
+#define NETREAD_MIN (64 * 1024)   /* smaller bodies keep httpd's reads */
 
 typedef struct body_ctx {
     request_rec *r;
@@ -52,6 +55,7 @@ static apr_status_t next_bucket(body_ctx *c, const char **data, apr_size_t *len)
         if (APR_BUCKET_IS_EOS(e)) {
             c->eos = 1;
             apr_brigade_cleanup(c->bb);
+            rs_httpd_netread_end(c->r);
             return APR_EOF;
         }
         if (APR_BUCKET_IS_METADATA(e)) {
@@ -160,6 +164,10 @@ static rs_body_t *make_body(request_rec *r)
     b->trailer = body_trailer;
     b->length = request_length(r);
     b->ctx = c;
+    if (c->sock && (b->length < 0 || b->length > NETREAD_MIN)) {
+        rs_httpd_netread_begin(r, (apr_size_t)rs_conf_server(r->server)
+                                  ->read_size);
+    }
     return b;
 }
 

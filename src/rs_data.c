@@ -275,15 +275,23 @@ apr_status_t rs_writer_flush(rs_writer_t *w)
     return rv;
 }
 
+/* A piece this large is written as it is (after what is buffered): copying
+ * it would not save a system call worth its memcpy. */
+static int writer_direct(const rs_writer_t *w, apr_size_t len)
+{
+    return len >= (w->size < RS_WRITER_DIRECT ? w->size : RS_WRITER_DIRECT);
+}
+
 apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len)
 {
     apr_status_t rv = APR_SUCCESS;
     apr_size_t n;
 
+    if (writer_direct(w, len)) {
+        rv = rs_writer_flush(w);
+        return APR_SUCCESS == rv ? writer_put(w, data, len) : rv;
+    }
     while (len && rv == APR_SUCCESS) {
-        if (!w->used && len >= w->size) {   /* nothing to coalesce with */
-            return writer_put(w, data, len);
-        }
         n = w->size - w->used < len ? w->size - w->used : len;
         memcpy(w->buf + w->used, data, n);
         w->used += n;

@@ -318,6 +318,8 @@ void suite_data(apr_pool_t *p)
     /* mixes coalesced and bypassing pieces */
     writer_run(dir, 3 * 1024 * 1024 + 17, 65536, 100000, p);
     writer_run(dir, 300 * 1024 + 1, 4096, 300, p);      /* small pieces */
+    /* direct pieces (>= RS_WRITER_DIRECT) after buffered ones */
+    writer_run(dir, 4 * 1024 * 1024 + 3, 512 * 1024, 300000, p);
     writer_run(dir, 5000, 1, 50, p);
     writer_run(dir, 1024 * 1024, 0, 70000, p);          /* unbuffered */
     test_chunks(dir, p);

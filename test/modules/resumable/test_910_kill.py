@@ -365,7 +365,9 @@ class TestKillChunks:
                 if off:
                     f = env.staged_data_file(area, uid)
                     disk = f.read_bytes()
-                    assert rec == off and len(disk) >= off, (rec, off, len(disk))
+                    # the record may lag (bytes a killed writer left are
+                    # counted from the disk, and saved by the next writer)
+                    assert rec <= off <= len(disk), (rec, off, len(disk))
                     assert disk[:off] == data[:off]
                 post_kill(env, dict(h, **{'X-Start-Byte': str(off)}),
                           data[off:], rnd)
