@@ -121,6 +121,13 @@ class TestConfigSyntax:
                                            f'  ResumableDir "{d}"\n</Directory>\n')
         assert rc == 0, out
 
+    def test_rs_100_07_many_uploads_tuning(self, env):
+        """The event MPM sizing shown in conf/ (and used by the benchmark
+        for 1,000 concurrent uploads) is a valid configuration."""
+        rc, out = check_conf(env, outside=f'Include {env.repo}/conf/many-uploads.conf\n')
+        assert rc == 0, out
+        assert 'AH00' not in out, out
+
 
 def all_valid_conf(env):
     return dict(
