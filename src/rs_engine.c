@@ -1053,7 +1053,8 @@ static rs_error_t *begin_write(append_ctx *c)
     c->start = c->u->offset;
     c->verify = c->ap->checksum_alg || c->ap->checksum_trailer;
     if (c->ap->checksum_alg
-        && APR_SUCCESS != rs_hash_create(&c->hash, c->ap->checksum_alg, c->p)) {
+        && APR_SUCCESS != rs_hash_create_for(&c->hash, c->ap->checksum_alg,
+                                             c->body->length, c->p)) {
         return rs_error_make(c->p, RS_ERR_CHECKSUM_ALGORITHM, 0, NULL);
     }
     if (c->verify) {

@@ -103,7 +103,7 @@ apr_status_t rs_digest_body_make(apr_pool_t *p, rs_body_t *inner,
     if (strcmp(alg, "sha256") && strcmp(alg, "sha512")) {
         return APR_ENOTIMPL;
     }
-    if (APR_SUCCESS != (rv = rs_hash_create(&db->hash, alg, p))) {
+    if (APR_SUCCESS != (rv = rs_hash_create_for(&db->hash, alg, total, p))) {
         return rv;
     }
     db->pool = p;

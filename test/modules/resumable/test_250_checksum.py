@@ -1,4 +1,6 @@
 """25x: checksum and checksum-trailer."""
+import time
+
 import pytest
 
 from pyrs.client import OCTET, digest_b64, make_data, sha256
@@ -83,3 +85,39 @@ class TestChecksum:
         assert not (env.area_dir('files') / 'cks-final.txt').exists()
         assert tus.patch(url, 0, data, checksum='md5').status == 204
         assert (env.area_dir('files') / 'cks-final.txt').read_bytes() == data
+
+    @pytest.mark.parametrize('alg', ['sha256', 'md5'])
+    def test_rs_250_08_large_pipelined(self, env, tus, alg):
+        """Bodies of 1 MiB and more are digested in a worker thread while
+        they stream: the same verdicts, the same bytes."""
+        data = make_data(3 * 1024 * 1024 + 5, seed=8)
+        cut = 1024 * 1024 + 77
+        url = tus.create(length=len(data))
+        r = tus.patch(url, 0, data[:cut], checksum=alg)
+        assert r.status == 204 and r.headers.get('Upload-Offset') == str(cut), r
+        wrong = f'{alg} {digest_b64(alg, data[cut:-1])}'
+        r = tus.patch(url, cut, data[cut:], checksum=wrong)
+        assert r.status == 460, r
+        assert tus.offset(url) == cut
+        r = tus.patch(url, cut, data[cut:], checksum=alg, chunked=True, chunk_size=300000)
+        assert r.status == 204, r
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_250_09_large_pipelined_abort(self, env, tus):
+        """A client gone mid-way through a checksummed body: the worker
+        thread is stopped with the request, nothing unverified counts."""
+        data = make_data(4 * 1024 * 1024, seed=9)
+        url = tus.create(length=len(data))
+        s = env.client.send_partial('PATCH', url, {
+            'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': OCTET,
+            'Upload-Checksum': f'sha256 {digest_b64("sha256", data)}'},
+            data[:2 * 1024 * 1024], len(data))
+        s.close()
+        off = None
+        for _ in range(50):
+            off = tus.offset(url)
+            if off == 0 and tus.patch(url, 0, data, checksum='sha256').status == 204:
+                break
+            time.sleep(0.1)         # the aborted writer may still hold it
+        assert off == 0
+        assert sha256(tus.get(url).body) == sha256(data)
