@@ -1064,6 +1064,9 @@ static rs_error_t *begin_write(append_ctx *c)
         }
     }
     rv = rs_writer_create(&c->w, c->f, c->start, c->e->write_buffer, c->p);
+    if (APR_SUCCESS == rv) {
+        rs_writer_writeback(c->w, c->a->sync);  /* the fdatasync will wait */
+    }
     return APR_SUCCESS == rv ? NULL : rs_eng_io_error(c->p, rv, "writer", c->u->id);
 }
 

@@ -136,8 +136,8 @@ static void test_file_ops(const char *dir, apr_pool_t *p)
 
 /* ---- writer ------------------------------------------------------------- */
 
-static void writer_run(const char *dir, apr_size_t len, apr_size_t bufsize,
-                       apr_size_t maxp, apr_pool_t *p)
+static void writer_run_wb(const char *dir, apr_size_t len, apr_size_t bufsize,
+                          apr_size_t maxp, int writeback, apr_pool_t *p)
 {
     const char *path = apr_psprintf(p, "%s/w%d.data", dir, (int)bufsize);
     apr_size_t done = 0, n;
@@ -148,6 +148,7 @@ static void writer_run(const char *dir, apr_size_t len, apr_size_t bufsize,
 
     RS_CHECK(rs_data_open(&f, path, 1, p) == APR_SUCCESS);
     RS_CHECK(rs_writer_create(&w, f, 0, bufsize, p) == APR_SUCCESS);
+    rs_writer_writeback(w, writeback);
     while (done < len) {
         n = 1 + rnd() % maxp;
         n = n < len - done ? n : len - done;
@@ -164,6 +165,12 @@ static void writer_run(const char *dir, apr_size_t len, apr_size_t bufsize,
     RS_CHECK(rs_writer_total(w) == (apr_off_t)len);
     RS_CHECK(same_file(path, ref, len, p));
     apr_file_close(f);
+}
+
+static void writer_run(const char *dir, apr_size_t len, apr_size_t bufsize,
+                       apr_size_t maxp, apr_pool_t *p)
+{
+    writer_run_wb(dir, len, bufsize, maxp, 0, p);
 }
 
 /* Chunks written at their final offsets, in random order. */
@@ -320,6 +327,8 @@ void suite_data(apr_pool_t *p)
     writer_run(dir, 300 * 1024 + 1, 4096, 300, p);      /* small pieces */
     /* direct pieces (>= RS_WRITER_DIRECT) after buffered ones */
     writer_run(dir, 4 * 1024 * 1024 + 3, 512 * 1024, 300000, p);
+    /* with early writeback (several 8 MiB steps) */
+    writer_run_wb(dir, 20 * 1024 * 1024 + 1, 512 * 1024, 400000, 1, p);
     writer_run(dir, 5000, 1, 50, p);
     writer_run(dir, 1024 * 1024, 0, 70000, p);          /* unbuffered */
     test_chunks(dir, p);
