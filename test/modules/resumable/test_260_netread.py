@@ -195,3 +195,67 @@ class TestNetReadSize:
         assert tus.patch(url, 0, data).status == 204
         assert sha256(tus.get(url).body) == sha256(data)
         assert block_sizes(env, mark) == [1024 * 1024]
+
+
+def tls_conf(env):
+    """The same area also served over TLS on a second port (mod_ssl sits
+    between HTTP_IN and the core filter; the core filter still reads the
+    socket, now in large blocks of TLS records)."""
+    import subprocess
+    from pyrs.env import MODULES_DIR, _free_port
+    d = env.gen / 'tls'
+    d.mkdir(parents=True, exist_ok=True)
+    key, crt = d / 'key.pem', d / 'cert.pem'
+    if not crt.exists():
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                        '-keyout', str(key), '-out', str(crt), '-days', '2',
+                        '-subj', '/CN=127.0.0.1', '-addext', 'basicConstraints=CA:FALSE',
+                        '-addext', 'subjectAltName=IP:127.0.0.1'],
+                       check=True, capture_output=True)
+    env.tls_port = _free_port()
+    return dict(
+        areas=[RsArea('/files/', dir='netread-tls')],
+        extra='\n'.join([
+            f'LoadModule ssl_module "{MODULES_DIR}/mod_ssl.so"',
+            f'LoadModule socache_shmcb_module "{MODULES_DIR}/mod_socache_shmcb.so"',
+            f'SSLSessionCache "shmcb:{d}/scache(512000)"',
+            f'Listen 127.0.0.1:{env.tls_port}',
+            f'<VirtualHost 127.0.0.1:{env.tls_port}>',
+            '    ServerName 127.0.0.1',
+            '    SSLEngine on',
+            f'    SSLCertificateFile "{crt}"',
+            f'    SSLCertificateKeyFile "{key}"',
+            '</VirtualHost>']))
+
+
+class TestNetReadTLS:
+    CONF = tls_conf
+
+    def tls_socket(self, env):
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection(('127.0.0.1', env.tls_port), timeout=30)
+        return ctx.wrap_socket(raw, server_hostname='127.0.0.1')
+
+    def test_rs_260_30_tls_pipelined(self, env):
+        """Over TLS: a large body read in blocks, two PATCHes and a HEAD
+        pipelined on one connection, all answered right, bytes intact."""
+        tus = env.tus('/files/')
+        data = make_data(2 * 1024 * 1024 + 100, seed=35)
+        half = 1024 * 1024 + 3
+        url = tus.create(length=len(data))
+        path = path_of(url)
+        mark = env.log_mark()
+        s = self.tls_socket(env)
+        try:
+            s.sendall(patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
+                      + head_bytes(path))
+            text = read_all(s)
+        finally:
+            s.close()
+        assert statuses(text) == [204, 204, 200], text[:500]
+        assert offsets(text) == [half, len(data), len(data)]
+        assert sha256(tus.get(url).body) == sha256(data)
+        assert block_sizes(env, mark) == [256 * 1024, 256 * 1024]
