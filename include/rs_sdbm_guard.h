@@ -11,21 +11,63 @@
  * before every sdbm fetch, store and delete: it finds the page sdbm will use
  * for the key exactly as sdbm does (hash, then the split bitmap in the .dir
  * file) and checks that page strictly. A bad page turns into APR_EINVAL and
- * a clear log line instead of a crash. Costs one or two preads of 1-4 KiB.
+ * a clear log line instead of a crash.
+ *
+ * A guard lives for one rs_store transaction: it opens the two files on
+ * its first check and keeps them (and up to eight directory blocks) until
+ * the transaction's pool goes away, so a lookup costs one pread per
+ * directory block not yet seen plus one for the page. Cached blocks stay
+ * valid while sdbm's file lock keeps writers out (a read transaction); the
+ * writer itself calls rs_sdbm_guard_changed after each of its stores and
+ * deletes. Not thread safe: one guard per transaction.
+ *
+ * As the guard finds and reads the very page sdbm would read, a read
+ * transaction can take its values from there (rs_sdbm_guard_fetch, sdbm's
+ * own pair lookup on the checked page) and skip apr_sdbm altogether: it
+ * only has to hold the lock apr_sdbm holds for a read, a shared
+ * apr_file_lock on the .dir file (rs_sdbm_guard_lock_shared), so that no
+ * writer changes the files meanwhile.
  */
 
 #include <apr_pools.h>
-#include <apr_file_io.h>
+
+typedef struct rs_sdbm_guard_t rs_sdbm_guard_t;
 
 /** Check a raw 1 KiB sdbm page. 1 if well formed. */
 int rs_sdbm_page_ok(const unsigned char *page);
 
 /**
- * Check the page of the sdbm database at path (without .dir/.pag) that
- * holds key. APR_SUCCESS: well formed or not yet written; APR_EINVAL: the
- * page (or the directory leading to it) is corrupt.
+ * A guard for the sdbm database at path (without .dir/.pag), allocated
+ * from p; its files are opened by the first check and closed with p.
  */
-apr_status_t rs_sdbm_guard_key(const char *path, const char *key,
-                               apr_size_t klen, apr_pool_t *p);
+rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p);
+
+/**
+ * Check the page that holds key. APR_SUCCESS: well formed or not yet
+ * written (no files yet); APR_EINVAL: the page (or the directory leading
+ * to it) is corrupt; other codes: the files could not be read.
+ */
+apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
+                                 apr_size_t klen);
+
+/** The database was written: forget the cached size and blocks. */
+void rs_sdbm_guard_changed(rs_sdbm_guard_t *g);
+
+/**
+ * Open the files and take sdbm's shared lock on the .dir file (waits for
+ * a writer), held until the guard's pool is destroyed. APR_ENOENT: no
+ * database; other codes: the files could not be opened or locked.
+ */
+apr_status_t rs_sdbm_guard_lock_shared(rs_sdbm_guard_t *g);
+
+/**
+ * Check key's page and look key up in it, as sdbm's fetch does. *val
+ * points into the guard (valid until its next check or fetch), NULL when
+ * key is absent (APR_SUCCESS). Errors as rs_sdbm_guard_check. Call only
+ * under rs_sdbm_guard_lock_shared or a writer's lock.
+ */
+apr_status_t rs_sdbm_guard_fetch(rs_sdbm_guard_t *g, const char *key,
+                                 apr_size_t klen, const char **val,
+                                 apr_size_t *vlen);
 
 #endif /* RS_SDBM_GUARD_H */

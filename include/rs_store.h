@@ -5,9 +5,13 @@
 /*
  * Design: the state database. One apr_dbm file (any driver apr_dbm has;
  * default sdbm) shared by every httpd process. As in mod_socache_dbm the
- * database is opened per transaction, never kept across fork; a transaction
- * holds the global mutex (when one is given) from open to close and must be
- * short: never hold it while reading a request body.
+ * database is opened per transaction, never kept across fork. A write
+ * transaction holds the global mutex (when one is given) from open to
+ * close; read transactions on sdbm run in parallel under sdbm's own shared
+ * file lock instead (other drivers: the mutex too), see "LOCKING" in
+ * rs_store.c. Either way a transaction excludes writers and must be short:
+ * never hold one while reading a request body, and never begin one while
+ * another is open in the same thread (it would wait for itself).
  *
  * Values of any size (up to RS_STORE_MAX_VALUE) are stored, although sdbm
  * limits a key/value pair to ~1 KiB: a value is split into segments. The
@@ -48,10 +52,11 @@ const char *rs_store_path(const rs_store_t *s);
 const char *rs_store_type(const rs_store_t *s);
 
 /**
- * Begin a transaction: lock the mutex, open the database (creating it when
- * `write` is set). All allocations of the transaction come from a subpool of
- * p, destroyed by rs_store_end. APR_ENOENT when the database does not exist
- * and write is 0.
+ * Begin a transaction: lock the mutex (not for a read on sdbm), open the
+ * database (creating it when `write` is set; sdbm then locks its files,
+ * shared for a read, exclusive for a write). All allocations of the
+ * transaction come from a subpool of p, destroyed by rs_store_end.
+ * APR_ENOENT when the database does not exist and write is 0.
  */
 apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
                             rs_txn_t **txn);

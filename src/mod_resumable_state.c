@@ -5,7 +5,9 @@
  * engine. The mutex follows httpd's pattern (mod_dav_fs, mod_authn_socache):
  * registered in pre_config (so `Mutex resumable-statedb ...` can tune it),
  * created in post_config (not in the dry-run pass), reattached in
- * child_init. It only ever guards short dbm transactions.
+ * child_init. It only ever guards short dbm transactions: the writing ones
+ * (read transactions on sdbm share sdbm's own file lock instead and do not
+ * take it; see rs_store.h).
  */
 
 #include <unistd.h>

@@ -1,8 +1,9 @@
 /* Licensed under the Apache License, Version 2.0. */
 /*
- * Strict checks of sdbm pages before APR-util's sdbm uses them; see
- * include/rs_sdbm_guard.h. The page layout and page lookup follow APR-util's
- * dbm/sdbm (sdbm.c getpage/getdbit, sdbm_pair.c):
+ * Strict checks of sdbm pages before APR-util's sdbm uses them, and the
+ * pair lookup of paged reads; see include/rs_sdbm_guard.h. The page
+ * layout, page lookup and pair lookup follow APR-util's dbm/sdbm (sdbm.c
+ * getpage/getdbit, sdbm_pair.c getpair/seepair):
  *   .pag: pages of PBLKSIZ (1024) bytes. A page starts with an array of
  *         shorts ino[0..n]: ino[0] = n, the number of entries (two per
  *         key/value pair, so even); ino[1..n] are offsets where each key and
@@ -12,8 +13,17 @@
  *         from bit 0 with the key's hash to find the page: while the bit is
  *         set, b = 2b + 1 or 2b + 2 by the next hash bit; the page number is
  *         the hash masked to the number of hash bits used.
+ * The files are read with pread on their OS handles: one system call per
+ * block, no shared file offset.
  */
 
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <apr_file_io.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 
 #include "rs_sdbm_guard.h"
@@ -21,6 +31,7 @@
 #define PBLKSIZ 1024
 #define DBLKSIZ 4096
 #define BYTESIZ 8
+#define CACHE_BLOCKS 8          /* directory blocks kept per guard */
 
 int rs_sdbm_page_ok(const unsigned char *page)
 {
@@ -53,92 +64,244 @@ static long sdbm_hash(const char *s, apr_size_t len)
     return (long)n;
 }
 
-/* Read `len` bytes at `off`; short reads past the end are zero filled. */
-static apr_status_t read_at(apr_file_t *f, apr_off_t off, unsigned char *buf,
+/* Read `len` bytes at `off` with pread. A block that ends past the end of
+ * the file reads as all zeros, as in sdbm's read_from. */
+static apr_status_t read_at(int fd, apr_off_t off, unsigned char *buf,
                             apr_size_t len)
 {
-    apr_size_t got = len;
-    apr_status_t rv;
+    apr_size_t got = 0;
+    ssize_t n;
 
-    memset(buf, 0, len);
-    rv = apr_file_seek(f, APR_SET, &off);
-    if (APR_SUCCESS == rv) {
-        rv = apr_file_read_full(f, buf, len, &got);
+    while (got < len) {
+        n = pread(fd, buf + got, len - got, (off_t)(off + (apr_off_t)got));
+        if (n < 0 && EINTR == errno) {
+            continue;
+        }
+        if (n < 0) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+        if (0 == n) {
+            memset(buf, 0, len);
+            break;
+        }
+        got += (apr_size_t)n;
     }
-    return APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
+    return APR_SUCCESS;
 }
 
-typedef struct dirmap {
-    apr_file_t *f;
-    apr_off_t size;
-    long block;                 /* cached block number, -1 none */
-    unsigned char buf[DBLKSIZ];
-} dirmap;
+struct rs_sdbm_guard_t {
+    const char *path;
+    apr_pool_t *pool;
+    int opened;                 /* 0 not yet, 1 open, -1 no files yet */
+    apr_file_t *dirf;           /* .dir, the file sdbm locks */
+    int dir, pag;               /* OS handles of the open files */
+    apr_off_t size;             /* of the .dir file; -1 unknown */
+    long block[CACHE_BLOCKS];   /* cached block numbers, -1 free */
+    int next;                   /* slot the next miss replaces */
+    unsigned char page[PBLKSIZ];            /* the page of the last check */
+    unsigned char buf[CACHE_BLOCKS][DBLKSIZ];
+};
 
-static int dir_bit(dirmap *d, long bit, apr_status_t *rv)
+/* Directory block number `block`, from the cache or read on a miss. */
+static const unsigned char *dir_block(rs_sdbm_guard_t *g, long block,
+                                      apr_status_t *rv)
 {
-    long c = bit / BYTESIZ, block = c / DBLKSIZ;
+    int i = 0;
 
-    if (block != d->block) {
-        *rv = read_at(d->f, (apr_off_t)block * DBLKSIZ, d->buf, DBLKSIZ);
-        d->block = block;
+    while (i < CACHE_BLOCKS && g->block[i] != block) {
+        i++;
     }
-    return (d->buf[c % DBLKSIZ] & (1 << (bit % BYTESIZ))) != 0;
+    if (CACHE_BLOCKS == i) {
+        i = g->next;
+        g->next = (g->next + 1) % CACHE_BLOCKS;
+        g->block[i] = -1;
+        *rv = read_at(g->dir, (apr_off_t)block * DBLKSIZ, g->buf[i], DBLKSIZ);
+        if (APR_SUCCESS == *rv) {
+            g->block[i] = block;
+        }
+    }
+    return g->buf[i];
+}
+
+static int dir_bit(rs_sdbm_guard_t *g, long bit, apr_status_t *rv)
+{
+    long c = bit / BYTESIZ;
+    const unsigned char *b = dir_block(g, c / DBLKSIZ, rv);
+
+    return APR_SUCCESS == *rv && (b[c % DBLKSIZ] & (1 << (bit % BYTESIZ)));
 }
 
 /* The page number sdbm uses for hash. */
-static apr_status_t page_of(dirmap *d, long hash, long *page)
+static apr_status_t page_of(rs_sdbm_guard_t *g, long hash, long *page)
 {
-    long dbit = 0, maxbno = (long)(d->size * BYTESIZ);
+    long dbit = 0, maxbno = (long)(g->size * BYTESIZ);
     int hbit = 0;
     apr_status_t rv = APR_SUCCESS;
 
-    while (dbit < maxbno && hbit < 31 && dir_bit(d, dbit, &rv)) {
+    while (dbit < maxbno && hbit < 31 && dir_bit(g, dbit, &rv)) {
         dbit = 2 * dbit + ((hash & (1L << hbit++)) ? 2 : 1);
     }
     *page = hash & ((1L << hbit) - 1);
     return rv;
 }
 
-static apr_status_t open_parts(const char *path, apr_pool_t *p,
-                               apr_file_t **dir, apr_file_t **pag)
+static apr_status_t open_one(rs_sdbm_guard_t *g, const char *suffix,
+                             apr_file_t **pf, int *fd)
 {
-    apr_status_t rv = apr_file_open(dir, apr_pstrcat(p, path, ".dir", NULL),
-                                    APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+    apr_file_t *f;
+    apr_os_file_t os;
+    apr_status_t rv = apr_file_open(&f, apr_pstrcat(g->pool, g->path, suffix,
+                                                    NULL),
+                                    APR_FOPEN_READ | APR_FOPEN_BINARY, 0,
+                                    g->pool);
 
     if (APR_SUCCESS == rv) {
-        rv = apr_file_open(pag, apr_pstrcat(p, path, ".pag", NULL),
-                           APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+        apr_os_file_get(&os, f);
+        *fd = os;
+        *pf = f;
     }
     return rv;
 }
 
-apr_status_t rs_sdbm_guard_key(const char *path, const char *key,
-                               apr_size_t klen, apr_pool_t *p)
+/* Open both files once; closed with the pool (apr_file_t cleanups). */
+static apr_status_t guard_open(rs_sdbm_guard_t *g)
 {
-    unsigned char page[PBLKSIZ];
-    apr_file_t *pag;
-    apr_finfo_t fi;
-    dirmap *d = apr_pcalloc(p, sizeof(*d));
-    long pno;
-    apr_status_t rv = open_parts(path, p, &d->f, &pag);
+    apr_file_t *pagf;
+    apr_status_t rv = open_one(g, ".dir", &g->dirf, &g->dir);
 
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        return APR_SUCCESS;         /* sdbm creates fresh files */
-    }
-    d->block = -1;
-    if (APR_SUCCESS == rv
-        && APR_SUCCESS == (rv = apr_file_info_get(&fi, APR_FINFO_SIZE, d->f))) {
-        d->size = fi.size;
-        rv = page_of(d, sdbm_hash(key, klen), &pno);
-    }
     if (APR_SUCCESS == rv) {
-        rv = read_at(pag, (apr_off_t)pno * PBLKSIZ, page, PBLKSIZ);
+        rv = open_one(g, ".pag", &pagf, &g->pag);
     }
-    apr_file_close(d->f);
-    apr_file_close(pag);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        g->opened = -1;             /* sdbm creates fresh files */
+        return APR_SUCCESS;
+    }
+    g->opened = APR_SUCCESS == rv;
+    return rv;
+}
+
+rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p)
+{
+    rs_sdbm_guard_t *g = apr_palloc(p, sizeof(*g));
+
+    g->path = apr_pstrdup(p, path);
+    g->pool = p;
+    g->opened = 0;
+    g->dir = g->pag = -1;
+    rs_sdbm_guard_changed(g);
+    return g;
+}
+
+void rs_sdbm_guard_changed(rs_sdbm_guard_t *g)
+{
+    int i;
+
+    for (i = 0; i < CACHE_BLOCKS; i++) {
+        g->block[i] = -1;
+    }
+    g->next = 0;
+    g->size = -1;
+    if (g->opened < 0) {
+        g->opened = 0;              /* the files may exist now */
+    }
+}
+
+apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
+                                 apr_size_t klen)
+{
+    unsigned char *page = g->page;
+    struct stat st;
+    long pno;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (0 == g->opened) {
+        rv = guard_open(g);
+    }
+    if (APR_SUCCESS != rv || g->opened < 0) {
+        return rv;
+    }
+    if (g->size < 0) {
+        if (fstat(g->dir, &st)) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+        g->size = (apr_off_t)st.st_size;
+    }
+    rv = page_of(g, sdbm_hash(key, klen), &pno);
+    if (APR_SUCCESS == rv) {
+        rv = read_at(g->pag, (apr_off_t)pno * PBLKSIZ, page, PBLKSIZ);
+    }
     if (APR_SUCCESS != rv) {
         return rv;
     }
     return rs_sdbm_page_ok(page) ? APR_SUCCESS : APR_EINVAL;
+}
+
+/* Unlock explicitly before the close, as sdbm does: a copy of the
+ * descriptor inherited by a child forked meanwhile would keep the lock. */
+static apr_status_t guard_unlock(void *data)
+{
+    rs_sdbm_guard_t *g = data;
+
+    apr_file_unlock(g->dirf);
+    return APR_SUCCESS;
+}
+
+apr_status_t rs_sdbm_guard_lock_shared(rs_sdbm_guard_t *g)
+{
+    apr_status_t rv = guard_open(g);
+
+    if (APR_SUCCESS == rv && g->opened < 0) {
+        g->opened = 0;
+        return APR_ENOENT;
+    }
+    if (APR_SUCCESS == rv) {
+        rv = apr_file_lock(g->dirf, APR_FLOCK_SHARED);
+    }
+    if (APR_SUCCESS == rv) {
+        /* registered after the open: runs before the file's close */
+        apr_pool_cleanup_register(g->pool, g, guard_unlock,
+                                  apr_pool_cleanup_null);
+    }
+    return rv;
+}
+
+/* sdbm_pair.c seepair: the index of key's entry in a checked page, 0 if
+ * absent. Entry i is a key from ino[i] up to the previous entry's start;
+ * its value follows at ino[i + 1]. */
+static int seepair(const unsigned char *page, const char *key,
+                   apr_size_t klen)
+{
+    short ino[PBLKSIZ / sizeof(short)];
+    int i, n, off = PBLKSIZ;
+
+    memcpy(ino, page, PBLKSIZ);
+    n = ino[0];
+    for (i = 1; i < n; i += 2) {
+        if ((apr_size_t)(off - ino[i]) == klen
+            && !memcmp(key, page + ino[i], klen)) {
+            return i;
+        }
+        off = ino[i + 1];
+    }
+    return 0;
+}
+
+apr_status_t rs_sdbm_guard_fetch(rs_sdbm_guard_t *g, const char *key,
+                                 apr_size_t klen, const char **val,
+                                 apr_size_t *vlen)
+{
+    short ino[PBLKSIZ / sizeof(short)];
+    apr_status_t rv = rs_sdbm_guard_check(g, key, klen);
+    int i;
+
+    *val = NULL;
+    *vlen = 0;
+    if (APR_SUCCESS != rv || g->opened < 0
+        || 0 == (i = seepair(g->page, key, klen))) {
+        return rv;
+    }
+    memcpy(ino, g->page, PBLKSIZ);
+    *val = (const char *)g->page + ino[i + 1];
+    *vlen = (apr_size_t)(ino[i] - ino[i + 1]);
+    return APR_SUCCESS;
 }

@@ -73,9 +73,29 @@
  * half way are not reachable by a later put (which restarts at generation
  * 1); rs_store_gc finds them by iteration.
  *
- * The database is opened per transaction (as in mod_socache_dbm), under the
- * global mutex when there is one, so no driver state crosses a fork and
- * every transaction sees the previous one's writes.
+ * LOCKING
+ * -------
+ * The database is opened per transaction (as in mod_socache_dbm), so no
+ * driver state crosses a fork and every transaction sees the previous one's
+ * writes. Write transactions hold the global mutex (when there is one) from
+ * open to close. Read transactions on sdbm do not take it: sdbm itself
+ * holds a lock on its .dir file for the life of a handle (apr_file_lock,
+ * an flock here), shared for a read-only open and exclusive for a
+ * read-write one (apr_sdbm_open without APR_FOPEN_SHARELOCK). A read
+ * transaction on sdbm takes that same shared lock itself and reads the
+ * pages without apr_sdbm ("paged"): the sdbm guard finds and checks the
+ * key's page anyway (rs_sdbm_guard.h), the value is looked up in it as
+ * sdbm does, which saves sdbm's open and its second walk of the directory.
+ * Only an iteration (rs_store_keys) opens apr_sdbm as well, under the lock
+ * already held. flock locks belong to the open file, so readers of all
+ * threads and processes run in parallel while a writer excludes them from
+ * its open to its close. A reader thus never sees a page being rewritten
+ * or a put half done. The one gap is the reopen of a
+ * write transaction whose directory grew (db_reopen_if_grown): a reader
+ * may get in there and sees the database between two whole stores or
+ * deletes, a state rs_store_put/rs_store_delete leave readable at every
+ * step (CRASH SAFETY). Readers of the other drivers, whose locking differs,
+ * take the global mutex as writers do.
  */
 
 #include <stdio.h>
@@ -109,6 +129,7 @@ struct rs_store_t {
     const char *type;
     const char *path;
     apr_global_mutex_t *mutex;
+    int sdbm;                   /* guarded pages, reads without the mutex */
 };
 
 struct rs_txn_t {
@@ -116,6 +137,8 @@ struct rs_txn_t {
     apr_pool_t *pool;           /* the transaction's allocations */
     apr_pool_t *dbpool;         /* the open database, cleared on reopen */
     apr_dbm_t *db;              /* NULL after a failed reopen */
+    rs_sdbm_guard_t *guard;     /* sdbm: made by the first guarded access */
+    int paged;                  /* read on sdbm: fetches from the guard */
     const char *dirfile;        /* sdbm directory file watched, or NULL */
     apr_off_t dirsize;
     int write;
@@ -293,10 +316,13 @@ static apr_status_t guard(rs_txn_t *txn, apr_datum_t k)
 {
     apr_status_t rv;
 
-    if (strcasecmp(txn->store->type, "sdbm")) {
+    if (!txn->store->sdbm) {
         return APR_SUCCESS;
     }
-    rv = rs_sdbm_guard_key(txn->store->path, k.dptr, k.dsize, txn->pool);
+    if (!txn->guard) {
+        txn->guard = rs_sdbm_guard_make(txn->store->path, txn->pool);
+    }
+    rv = rs_sdbm_guard_check(txn->guard, k.dptr, k.dsize);
     if (APR_SUCCESS != rv) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_CRIT, rv, txn->pool,
                       RS_LOGNO(03012) "state database %s is corrupt (bad "
@@ -306,12 +332,47 @@ static apr_status_t guard(rs_txn_t *txn, apr_datum_t k)
     return rv;
 }
 
+/* A paged read: the value from the checked page (see LOCKING). */
+static apr_status_t page_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
+{
+    const char *v;
+    apr_size_t vlen;
+    apr_status_t rv = rs_sdbm_guard_fetch(txn->guard, k.dptr, k.dsize, &v,
+                                          &vlen);
+
+    if (APR_EINVAL == rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_CRIT, rv, txn->pool,
+                      RS_LOGNO(03012) "state database %s is corrupt (bad "
+                      "sdbm page); stop httpd and recover it with "
+                      "resumablectl (see README)", txn->store->path);
+    }
+    else if (APR_SUCCESS != rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03002) "state database %s: fetch failed: "
+                      "read error", txn->store->path);
+    }
+    d->dptr = (char *)v;
+    d->dsize = vlen;
+    return rv;
+}
+
+/* Datums of a paged read live in the guard: nothing to free. */
+static void datum_free(rs_txn_t *txn, apr_datum_t d)
+{
+    if (!txn->paged) {
+        apr_dbm_freedatum(txn->db, d);
+    }
+}
+
 static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
 {
     apr_status_t rv;
 
     d->dptr = NULL;
     d->dsize = 0;
+    if (txn->paged) {
+        return page_fetch(txn, k, d);
+    }
     if (!txn->db) {
         return APR_EBADF;
     }
@@ -350,6 +411,9 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
                       txn->store->path, vlen, db_error(txn));
         return rv;
     }
+    if (txn->guard) {
+        rs_sdbm_guard_changed(txn->guard);
+    }
     return db_reopen_if_grown(txn);
 }
 
@@ -370,6 +434,9 @@ static apr_status_t db_delete(rs_txn_t *txn, apr_datum_t k)
         return rv;
     }
     rv = apr_dbm_delete(txn->db, k);
+    if (txn->guard) {
+        rs_sdbm_guard_changed(txn->guard);
+    }
     if (rv != APR_SUCCESS && apr_dbm_exists(txn->db, k)) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03004) "state database %s: delete failed: %s",
@@ -447,7 +514,7 @@ static apr_status_t head_read(rs_txn_t *txn, const char *key, seg_head_t *h,
         return rv;
     }
     *found = head_parse(&d, h) == APR_SUCCESS ? 1 : -1;
-    apr_dbm_freedatum(txn->db, d);
+    datum_free(txn, d);
     if (*found < 0) {
         log_corrupt(txn, key, "bad head");
     }
@@ -522,7 +589,7 @@ static apr_status_t segs_read(rs_txn_t *txn, const char *key,
             memcpy(buf + (apr_size_t)n * h->piece, d.dptr, d.dsize);
         }
         if (d.dptr) {
-            apr_dbm_freedatum(txn->db, d);
+            datum_free(txn, d);
         }
     }
     return rv;
@@ -545,6 +612,7 @@ apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
     s->type = apr_pstrdup(p, dbtype && *dbtype ? dbtype : "default");
     s->path = apr_pstrdup(p, path);
     s->mutex = mutex;
+    s->sdbm = !strcasecmp(s->type, "sdbm");
     *ps = s;
     return APR_SUCCESS;
 }
@@ -585,7 +653,8 @@ static apr_status_t txn_lock(rs_txn_t *txn)
 {
     apr_status_t rv;
 
-    if (!txn->store->mutex) {
+    /* sdbm's shared flock orders readers against writers (LOCKING) */
+    if (!txn->store->mutex || (!txn->write && txn->store->sdbm)) {
         return APR_SUCCESS;
     }
     rv = apr_global_mutex_lock(txn->store->mutex);
@@ -599,6 +668,23 @@ static apr_status_t txn_lock(rs_txn_t *txn)
     return APR_SUCCESS;
 }
 
+/* A paged read on sdbm: sdbm's shared lock, no apr_sdbm (LOCKING). */
+static apr_status_t paged_open(rs_txn_t *txn)
+{
+    apr_status_t rv;
+
+    txn->paged = 1;
+    txn->guard = rs_sdbm_guard_make(txn->store->path, txn->pool);
+    rv = rs_sdbm_guard_lock_shared(txn->guard);
+    if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03009) "cannot open state database %s "
+                      "(type %s, read-only)", txn->store->path,
+                      txn->store->type);
+    }
+    return APR_STATUS_IS_ENOENT(rv) ? APR_ENOENT : rv;
+}
+
 /* Read-only opens of a missing database fail with driver specific codes:
  * look for the file first. */
 static apr_status_t txn_open(rs_txn_t *txn)
@@ -607,6 +693,9 @@ static apr_status_t txn_open(rs_txn_t *txn)
     apr_finfo_t fi;
     apr_status_t rv;
 
+    if (!txn->write && txn->store->sdbm) {
+        return paged_open(txn);
+    }
     rv = rs_store_files(txn->store, txn->pool, &f1, &f2);
     if (rv != APR_SUCCESS) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
@@ -682,7 +771,7 @@ apr_status_t rs_store_get(rs_txn_t *txn, const char *key, apr_pool_t *p,
         buf = apr_palloc(p, (apr_size_t)h.len + 1);
         memcpy(buf, d.dptr + HEAD_SIZE, d.dsize - HEAD_SIZE);
     }
-    apr_dbm_freedatum(txn->db, d);
+    datum_free(txn, d);
     if (rv != APR_SUCCESS) {
         log_corrupt(txn, key, "bad head");
         return APR_EINVAL;
@@ -798,7 +887,12 @@ static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
     apr_size_t plen = strlen(prefix);
     apr_array_header_t *arr = apr_array_make(p, 64, sizeof(const char *));
     apr_datum_t k, prev;
-    apr_status_t rv = txn->db ? apr_dbm_firstkey(txn->db, &k) : APR_EBADF;
+    apr_status_t rv = !txn->db && txn->paged ? db_open(txn) : APR_SUCCESS;
+
+    k.dptr = NULL;
+    if (APR_SUCCESS == rv) {
+        rv = txn->db ? apr_dbm_firstkey(txn->db, &k) : APR_EBADF;
+    }
 
     while (rv == APR_SUCCESS && k.dptr) {
         int is_seg = memchr(k.dptr, SEG_SEP, k.dsize) != NULL;

@@ -7,17 +7,21 @@
 /*
  * Unit tests of rs_store: segmented values on every apr_dbm driver that
  * works here, the byte layout, corruption detection, simulated crashes,
- * garbage collection, and read-modify-write under a global mutex across two
- * forked processes.
+ * garbage collection, read-modify-write under a global mutex across two
+ * forked processes, and readers beside writers in other processes (shared
+ * reads on sdbm, no torn values).
  */
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
 #include <apr_dbm.h>
+#include <apr_file_io.h>
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -483,6 +487,207 @@ static void test_mutex(const char *type, const char *dir, apr_pool_t *p)
     apr_global_mutex_destroy(m);
 }
 
+/* ---- readers and writers in parallel ------------------------------------ */
+
+/* Wait up to ms for pid: 1 exited with status 0, 0 still running, -1
+ * failed (then reaped). */
+static int wait_for(pid_t pid, int ms)
+{
+    int st, i;
+    pid_t r;
+
+    for (i = 0; i <= ms / 10; i++) {
+        r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : -1;
+        }
+        if (r < 0) {
+            return -1;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return 0;
+}
+
+static void reap(pid_t pid)
+{
+    int st;
+
+    if (0 == wait_for(pid, 0)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+}
+
+/* A child that reads (write 0) or writes (write 1) key "w" once. */
+static pid_t spawn_rw(rs_store_t *s, apr_global_mutex_t *m, const char *lf,
+                      int write)
+{
+    pid_t pid;
+
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        apr_pool_t *p;
+        char *v;
+        apr_size_t len;
+
+        apr_pool_create(&p, NULL);
+        if (m && apr_global_mutex_child_init(&m, lf, p) != APR_SUCCESS) {
+            _exit(2);
+        }
+        if (write) {
+            _exit(rs_store_put1(s, "w", "written", 7, p) != APR_SUCCESS);
+        }
+        _exit(rs_store_get1(s, "w", p, &v, &len) != APR_SUCCESS);
+    }
+    return pid;
+}
+
+/*
+ * sdbm: a read transaction does not take the global mutex (a child reads
+ * while the mutex is held), and it excludes writers by sdbm's shared lock:
+ * a writing child waits until the read transaction ends, and a reading
+ * child waits for an open write transaction. Other drivers: readers wait
+ * for the mutex.
+ */
+static void test_shared_read(const char *type, const char *dir,
+                             apr_pool_t *p)
+{
+    const char *lf = apr_pstrcat(p, dir, "/rmutex", NULL);
+    int sdbm = !strcasecmp(type, "SDBM");
+    apr_global_mutex_t *m;
+    rs_store_t *s;
+    rs_txn_t *txn;
+    pid_t pid;
+
+    RS_CHECK(apr_global_mutex_create(&m, lf, APR_LOCK_DEFAULT, p)
+             == APR_SUCCESS);
+    rs_store_create(&s, type, apr_pstrcat(p, dir, "/shared", NULL), m, p);
+    RS_CHECK(rs_store_put1(s, "w", "1", 1, p) == APR_SUCCESS);
+    RS_CHECK(apr_global_mutex_lock(m) == APR_SUCCESS);
+    pid = spawn_rw(s, m, lf, 0);
+    RS_CHECK(wait_for(pid, sdbm ? 10000 : 300) == (sdbm ? 1 : 0));
+    apr_global_mutex_unlock(m);
+    if (!sdbm) {
+        RS_CHECK(wait_for(pid, 10000) == 1);
+    }
+    reap(pid);
+    if (sdbm) {
+        /* a reader holds sdbm's shared lock: the writer waits */
+        RS_CHECK(rs_store_begin(s, 0, p, &txn) == APR_SUCCESS);
+        pid = spawn_rw(s, m, lf, 1);
+        RS_CHECK(wait_for(pid, 300) == 0);
+        rs_store_end(txn);
+        RS_CHECK(wait_for(pid, 10000) == 1);
+        reap(pid);
+        /* a writer holds the exclusive lock: the reader waits */
+        RS_CHECK(rs_store_begin(s, 1, p, &txn) == APR_SUCCESS);
+        pid = spawn_rw(s, m, lf, 0);
+        RS_CHECK(wait_for(pid, 300) == 0);
+        rs_store_end(txn);
+        RS_CHECK(wait_for(pid, 10000) == 1);
+        reap(pid);
+    }
+    RS_CHECK(get_is(s, "w", sdbm ? "written" : "1", sdbm ? 7 : 1, p));
+    apr_global_mutex_destroy(m);
+}
+
+#define TORN_WRITES 300
+#define TORN_READS  1500
+#define TORN_LEN    2000            /* five segments */
+
+/* Version i of the value: "%08d" i, then pattern bytes of seed i. */
+static char *torn_value(apr_pool_t *p, unsigned i)
+{
+    char *v = pattern(p, TORN_LEN, i);
+
+    apr_snprintf(v, 9, "%08u", i);
+    v[8] = '.';
+    return v;
+}
+
+/* Writer: TORN_WRITES versions of "v", each with a 600-byte filler key
+ * that keeps splitting pages and growing the directory. */
+static int torn_writer(rs_store_t *s, apr_global_mutex_t *m, const char *lf)
+{
+    apr_pool_t *p;
+    unsigned i;
+    int bad = 0;
+
+    apr_pool_create(&p, NULL);
+    if (apr_global_mutex_child_init(&m, lf, p) != APR_SUCCESS) {
+        return 2;
+    }
+    for (i = 1; i <= TORN_WRITES && !bad; i++, apr_pool_clear(p)) {
+        rs_txn_t *txn;
+
+        if (rs_store_begin(s, 1, p, &txn) != APR_SUCCESS) {
+            return 3;
+        }
+        bad |= rs_store_put(txn, "v", torn_value(p, i), TORN_LEN) != 0;
+        bad |= rs_store_put(txn, apr_psprintf(p, "fill%u", i),
+                            pattern(p, 600, i), 600) != 0;
+        rs_store_end(txn);
+    }
+    return bad;
+}
+
+/* Reader: every read is a whole version, never older than the last. */
+static int torn_reader(rs_store_t *s)
+{
+    apr_pool_t *p;
+    unsigned last = 0, ver;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    for (i = 0; i < TORN_READS; i++, apr_pool_clear(p)) {
+        char *v;
+        apr_size_t len;
+
+        if (rs_store_get1(s, "v", p, &v, &len) != APR_SUCCESS
+            || len != TORN_LEN || sscanf(v, "%8u", &ver) != 1
+            || ver < last || memcmp(v, torn_value(p, ver), TORN_LEN)) {
+            return 1;
+        }
+        last = ver;
+    }
+    return 0;
+}
+
+/* One writer and two readers in three processes: no torn or stale read. */
+static void test_torn(const char *type, const char *dir, apr_pool_t *p)
+{
+    const char *lf = apr_pstrcat(p, dir, "/tmutex", NULL);
+    apr_global_mutex_t *m;
+    rs_store_t *s;
+    pid_t pid[3];
+    int i, ok = 1;
+
+    RS_CHECK(apr_global_mutex_create(&m, lf, APR_LOCK_DEFAULT, p)
+             == APR_SUCCESS);
+    rs_store_create(&s, type, apr_pstrcat(p, dir, "/torn", NULL), m, p);
+    RS_CHECK(rs_store_put1(s, "v", torn_value(p, 0), TORN_LEN, p) == 0);
+    for (i = 0; i < 3; i++) {
+        fflush(stdout);
+        if ((pid[i] = fork()) == 0) {
+            if (i == 0) {
+                _exit(torn_writer(s, m, lf));
+            }
+            if (apr_global_mutex_child_init(&m, lf, p) != APR_SUCCESS) {
+                _exit(2);
+            }
+            _exit(torn_reader(s));
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        ok &= wait_for(pid[i], 120000) == 1;
+        reap(pid[i]);
+    }
+    RS_CHECK(ok);
+    RS_CHECK(get_is(s, "v", torn_value(p, TORN_WRITES), TORN_LEN, p));
+    apr_global_mutex_destroy(m);
+}
+
 /* ---- a deep sdbm hash tree ---------------------------------------------- */
 
 /*
@@ -529,6 +734,73 @@ static void test_deep_tree(const char *type, const char *dir, apr_pool_t *p)
     apr_pool_destroy(sp);
 }
 
+/* ---- the guard on real files -------------------------------------------- */
+
+/* One guard checks many keys (directory blocks cached across checks), but
+ * reads each page afresh: a page corrupted after the first check is still
+ * caught. No files yet: nothing to check. A paged read (shared lock, pairs
+ * looked up in the checked pages) finds what apr_sdbm finds. */
+static void test_guard_files(const char *dir, apr_pool_t *p)
+{
+    const char *path = apr_pstrcat(p, dir, "/guarded", NULL), *v;
+    rs_sdbm_guard_t *g, *r;
+    apr_file_t *f;
+    apr_pool_t *sp;
+    rs_store_t *s;
+    rs_txn_t *txn;
+    char junk[1024];
+    apr_size_t n;
+    int i, ok = 1;
+
+    g = rs_sdbm_guard_make(path, p);
+    RS_CHECK(rs_sdbm_guard_check(g, "k", 1) == APR_SUCCESS);
+    rs_store_create(&s, "SDBM", path, NULL, p);
+    apr_pool_create(&sp, p);
+    RS_CHECK(rs_store_begin(s, 1, p, &txn) == APR_SUCCESS);
+    for (i = 0; i < 3000; i++, apr_pool_clear(sp)) {
+        ok &= rs_store_put(txn, apr_psprintf(sp, "g%d", i),
+                           pattern(sp, 500, (unsigned)i), 500) == 0;
+    }
+    rs_store_end(txn);
+    RS_CHECK(ok);
+    rs_sdbm_guard_changed(g);           /* the files exist now */
+    for (i = 0; i < 3000; i++, apr_pool_clear(sp)) {
+        const char *k = apr_psprintf(sp, "g%d", i);
+
+        ok &= rs_sdbm_guard_check(g, k, strlen(k)) == APR_SUCCESS;
+    }
+    RS_CHECK(ok);
+    /* fetch from the pages: the very pairs apr_sdbm returns */
+    r = rs_sdbm_guard_make(path, sp);
+    RS_CHECK(rs_sdbm_guard_lock_shared(r) == APR_SUCCESS);
+    for (i = 0; i < 3000; i++) {
+        const char *k = apr_psprintf(sp, "g%d", i), *v;
+        apr_size_t vlen, rlen = 0;
+        char *raw = raw_get(s, k, &rlen, sp);
+
+        ok &= raw && rs_sdbm_guard_fetch(r, k, strlen(k), &v, &vlen) == 0
+              && v && vlen == rlen && !memcmp(v, raw, vlen);
+    }
+    RS_CHECK(ok);
+    RS_CHECK(rs_sdbm_guard_fetch(r, "g3000", 5, &v, &n) == APR_SUCCESS
+             && !v && !n);
+    apr_pool_clear(sp);
+    r = rs_sdbm_guard_make(apr_pstrcat(p, dir, "/none", NULL), sp);
+    RS_CHECK(rs_sdbm_guard_lock_shared(r) == APR_ENOENT);
+    memset(junk, 0, sizeof(junk));
+    junk[0] = 1;                        /* odd entry count on every page */
+    RS_CHECK(apr_file_open(&f, apr_pstrcat(p, path, ".pag", NULL),
+                           APR_FOPEN_WRITE, 0, p) == APR_SUCCESS);
+    for (i = 0; i < 4096; i++) {
+        n = sizeof(junk);
+        apr_file_write_full(f, junk, n, &n);
+    }
+    apr_file_close(f);
+    RS_CHECK(rs_sdbm_guard_check(g, "g1", 2) == APR_EINVAL);
+    RS_CHECK(get_rv(s, "g1", p) == APR_EINVAL);
+    apr_pool_destroy(sp);
+}
+
 /* ---- driver loop -------------------------------------------------------- */
 
 static int driver_works(const char *type, const char *dir, apr_pool_t *p)
@@ -567,7 +839,10 @@ static void test_driver(const char *type, apr_pool_t *p)
     test_txn(s, p);
     test_files(s, p);
     test_mutex(type, dir, p);
+    test_shared_read(type, dir, p);
+    test_torn(type, dir, p);
     if (!strcasecmp(type, "SDBM")) {
+        test_guard_files(dir, p);
         test_deep_tree(type, dir, p);
     }
 }

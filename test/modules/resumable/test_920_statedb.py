@@ -2,11 +2,17 @@
 server: clear answers and log lines, no crash; and the documented recovery
 (tools/resumablectl.c, "Recovery"): stop httpd, set the broken
 database aside, `resumablectl rebuild AREA_DIR`, start httpd: uploads whose
-data files survived resume (as uploads of deferred length).
+data files survived resume (as uploads of deferred length). Then readers
+(HEAD, which do not take the global mutex) beside writers (POST, PATCH,
+DELETE) and resumablectl's reading commands: no error, no torn record
+(`rebuild` is offline only, see test_rs_920_01).
 
-The class uses its own database, so breaking it affects no other test."""
+Each class uses its own database, so breaking it affects no other test."""
 import os
 import random
+import re
+import threading
+import time
 
 from pyrs.client import make_data, sha256, upload_id
 from pyrs.ctl import resumablectl
@@ -133,3 +139,141 @@ class TestStateDB:
         assert kids <= set(env.children()), 'a child died'
         recover(env)
         resume_deferred(env, tus, url, data)
+
+
+# ---- readers beside writers ------------------------------------------------
+
+CAREA = 'db921'
+CHUNK = 8 * 1024
+CLEN = 32 * CHUNK
+# a record of several store segments (> 460 bytes): a torn read would be
+# a corrupt record (500) or metadata from another generation
+NOTE = 'n' * 1500
+
+
+def cdb_path(env):
+    return env.gen / 'state921' / 'state'
+
+
+def cconf(env):
+    env.mkdir_www(cdb_path(env).parent)
+    return dict(areas=[RsArea('/files921/', dir=CAREA,
+                              directives=['ResumableExpire 1h'])],
+                statedb=str(cdb_path(env)))
+
+
+class Run:
+    """Shared state of one concurrency run: errors found by the threads."""
+
+    def __init__(self, seconds):
+        self.deadline = time.time() + seconds
+        self.writers_done = threading.Event()
+        self.errors = []
+        self.heads = 0
+        self.lock = threading.Lock()
+
+    def error(self, what):
+        with self.lock:
+            self.errors.append(what)
+
+    def live(self):
+        return time.time() < self.deadline
+
+
+def meta_of(i):
+    return {'filename': f'c{i}.bin', 'note': f'{i}{NOTE}'}
+
+
+def writer(run, tus, url, data):
+    try:
+        for off in range(0, len(data), CHUNK):
+            r = tus.patch(url, off, data[off:off + CHUNK])
+            if r.status != 204:
+                run.error(f'PATCH {url} @{off}: {r.status}')
+                return
+    except Exception as ex:     # reported by the test
+        run.error(f'PATCH {url}: {ex!r}')
+
+
+def reader(run, tus, uploads, seed):
+    """HEAD the uploads round robin until the writers are done: always 200,
+    the metadata of its creation, an offset on a chunk border that never
+    goes back."""
+    rnd = random.Random(seed)
+    last = {}
+    while run.live() and not run.writers_done.is_set():
+        url, meta = rnd.choice(uploads)
+        try:
+            r = tus.head(url)
+        except Exception as ex:     # reported by the test
+            run.error(f'HEAD {url}: {ex!r}')
+            return
+        off = int(r.headers.get('Upload-Offset', -1)) if r.status == 200 else -1
+        if (r.status != 200 or r.headers.get('Upload-Metadata') != meta
+                or off % CHUNK or off > CLEN or off < last.get(url, 0)):
+            run.error(f'HEAD {url}: {r.status} offset {off} after '
+                      f'{last.get(url, 0)}')
+            return
+        last[url] = off
+        with run.lock:
+            run.heads += 1
+
+
+def churn(run, tus, rounds):
+    """Create, read back and delete uploads while the others run."""
+    for i in range(rounds):
+        try:
+            url = tus.create(length=10, metadata=meta_of(100 + i))
+            r = tus.head(url)
+            ok = r.status == 200 and 'Upload-Metadata' in r.headers
+            ok = ok and tus.delete(url).status == 204
+            ok = ok and tus.head(url).status in (404, 410)
+        except Exception as ex:     # reported by the test
+            run.error(f'churn {i}: {ex!r}')
+            return
+        if not ok:
+            run.error(f'churn {i}: create/head/delete failed')
+            return
+
+
+class TestStateDBConcurrent:
+    CONF = cconf
+
+    def test_rs_920_04_readers_beside_writers(self, env):
+        """4 PATCH writers, a create/delete churn and resumablectl list run
+        while 6 HEAD readers (in parallel under sdbm's shared lock, spread
+        over the children) check every answer; all uploads end intact."""
+        tus = env.tus('/files921/')
+        uploads, datas = [], []
+        for i in range(4):
+            meta = meta_of(i)
+            url = tus.create(length=CLEN, metadata=meta)
+            uploads.append((url, tus.head(url).headers['Upload-Metadata']))
+            datas.append(make_data(CLEN, seed=9210 + i))
+        run = Run(90)
+        writers = [threading.Thread(target=writer, args=(run, tus, u, d))
+                   for (u, _m), d in zip(uploads, datas)]
+        writers.append(threading.Thread(target=churn, args=(run, tus, 12)))
+        readers = [threading.Thread(target=reader, args=(run, tus, uploads, k))
+                   for k in range(6)]
+        for t in writers + readers:
+            t.start()
+        ctl_rcs = []
+        for _ in range(3):
+            ctl_rcs.append(resumablectl(env, cdb_path(env), 'list')[0])
+        for t in writers:
+            t.join(timeout=max(1, run.deadline - time.time()))
+        run.writers_done.set()
+        for t in readers:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in writers + readers), 'hung'
+        assert not run.errors, run.errors[:5]
+        assert ctl_rcs == [0, 0, 0], ctl_rcs
+        assert run.heads >= 50, run.heads
+        for (url, _m), data in zip(uploads, datas):
+            assert sha256(tus.get(url).body) == sha256(data)
+        rc, out = resumablectl(env, cdb_path(env), 'verify')
+        assert rc == 0, out
+        pids = set(re.findall(r'"HEAD /files921/\S+ HTTP/1.1" 200 .* pid=(\d+)',
+                              env.access_log.read_text()))
+        assert len(pids) >= 2, pids
