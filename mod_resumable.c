@@ -6,7 +6,8 @@
 /*
  * mod_resumable: resumable, chunked, parallel uploads inside httpd.
  *
- * This file is only the module record and hook registration. The upload
+ * This file is only the module record, hook registration and the log-phase
+ * hook that materialises composed uploads (rs_engine.h). The upload
  * engine and the protocol front ends are APR-only (src/rs_*.c); the httpd
  * glue lives in src/mod_resumable_*.c:
  *   _config   directives and per-dir/per-server configuration
@@ -21,6 +22,7 @@
 #include <http_log.h>
 #include <http_core.h>
 #include <http_request.h>
+#include <http_protocol.h>
 #include <ap_release.h>
 
 #include "mod_resumable_private.h"
@@ -58,6 +60,24 @@ static void rs_child_init(apr_pool_t *p, server_rec *s)
     rs_httpd_state_child_init(p, s);
 }
 
+/* After the response went out (the log phase): materialise the uploads
+ * this request composed (rs_engine.h, "Composition"), in this child, off
+ * the request path. A failure leaves them composed for the sweep; the
+ * engine logs it. */
+static int rs_log_transaction(request_rec *r)
+{
+    const apr_array_header_t *ids = rs_engine_composed(r->pool);
+    rs_engine_t *e = ids ? rs_httpd_engine() : NULL;
+    rs_area_t *a = e ? rs_conf_area(r) : NULL;
+    int i;
+
+    for (i = 0; a && i < ids->nelts; i++) {
+        rs_engine_materialise(e, a, APR_ARRAY_IDX(ids, i, const char *),
+                              r->pool);
+    }
+    return DECLINED;
+}
+
 static void rs_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(rs_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -65,6 +85,7 @@ static void rs_register_hooks(apr_pool_t *p)
     ap_hook_child_init(rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rs_httpd_handle, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(rs_httpd_range_fixup, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(rs_log_transaction, NULL, NULL, APR_HOOK_LAST);
 }
 
 module AP_MODULE_DECLARE_DATA resumable_module = {

@@ -13,7 +13,9 @@
  *   rs_ctl_check   compare one record with the files it names: the data
  *                  file of an unfinished upload must exist and hold at least
  *                  the recorded offset (an acknowledged byte is on disk), a
- *                  published file must exist
+ *                  published file must exist, a composed upload's parts
+ *                  (rs_engine_parts) must exist and hold its bytes (its
+ *                  own data file is only a copy in progress)
  *   rs_ctl_repair  make one record consistent again (see rs_ctl_problem_t)
  *   rs_ctl_adopt   rebuild a record for a data file that has none (a lost
  *                  or corrupted database): an anonymous upload of unknown
@@ -39,9 +41,11 @@ typedef enum {
     RS_CTL_NO_DATA,       /* unfinished upload without data file: removed */
     RS_CTL_AHEAD,         /* offset beyond the data file: offset lowered */
     RS_CTL_NO_FILE,       /* published file missing: record removed */
-    RS_CTL_STUCK          /* final still assembling although every part is
+    RS_CTL_STUCK,         /* final still assembling although every part is
                              complete (interrupted assembly): reported,
                              not repaired (needs the engine) */
+    RS_CTL_NO_PARTS       /* composed upload whose parts are gone: record
+                             removed, tombstone left */
 } rs_ctl_problem_t;
 
 typedef struct rs_ctl_item_t {
@@ -50,6 +54,7 @@ typedef struct rs_ctl_item_t {
     apr_status_t rv;             /* status of reading/decoding the record */
     apr_off_t data_size;         /* size of the data file, -1 if absent */
     int parts_ready;             /* final: every part loaded and complete */
+    int parts_missing;           /* composed: a part is gone or short */
     rs_ctl_problem_t problem;    /* set by rs_ctl_check */
     const char *what;            /* human readable problem, or NULL */
 } rs_ctl_item_t;

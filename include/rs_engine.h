@@ -22,6 +22,14 @@
  *   writes, never while a body streams.
  * - Completion publishes the file into the area directory under its
  *   sanitized original name (rs_data_publish) and records the path.
+ * - Composition (zero-copy completion): a final concatenation and a chunk
+ *   merge without an MD5 to verify complete at once with RS_UF_COMPOSED;
+ *   their parts (already durable) are the data, served in order
+ *   (rs_engine_parts). rs_engine_materialise copies them into the
+ *   published file later: the glue calls it after the response went out
+ *   for the ids rs_engine_composed lists, the sweep for any left over
+ *   (a killed child). A partial a composed final uses is not removed
+ *   (DELETE, expiry) before that final is materialised.
  *
  * Threading: every function may be called from any request thread; the
  * sweep is called from the watchdog thread of one process.
@@ -162,14 +170,15 @@ typedef struct rs_chunk_t {
  * CONFLICT; an index beyond the declared count or mixing 0- and 1-based
  * numbering is RS_ERR_BAD_REQUEST. The first chunk bringing a total
  * declares the count; when all chunks of a declared count are present
- * they are assembled (kernel copy) and published. u is updated.
+ * the upload completes: composed, or, with c->file_md5, assembled (kernel
+ * copy), verified and published at once. u is updated.
  */
 rs_error_t *rs_engine_chunk_put(rs_engine_t *e, const rs_area_t *a,
                                 rs_upload_t *u, const rs_chunk_t *c,
                                 apr_pool_t *p);
 
 /**
- * Assemble and publish chunk-mode upload u now (an explicit merge): the
+ * Complete chunk-mode upload u now, composed (an explicit merge): the
  * chunks from 0 (or 1) to the highest present, all of which must be there
  * (else RS_ERR_INCOMPLETE). chunk_size > 0: every chunk but the last must
  * have exactly that size, the last at most (else
@@ -200,16 +209,52 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
 /**
  * Create a final concatenation of u->parts (ids, already resolved by the
  * front end). Each part must exist, belong to owner, be a partial. When all
- * are complete the data is assembled (kernel copy) and published now; else
- * the final waits (RS_STATE_ASSEMBLING) and is assembled when the last
- * partial completes. allow_unfinished = 0 refuses unfinished partials.
+ * are complete the final is composed now (complete, nothing copied); else
+ * it waits (RS_STATE_ASSEMBLING) and is composed when the last partial
+ * completes. allow_unfinished = 0 refuses unfinished partials.
  */
 rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, int allow_unfinished,
                              apr_pool_t *p);
 
-/** Remove expired incomplete uploads and old tombstones. *removed counts
- *  uploads removed. Safe to run concurrently with requests. */
+/** One part of a composed upload: len bytes at the start of file path. */
+typedef struct rs_part_t {
+    const char *path;
+    apr_off_t len;
+} rs_part_t;
+
+/**
+ * The parts of composed upload u in order (array of rs_part_t, from p):
+ * the partials' data files of a final, the chunk files of a chunk-mode
+ * upload. Their lengths add up to u->length. RS_ERR_STATE when a partial's
+ * record is gone, RS_ERR_STORAGE when a chunk file is (it may just have
+ * been materialised: look the upload up again).
+ */
+rs_error_t *rs_engine_parts(rs_engine_t *e, const rs_upload_t *u,
+                            apr_pool_t *p, apr_array_header_t **parts);
+
+/**
+ * Copy the parts of composed upload id into its data file, sync, publish
+ * it and clear RS_UF_COMPOSED (one store transaction); then remove its
+ * chunk files. A no-op (NULL) when id is not composed (any more). Takes
+ * the writer lock, waiting a->lock_wait (a NULL: no wait, as the sweep
+ * does): RS_ERR_LOCKED when another request holds it. A kill at any point
+ * leaves the composed record valid (the data file is rewritten next time).
+ * Logs success (info) and failure (warning) itself.
+ */
+rs_error_t *rs_engine_materialise(rs_engine_t *e, const rs_area_t *a,
+                                  const char *id, apr_pool_t *p);
+
+/**
+ * Ids of the uploads composed by engine calls made with pool p (array of
+ * const char *, owned by p), or NULL: what the glue materialises once the
+ * response has been sent. Request thread only.
+ */
+const apr_array_header_t *rs_engine_composed(apr_pool_t *p);
+
+/** Remove expired incomplete uploads and old tombstones, materialise
+ *  composed uploads left over. *removed counts uploads removed. Safe to
+ *  run concurrently with requests. */
 apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
                              int *removed);
 

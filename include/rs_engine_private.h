@@ -3,8 +3,9 @@
 #define RS_ENGINE_PRIVATE_H
 
 /*
- * Design: helpers the engine's own files (rs_engine.c, rs_engine_chunk.c)
- * share. Not an interface for front ends or the glue: they use rs_engine.h.
+ * Design: helpers the engine's own files (rs_engine.c, rs_engine_chunk.c,
+ * rs_engine_compose.c) share. Not an interface for front ends or the
+ * glue: they use rs_engine.h.
  * Errors follow rs_engine.h (rs_error_t *, NULL = success); allocations come
  * from the pool passed in.
  */
@@ -43,6 +44,22 @@ int rs_eng_digest_equal(const unsigned char *a, apr_size_t alen,
                         const unsigned char *b, apr_size_t blen);
 /** Remove the chunk files of a chunked upload. */
 void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p);
+/** "<dir>/.resumable/<id>.c<index>": chunk file of a chunk-mode upload. */
+const char *rs_eng_chunk_path(apr_pool_t *p, const rs_upload_t *u,
+                              int index);
+/** First index (*base) and count of u's complete run of chunks, or 0. */
+int rs_eng_chunk_run(const rs_upload_t *u, int *base);
+/** The name u is published under in area a (sanitized, defused). */
+const char *rs_eng_publish_name(apr_pool_t *p, const rs_area_t *a,
+                                const rs_upload_t *u);
+/** Complete u composed (rs_engine.h): length = offset = total, published
+ *  later under name; stores the record, notes the id in p for the glue. */
+rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
+                           const char *name, apr_pool_t *p);
+/** Before partial u is removed: materialise the composed finals that use
+ *  it (a NULL: without waiting). An error: u must stay. */
+rs_error_t *rs_eng_release_partial(rs_engine_t *e, const rs_area_t *a,
+                                   const rs_upload_t *u, apr_pool_t *p);
 /** The upload's writer lock (waits up to the area's lock_wait). */
 rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
                         apr_pool_t *p, struct rs_lock_t **lock);

@@ -19,6 +19,12 @@
  *   ACTIVE --(offset == length | all chunks)--> COMPLETE (published file)
  *   ACTIVE --(expiry sweep | DELETE)--> removed, tombstone kept (410)
  *   final concatenation: ASSEMBLING until every partial is complete.
+ * A final whose partials are complete, and a chunk-mode upload merged
+ * without a whole-file MD5 to verify, become COMPLETE with RS_UF_COMPOSED
+ * at once: the data is still its parts, in order (the partials' data files,
+ * or the chunk files), and `path` holds the name it will be published
+ * under. The engine copies the parts into the published file off the
+ * request path (rs_engine_materialise), then sets RS_UF_PUBLISHED instead.
  */
 
 #include <apr_pools.h>
@@ -48,6 +54,8 @@ typedef enum {
 #define RS_UF_PUBLISHED     0x0010   /* visible file exists at `path` */
 #define RS_UF_UNINDEXED     0x0020   /* content digest still to be indexed
                                         (done by the sweep, off the request) */
+#define RS_UF_COMPOSED      0x0040   /* complete, but the data is still the
+                                        parts in order (not yet published) */
 
 typedef struct rs_upload_t {
     const char *id;
@@ -66,10 +74,13 @@ typedef struct rs_upload_t {
     const char *metadata;        /* tus Upload-Metadata as received, or NULL */
     const char *filename;        /* original file name (UTF-8), or NULL */
     const char *filetype;        /* media type, or NULL */
-    const char *path;            /* published file, when RS_UF_PUBLISHED */
+    const char *path;            /* published file, when RS_UF_PUBLISHED;
+                                    with RS_UF_COMPOSED the file name it
+                                    will be published under */
     const char *concat;          /* final: Upload-Concat value as received */
     apr_array_header_t *parts;   /* final: partial ids (const char *) */
-    apr_array_header_t *waiters; /* partial: finals waiting (const char *) */
+    apr_array_header_t *waiters; /* partial: finals using it, waiting or
+                                    composed (const char *) */
     apr_off_t chunk_size;        /* chunk mode */
     int chunk_count;
     unsigned char *chunk_map;    /* (chunk_count + 7) / 8 bytes */

@@ -7,6 +7,13 @@
  * multipart/byteranges). The name and type come from the upload's
  * metadata; only types on the area's inline list are shown inline, every
  * other type is an attachment, and nosniff stops browsers from guessing.
+ *
+ * A composed upload (RS_UF_COMPOSED: complete, not materialised yet) is
+ * served from its parts, a file bucket per part in order, through the same
+ * filters; its validators come from the record: Last-Modified from the
+ * last write, a strong ETag from id, length and that time. A part that
+ * vanished (materialised meanwhile, chunk files removed) makes it look
+ * the upload up again and serve the published file.
  */
 
 #include <apr_strings.h>
@@ -73,13 +80,79 @@ static int open_published(request_rec *r, const rs_upload_t *u,
     return OK;
 }
 
+/* The parts of composed u as file buckets in bb; 0 when one is gone. */
+static int open_parts(request_rec *r, const rs_upload_t *u,
+                      apr_bucket_brigade *bb)
+{
+    apr_array_header_t *parts;
+    apr_file_t *fd;
+    int i;
+
+    if (rs_engine_parts(rs_httpd_engine(), u, r->pool, &parts)) {
+        return 0;
+    }
+    for (i = 0; i < parts->nelts; i++) {
+        const rs_part_t *part = &APR_ARRAY_IDX(parts, i, rs_part_t);
+
+        if (APR_SUCCESS != apr_file_open(&fd, part->path, APR_FOPEN_READ
+                                         | APR_FOPEN_BINARY
+                                         | APR_FOPEN_SENDFILE_ENABLED, 0,
+                                         r->pool)) {
+            return 0;
+        }
+        if (part->len > 0) {
+            apr_brigade_insert_file(bb, fd, 0, part->len, r->pool);
+        }
+    }
+    return 1;
+}
+
+static int download_composed(request_rec *r, const rs_upload_t *u)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    rs_upload_t *now;
+    int status;
+
+    if (!open_parts(r, u, bb)) {
+        if (!rs_engine_open(rs_httpd_engine(), rs_conf_area(r), u->id,
+                            u->owner, r->pool, &now)
+            && (now->flags & RS_UF_PUBLISHED)) {
+            return rs_httpd_download(r, now);   /* materialised meanwhile */
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, RS_LOGNO(04031)
+                      "upload %s: a part of its data is gone", u->id);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    describe(r, u);
+    ap_update_mtime(r, u->updated);
+    ap_set_last_modified(r);
+    apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool,
+                   "\"%s-%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
+                   "\"", u->id, (apr_uint64_t)u->length,
+                   (apr_uint64_t)u->updated));
+    ap_set_accept_ranges(r);
+    ap_set_content_length(r, u->length);
+    if (OK != (status = ap_meets_conditions(r))) {
+        return status;
+    }
+    if (r->header_only) {
+        apr_brigade_cleanup(bb);
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    return ap_pass_brigade_fchk(r, bb, "resumable: download of %s", u->id);
+}
+
 int rs_httpd_download(request_rec *r, const rs_upload_t *u)
 {
     apr_bucket_brigade *bb;
     apr_file_t *fd;
-    int status = open_published(r, u, &fd);
+    int status;
 
-    if (OK != status) {
+    if (u->flags & RS_UF_COMPOSED) {
+        return download_composed(r, u);
+    }
+    if (OK != (status = open_published(r, u, &fd))) {
         return status;
     }
     describe(r, u);

@@ -5,7 +5,10 @@
  * child at a time, cf. mod_md_drive.c) calls rs_engine_sweep every
  * ResumableSweepInterval. The sweep reads each record in its own short
  * transaction and takes an upload's writer lock without waiting, so it
- * never blocks a request and never removes an upload being written.
+ * never blocks a request and never removes an upload being written. It
+ * also materialises composed uploads a request left (its child was killed
+ * before the log phase, or the copy failed): rs_engine_materialise logs
+ * each one itself.
  */
 
 #include <apr_optional.h>

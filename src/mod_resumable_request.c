@@ -441,7 +441,8 @@ static int download(request_rec *r, rs_req_t *req)
     if (err && RS_ERR_NOT_FOUND == err->code) {
         return DECLINED;               /* not ours: httpd decides */
     }
-    if (!err && RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_PUBLISHED)) {
+    if (!err && RS_STATE_COMPLETE == u->state
+        && (u->flags & (RS_UF_PUBLISHED | RS_UF_COMPOSED))) {
         rs_httpd_cors(r, r->headers_out);
         return rs_httpd_download(r, u);
     }

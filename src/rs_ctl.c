@@ -19,6 +19,7 @@
 #include <apr_time.h>
 
 #include "rs_ctl.h"
+#include "rs_engine.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_util.h"
@@ -102,6 +103,48 @@ static void mark_parts_ready(apr_array_header_t *items, rs_ctl_item_t *it)
     it->parts_ready = 1;
 }
 
+static int composed(const rs_upload_t *u)
+{
+    return u && RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_COMPOSED);
+}
+
+/* Every part of composed u there with at least its bytes? */
+static int parts_present(rs_store_t *s, const rs_upload_t *u, apr_pool_t *p)
+{
+    rs_engine_t e = { s, 0 };
+    apr_array_header_t *parts;
+    int i;
+
+    if (rs_engine_parts(&e, u, p, &parts)) {
+        return 0;
+    }
+    for (i = 0; i < parts->nelts; i++) {
+        const rs_part_t *part = &APR_ARRAY_IDX(parts, i, rs_part_t);
+
+        if (file_size(part->path, p) < part->len) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A composed upload (served from its parts until materialised) whose
+ * parts are gone, unless it was materialised meanwhile (httpd runs). */
+static void mark_parts_missing(rs_store_t *s, rs_ctl_item_t *it,
+                               apr_pool_t *p)
+{
+    rs_ctl_item_t *again;
+    rs_txn_t *txn;
+
+    if (!composed(it->u) || parts_present(s, it->u, p)
+        || APR_SUCCESS != rs_store_begin(s, 0, p, &txn)) {
+        return;
+    }
+    again = item_read(txn, it->id, p);
+    rs_store_end(txn);
+    it->parts_missing = composed(again->u);
+}
+
 apr_status_t rs_ctl_load(rs_store_t *s, apr_pool_t *p,
                          apr_array_header_t **items)
 {
@@ -122,6 +165,7 @@ apr_status_t rs_ctl_load(rs_store_t *s, apr_pool_t *p,
     rs_store_end(txn);
     for (i = 0; i < (*items)->nelts; i++) {
         mark_parts_ready(*items, APR_ARRAY_IDX(*items, i, rs_ctl_item_t *));
+        mark_parts_missing(s, APR_ARRAY_IDX(*items, i, rs_ctl_item_t *), p);
     }
     qsort((*items)->elts, (*items)->nelts, sizeof(rs_ctl_item_t *),
           cmp_item);
@@ -139,6 +183,7 @@ apr_status_t rs_ctl_load_one(rs_store_t *s, const char *id, apr_pool_t *p,
     }
     *item = item_read(txn, id, p);
     rs_store_end(txn);
+    mark_parts_missing(s, *item, p);
     return APR_STATUS_IS_ENOENT((*item)->rv) ? APR_ENOENT : APR_SUCCESS;
 }
 
@@ -174,6 +219,10 @@ rs_ctl_problem_t rs_ctl_check(rs_ctl_item_t *it, apr_pool_t *p)
     if ((u->flags & RS_UF_PUBLISHED) && u->path
         && file_size(u->path, p) < 0) {
         return problem(it, RS_CTL_NO_FILE, "published file is missing");
+    }
+    if (it->parts_missing) {
+        return problem(it, RS_CTL_NO_PARTS, "composed upload: a part of its "
+                       "data is missing");
     }
     if (it->parts_ready) {
         return problem(it, RS_CTL_STUCK, "final is still assembling although "
@@ -223,6 +272,7 @@ static apr_status_t repair_txn(rs_txn_t *txn, rs_ctl_item_t *it,
         return remove_record(txn, it->id, 0, p);
     case RS_CTL_NO_DATA:
     case RS_CTL_NO_FILE:
+    case RS_CTL_NO_PARTS:
         *action = "record removed, tombstone left (clients get 410)";
         return remove_record(txn, it->id, 1, p);
     case RS_CTL_AHEAD:

@@ -35,12 +35,20 @@
  *     the highest index + 1; once a client names the count T the flag is
  *     cleared and chunk_count = T + 1, so both numberings fit (0..T-1 or
  *     1..T; a request mixing them is refused).
- *   - Assembly (all of a declared count present, or an explicit merge)
- *     runs under the upload's writer lock, exactly once: the chunk files
- *     are copied end to end into "<id>.data" in the kernel
- *     (rs_data_copy_range: reflink or copy_file_range), the length is
- *     their sum, an expected MD5 is verified, then the file is published
+ *   - Completion (all of a declared count present, or an explicit merge)
+ *     runs under the upload's writer lock, exactly once. Without an MD5
+ *     to verify the upload is composed (rs_engine_compose.c): complete at
+ *     once, the chunk files (synced first) are its data until it is
+ *     materialised off the request path, then they are removed. With an
+ *     expected MD5 (md5 front end) the chunk files are copied end to end
+ *     into "<id>.data" in the kernel (rs_data_copy_range: reflink or
+ *     copy_file_range), the MD5 is verified, then the file is published
  *     like any other and the chunk files are removed.
+ *
+ * Concatenation: a final whose partials are all complete is composed
+ * (rs_engine_compose.c); its partials list it among their waiters, and a
+ * complete partial is not removed (DELETE, expiry) while a final that is
+ * not published yet lists it (checked in the removing transaction).
  */
 
 #define _GNU_SOURCE 1
@@ -231,15 +239,19 @@ apr_time_t rs_engine_expires(const rs_area_t *a, const rs_upload_t *u)
 /* The offset the data file supports. An unverified append in flight (or
  * left by a killed writer) does not count; bytes beyond the record of a
  * plain append do (they reached the disk). With sync on, such bytes are
- * made durable before they are reported. */
+ * made durable before they are reported. No data file: 0 (*gone set when
+ * gone is not NULL). */
 static apr_off_t disk_offset(const rs_area_t *a, const rs_upload_t *u,
-                             apr_pool_t *p)
+                             int *gone, apr_pool_t *p)
 {
     const char *path = rs_data_path(p, u->dir, u->id);
     apr_off_t size = 0;
     apr_file_t *f;
 
     if (APR_SUCCESS != rs_data_size(path, &size, p)) {
+        if (gone) {
+            *gone = 1;
+        }
         return 0;
     }
     if (u->pending_from >= 0) {
@@ -261,7 +273,7 @@ static apr_status_t reconcile_locked(rs_engine_t *e, const rs_area_t *a,
                                      rs_upload_t *u, apr_file_t *f,
                                      apr_pool_t *p)
 {
-    apr_off_t size = disk_offset(a, u, p);
+    apr_off_t size = disk_offset(a, u, NULL, p);
     apr_status_t rv;
 
     if (u->pending_from < 0 && size == u->offset) {
@@ -322,7 +334,8 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
                                   rs_lock_t *lock, apr_pool_t *p);
 
 /* Remove an expired upload unless a writer holds it (then it is in use
- * and not expired after all). 1 when removed. */
+ * and not expired after all) or, for a partial, a final still needs its
+ * data. 1 when removed. */
 static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
 {
     const char *staging;
@@ -330,6 +343,7 @@ static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
     int removed = 0;
 
     if (APR_SUCCESS == rs_data_staging(p, u->dir, 0, &staging)
+        && !rs_eng_release_partial(e, NULL, u, p)
         && APR_SUCCESS == rs_lock_acquire(&lock, staging, u->id, 0, p)) {
         if (APR_SUCCESS == remove_upload(e, u, lock, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
@@ -396,6 +410,54 @@ static rs_upload_t *recover_complete(rs_engine_t *e, const rs_area_t *a,
     return u;
 }
 
+#define GONE_POLL apr_time_from_msec(2)
+#define GONE_WAIT apr_time_from_sec(5)
+
+/*
+ * u with the offset its data file supports. A writer that completes an
+ * upload publishes (moves) the data file before it stores the record that
+ * says so: a reader that read the record just before finds no data file.
+ * It then polls the writer's lock (without asking it to stop, at most
+ * GONE_WAIT) and reads the record again under it. A data file gone while
+ * nobody writes is lost: offset 0, as reconciliation has it.
+ */
+static rs_upload_t *offset_now(rs_engine_t *e, const rs_area_t *a,
+                               rs_upload_t *u, apr_pool_t *p)
+{
+    apr_time_t until = apr_time_now() + GONE_WAIT;
+    const char *staging;
+    rs_upload_t *fresh = NULL;
+    rs_error_t *err;
+    rs_lock_t *lock;
+    int gone = 0;
+    apr_status_t rv;
+
+    u->offset = disk_offset(a, u, &gone, p);
+    if (!gone || APR_SUCCESS != rs_data_staging(p, u->dir, 0, &staging)) {
+        return u;
+    }
+    while (APR_STATUS_IS_EBUSY(rv = rs_lock_acquire(&lock, staging, u->id, 0,
+                                                    p))
+           && apr_time_now() < until) {
+        apr_sleep(GONE_POLL);
+    }
+    if (APR_SUCCESS != rv) {
+        return u;
+    }
+    err = rs_eng_lookup(e, u->id, p, &fresh);
+    if (err ? RS_ERR_GONE == err->code : !rs_upload_append_mode(fresh)) {
+        rs_lock_remove_files(lock);     /* finished or deleted: no writer */
+    }
+    rs_lock_release(lock);
+    if (err) {
+        return u;
+    }
+    if (rs_upload_append_mode(fresh)) {
+        fresh->offset = disk_offset(a, fresh, NULL, p);
+    }
+    return fresh;
+}
+
 rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
                            const char *owner, apr_pool_t *p, rs_upload_t **pu)
 {
@@ -415,7 +477,7 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
         u = recover_final(e, a, u, p);
     }
     if (rs_upload_append_mode(u)) {
-        u->offset = disk_offset(a, u, p);
+        u = offset_now(e, a, u, p);
     }
     if (rs_upload_append_mode(u) && u->length >= 0 && u->offset == u->length) {
         u = recover_complete(e, a, u, p);
@@ -571,7 +633,7 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
 
 /* The name a finished file gets in the area: sanitized, never executable
  * by the server (the area's deny list), the id when nothing usable is left. */
-static const char *publish_name(apr_pool_t *p, const rs_area_t *a,
+const char *rs_eng_publish_name(apr_pool_t *p, const rs_area_t *a,
                                 const rs_upload_t *u)
 {
     const char *name = u->filename ? rs_util_sanitize_name(p, u->filename)
@@ -714,7 +776,7 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
 
     if (!(u->flags & RS_UF_PARTIAL)) {
         rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id), u->dir,
-                             publish_name(p, a, u), 0, &path);
+                             rs_eng_publish_name(p, a, u), 0, &path);
         if (APR_SUCCESS != rv) {
             return rs_eng_io_error(p, rv, "publishing the file", u->id);
         }
@@ -772,37 +834,10 @@ static rs_error_t *load_parts(rs_engine_t *e, rs_txn_t *txn,
     return NULL;
 }
 
-/* Copy the partials' data into the final's data file. */
-static rs_error_t *copy_parts(rs_upload_t *u, rs_upload_t **parts,
-                              apr_pool_t *p)
-{
-    apr_file_t *dst, *src;
-    apr_off_t at = 0;
-    apr_status_t rv;
-    int i;
-
-    rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
-    for (i = 0; APR_SUCCESS == rv && i < u->parts->nelts; i++) {
-        rv = rs_data_open(&src, rs_data_path(p, parts[i]->dir, parts[i]->id),
-                          0, p);
-        if (APR_SUCCESS == rv) {
-            rv = rs_data_copy_range(dst, at, src, 0, parts[i]->length);
-            apr_file_close(src);
-        }
-        at += parts[i]->length;
-    }
-    if (APR_SUCCESS == rv) {
-        rv = rs_data_truncate(dst, at);
-    }
-    if (APR_SUCCESS == rv) {
-        rv = rs_data_sync(dst);
-    }
-    return APR_SUCCESS == rv ? NULL : rs_eng_io_error(p, rv, "concatenation", u->id);
-}
-
-/* Assemble final final_id when all its partials are complete (a no-op
+/* Compose final final_id when all its partials are complete (a no-op
  * otherwise, and when it is complete already); waits up to `wait` for
- * its lock. */
+ * its lock. The partials' data (synced when they completed) is the
+ * final's until it is materialised. */
 static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
                                  const char *final_id,
                                  apr_interval_time_t wait, apr_pool_t *p)
@@ -833,10 +868,7 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS != rv || err || RS_STATE_COMPLETE == u->state || !ready) {
         goto cleanup;
     }
-    if (!(err = copy_parts(u, parts, p))) {
-        u->length = total;
-        err = complete(e, a, u, p);
-    }
+    err = rs_eng_compose(e, u, total, rs_eng_publish_name(p, a, u), p);
 cleanup:
     rs_lock_release(lock);
     return err;
@@ -867,14 +899,12 @@ static rs_error_t *register_final(rs_engine_t *e, rs_upload_t *u,
     if (!err && !ready && !allow_unfinished) {
         err = rs_error_make(p, RS_ERR_NOT_FINISHED, 0, NULL);
     }
-    for (i = 0; !err && i < u->parts->nelts; i++) {
-        if (RS_STATE_COMPLETE != parts[i]->state) {
-            if (!parts[i]->waiters) {
-                parts[i]->waiters = apr_array_make(p, 1, sizeof(char *));
-            }
-            APR_ARRAY_PUSH(parts[i]->waiters, const char *) = u->id;
-            rv = rs_eng_txn_save(txn, parts[i], p);
+    for (i = 0; !err && APR_SUCCESS == rv && i < u->parts->nelts; i++) {
+        if (!parts[i]->waiters) {       /* waiting for it, or using it */
+            parts[i]->waiters = apr_array_make(p, 1, sizeof(char *));
         }
+        APR_ARRAY_PUSH(parts[i]->waiters, const char *) = u->id;
+        rv = rs_eng_txn_save(txn, parts[i], p);
     }
     if (!err) {
         u->length = total;
@@ -1264,8 +1294,33 @@ static apr_status_t drop_key(rs_txn_t *txn, const rs_upload_t *u,
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
+/* APR_EBUSY when complete partial id is listed by a final that is not
+ * published yet (composed, or about to be): its data is that final's. */
+static apr_status_t check_unused(rs_txn_t *txn, const char *id, apr_pool_t *p)
+{
+    rs_upload_t *u, *f;
+    apr_status_t rv = rs_eng_txn_load(txn, id, p, &u);
+    int i;
+
+    if (APR_SUCCESS != rv || !(u->flags & RS_UF_PARTIAL)
+        || RS_STATE_COMPLETE != u->state) {
+        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+    }
+    for (i = 0; u->waiters && i < u->waiters->nelts; i++) {
+        rv = rs_eng_txn_load(txn, APR_ARRAY_IDX(u->waiters, i, const char *),
+                             p, &f);
+        if (APR_SUCCESS == rv && !(f->flags & RS_UF_PUBLISHED)) {
+            return APR_EBUSY;
+        }
+        if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* Delete data, published file and record; leave a tombstone. The caller
- * holds the upload's lock. */
+ * holds the upload's lock. APR_EBUSY: a partial still in use, kept. */
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
                                   rs_lock_t *lock, apr_pool_t *p)
 {
@@ -1277,6 +1332,10 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
         return rv;
     }
     apr_snprintf(stamp, sizeof(stamp), "%" APR_TIME_T_FMT, apr_time_now());
+    if (APR_SUCCESS != (rv = check_unused(txn, u->id, p))) {
+        rs_store_end(txn);
+        return rv;
+    }
     rv = rs_store_delete(txn, ukey(p, u->id));
     if (APR_SUCCESS == rv) {
         rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
@@ -1301,13 +1360,27 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
 {
     append_ctx c = { e, a, u, NULL, NULL, p };
     rs_error_t *err = take_lock(&c);
+    rs_upload_t *fresh;
     apr_status_t rv;
 
     if (err) {
         return err;
     }
-    rv = remove_upload(e, u, c.lock, p);
+    /* a partial's data may be a composed final's: materialise that first;
+     * while that fails, the partial stays (423) */
+    rv = APR_SUCCESS;
+    if ((u->flags & RS_UF_PARTIAL) && !rs_eng_lookup(e, u->id, p, &fresh)
+        && rs_eng_release_partial(e, a, fresh, p)) {
+        rv = APR_EBUSY;
+    }
+    if (APR_SUCCESS == rv) {
+        rv = remove_upload(e, u, c.lock, p);
+    }
     rs_lock_release(c.lock);
+    if (APR_STATUS_IS_EBUSY(rv)) {
+        return rs_error_make(p, RS_ERR_LOCKED, rv, "a final concatenation "
+                             "still uses this partial upload");
+    }
     if (APR_SUCCESS != rv) {
         return rs_eng_state_error(p, rv, "delete", u->id);
     }
@@ -1345,6 +1418,10 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
         return 0;
     }
     if (rs_eng_lookup(e, key + 2, p, &u)) {
+        return 0;
+    }
+    if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_COMPOSED)) {
+        rs_engine_materialise(e, NULL, u->id, p);   /* its child was killed */
         return 0;
     }
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {

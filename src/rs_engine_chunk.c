@@ -26,7 +26,7 @@
 /* ------------------------------------------------------------------------ */
 /* chunk mode                                                                */
 
-static const char *chunk_path(apr_pool_t *p, const rs_upload_t *u, int index)
+const char *rs_eng_chunk_path(apr_pool_t *p, const rs_upload_t *u, int index)
 {
     return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c%d", u->dir, u->id,
                         index);
@@ -74,7 +74,7 @@ static int same_bytes(const char *a, const char *b, apr_pool_t *p)
 static rs_error_t *place_chunk(const rs_upload_t *u, const rs_chunk_t *c,
                               apr_pool_t *p, int *placed)
 {
-    const char *path = chunk_path(p, u, c->index);
+    const char *path = rs_eng_chunk_path(p, u, c->index);
     int err = 0;
 
     *placed = 0;
@@ -152,7 +152,7 @@ static void grow_map(rs_upload_t *u, int count, apr_pool_t *p)
 
 /* First index and count of a complete run of chunks, or 0. With a declared
  * count T: 0..T-1 or 1..T; else 0 (or 1) up to the highest present. */
-static int chunk_run(const rs_upload_t *u, int *base)
+int rs_eng_chunk_run(const rs_upload_t *u, int *base)
 {
     int i, last = -1, n;
 
@@ -209,6 +209,21 @@ static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
     return err;
 }
 
+/* Chunk i of size bytes (the last of the run when `last`) fits chunk_size
+ * (0: any) and the area's maximum when it ends the file at at + size? */
+static rs_error_t *check_size(const rs_area_t *a, int i, int last,
+                              apr_off_t size, apr_off_t chunk_size,
+                              apr_off_t at, apr_pool_t *p)
+{
+    if (chunk_size > 0
+        && (size > chunk_size || (!last && size != chunk_size))) {
+        return rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk %d has %"
+                             APR_OFF_T_FMT " bytes, the chunk size is %"
+                             APR_OFF_T_FMT, i, size, chunk_size);
+    }
+    return rs_eng_check_size(a, at + size, p);
+}
+
 /* Append chunk i (the last of the run when `last`) to dst at *at. */
 static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
                               apr_file_t *dst, int i, int last,
@@ -218,20 +233,15 @@ static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
     apr_file_t *src;
     apr_finfo_t fi;
     rs_error_t *err = NULL;
-    apr_status_t rv = apr_file_open(&src, chunk_path(p, u, i), APR_FOPEN_READ
-                                    | APR_FOPEN_BINARY, 0, p);
+    apr_status_t rv = apr_file_open(&src, rs_eng_chunk_path(p, u, i),
+                                    APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
 
     if (APR_SUCCESS != rv) {
         return rs_eng_io_error(p, rv, "opening a chunk", u->id);
     }
     rv = apr_file_info_get(&fi, APR_FINFO_SIZE, src);
-    if (APR_SUCCESS == rv && chunk_size > 0
-        && (fi.size > chunk_size || (!last && fi.size != chunk_size))) {
-        err = rs_error_make(p, RS_ERR_INCONSISTENT_LENGTH, 0, "chunk %d has %"
-                            APR_OFF_T_FMT " bytes, the chunk size is %"
-                            APR_OFF_T_FMT, i, fi.size, chunk_size);
-    }
-    else if (APR_SUCCESS == rv && !(err = rs_eng_check_size(a, *at + fi.size, p))) {
+    if (APR_SUCCESS == rv
+        && !(err = check_size(a, i, last, fi.size, chunk_size, *at, p))) {
         rv = rs_data_copy_range(dst, *at, src, 0, fi.size);
         *at += fi.size;
     }
@@ -269,12 +279,56 @@ static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
     return err;
 }
 
+/* Check chunk i for composition (like copy_chunk, without copying) and,
+ * with sync on, make it durable: from now on it is the upload's data. */
+static rs_error_t *sync_chunk(const rs_area_t *a, rs_upload_t *u, int i,
+                              int last, apr_off_t chunk_size, apr_off_t *at,
+                              apr_pool_t *p)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    rs_error_t *err = NULL;
+    apr_status_t rv = apr_file_open(&f, rs_eng_chunk_path(p, u, i),
+                                    APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(p, rv, "opening a chunk", u->id);
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (APR_SUCCESS == rv
+        && !(err = check_size(a, i, last, fi.size, chunk_size, *at, p))) {
+        *at += fi.size;
+        rv = a->sync ? rs_data_sync(f) : APR_SUCCESS;
+    }
+    apr_file_close(f);
+    if (!err && APR_SUCCESS != rv) {
+        err = rs_eng_io_error(p, rv, "syncing a chunk", u->id);
+    }
+    return err;
+}
+
+/* Complete u composed of chunks base..base+n-1 (rs_engine_compose.c). */
+static rs_error_t *compose_chunks(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, int base, int n,
+                                  apr_off_t chunk_size, apr_pool_t *p)
+{
+    apr_off_t at = 0;
+    rs_error_t *err = NULL;
+    int i;
+
+    for (i = base; !err && i < base + n; i++) {
+        err = sync_chunk(a, u, i, i == base + n - 1, chunk_size, &at, p);
+    }
+    return err ? err : rs_eng_compose(e, u, at, rs_eng_publish_name(p, a, u),
+                                      p);
+}
+
 void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p)
 {
     int i;
 
     for (i = 0; i < u->chunk_count; i++) {
-        rs_data_remove(chunk_path(p, u, i), p);
+        rs_data_remove(rs_eng_chunk_path(p, u, i), p);
     }
 }
 
@@ -294,8 +348,10 @@ static rs_error_t *verify_md5(rs_upload_t *u, const char *md5hex,
     return NULL;
 }
 
-/* Under the writer lock: assemble the complete run and publish. *u is the
- * fresh record; nothing happens when another request finished it first. */
+/* Under the writer lock: compose the complete run, or, with md5hex,
+ * assemble, verify and publish it now (the answer carries the result). *u
+ * is the fresh record; nothing happens when another request finished it
+ * first. */
 static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
                                    rs_upload_t *u, apr_off_t chunk_size,
                                    const char *md5hex, apr_pool_t *p)
@@ -311,18 +367,22 @@ static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
     if (!(err = rs_eng_lookup(e, u->id, p, &fresh))) {
         *u = *fresh;
     }
-    if (!err && RS_STATE_ACTIVE == u->state) {
-        n = chunk_run(u, &base);
-        err = n ? copy_chunks(a, u, base, n, chunk_size, p)
-                : rs_error_make(p, RS_ERR_INCOMPLETE, 0, "%d chunks missing",
-                                rs_upload_chunks_missing(u));
-        if (!err && md5hex) {
-            err = verify_md5(u, md5hex, p);
-        }
-        if (!err && !(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
-            rs_eng_remove_chunks(u, p);
-            rs_lock_remove_files(lock);
-        }
+    n = err ? 0 : rs_eng_chunk_run(u, &base);
+    if (err || RS_STATE_ACTIVE != u->state) {
+        /* finished by another request: nothing to do */
+    }
+    else if (!n) {
+        err = rs_error_make(p, RS_ERR_INCOMPLETE, 0, "%d chunks missing",
+                            rs_upload_chunks_missing(u));
+    }
+    else if (!md5hex) {
+        err = compose_chunks(e, a, u, base, n, chunk_size, p);
+    }
+    else if (!(err = copy_chunks(a, u, base, n, chunk_size, p))
+             && !(err = verify_md5(u, md5hex, p))
+             && !(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
+        rs_eng_remove_chunks(u, p);
+        rs_lock_remove_files(lock);
     }
     rs_lock_release(lock);
     return err;
@@ -346,12 +406,14 @@ static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
     }
     err = mark_chunk(e, a, u, c, p);
     if (placed && (err || RS_STATE_ACTIVE != u->state)) {
-        rs_data_remove(chunk_path(p, u, c->index), p); /* refused, or late */
+        /* refused, or late */
+        rs_data_remove(rs_eng_chunk_path(p, u, c->index), p);
     }
     if (err) {
         return err;
     }
-    if (RS_STATE_ACTIVE == u->state && declared(u) && chunk_run(u, &base)) {
+    if (RS_STATE_ACTIVE == u->state && declared(u)
+        && rs_eng_chunk_run(u, &base)) {
         err = assemble_chunks(e, a, u, 0, c->file_md5, p);
         /* locked: another last chunk is assembling; this one is stored */
         return err && RS_ERR_LOCKED == err->code ? NULL : err;

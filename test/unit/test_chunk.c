@@ -1,7 +1,8 @@
 /* Licensed under the Apache License, Version 2.0. */
 /* Unit tests of the engine's chunk mode, client keys and content index
  * (rs_engine_chunk_put/merge, rs_engine_find_key, rs_engine_content_find)
- * against a real store and data directory. */
+ * against a real store and data directory. A merge without an MD5 is
+ * composed; materialise() does what the glue does after the response. */
 
 #include <string.h>
 #include <apr_strings.h>
@@ -84,6 +85,26 @@ static rs_upload_t *make(apr_pool_t *p, const char *key, const char *name)
     return u;
 }
 
+/* u is composed of n chunks (the request pool p noted it); materialise
+ * it as the glue does after the response: published, chunks gone. */
+static void materialise(apr_pool_t *p, rs_upload_t *u, int n)
+{
+    const apr_array_header_t *ids = rs_engine_composed(p);
+    apr_array_header_t *parts;
+    rs_upload_t *v;
+
+    RS_CHECK(RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_COMPOSED));
+    RS_CHECK(ids && !strcmp(APR_ARRAY_IDX(ids, ids->nelts - 1, const char *),
+                            u->id));
+    RS_CHECK(NULL == rs_engine_parts(&eng, u, p, &parts) && n == parts->nelts);
+    RS_CHECK(NULL == rs_engine_materialise(&eng, &area, u->id, p));
+    RS_CHECK(NULL == rs_engine_open(&eng, &area, u->id, "", p, &v));
+    RS_CHECK((v->flags & RS_UF_PUBLISHED) && !(v->flags & RS_UF_COMPOSED));
+    RS_CHECK(!exists(p, apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c1",
+                                     area.dir, u->id)));
+    RS_CHECK(NULL == rs_engine_materialise(&eng, &area, u->id, p)); /* no-op */
+}
+
 static rs_error_t *put(apr_pool_t *p, rs_upload_t *u, int index, int total,
                        const char *s, const char *md5)
 {
@@ -125,6 +146,11 @@ static void test_merge(apr_pool_t *p)
     RS_CHECK(RS_STATE_ACTIVE == u->state);
     RS_CHECK(NULL == rs_engine_chunk_merge(&eng, &area, u, 3, p));
     RS_CHECK(RS_STATE_COMPLETE == u->state && 8 == u->length);
+    RS_CHECK(!exists(p, apr_pstrcat(p, area.dir, "/m.txt", NULL)));
+    RS_CHECK(exists(p, apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c0",
+                                    area.dir, u->id)));
+    RS_CHECK(NULL == rs_engine_chunk_merge(&eng, &area, u, 3, p)); /* again */
+    materialise(p, u, 3);
     RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/m.txt", NULL)),
                  "aaabbbcc");
     RS_CHECK(!exists(p, apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c0",
@@ -136,6 +162,7 @@ static void test_merge(apr_pool_t *p)
 static void test_declared(apr_pool_t *p)
 {
     rs_upload_t *u = make(p, "slice:d.txt", "d.txt");
+    int n;
 
     RS_CHECK(NULL == put(p, u, 3, 3, "3", NULL));           /* 1-based */
     RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, u, 0, 3, "0", NULL)));
@@ -144,7 +171,7 @@ static void test_declared(apr_pool_t *p)
     RS_CHECK(NULL == put(p, u, 1, 3, "1", NULL));
     RS_CHECK(RS_STATE_ACTIVE == u->state);
     RS_CHECK(NULL == put(p, u, 2, 0, "2", NULL));
-    RS_CHECK(RS_STATE_COMPLETE == u->state);
+    materialise(p, u, 3);
     RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/d.txt", NULL)), "123");
 
     u = make(p, "slice:z.txt", "z.txt");                    /* 0-based */
@@ -154,6 +181,9 @@ static void test_declared(apr_pool_t *p)
     RS_CHECK(RS_STATE_ACTIVE == u->state);
     RS_CHECK(NULL == put(p, u, 1, 3, "y", NULL));
     RS_CHECK(RS_STATE_COMPLETE == u->state);
+    /* composed, not materialised: the sweep does it (a killed child) */
+    RS_CHECK(!exists(p, apr_pstrcat(p, area.dir, "/z.txt", NULL)));
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p, &n));
     RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/z.txt", NULL)), "xyz");
     RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, make(p, "slice:r", "r"),
                                             RS_UPLOAD_MAX_CHUNKS, 0, "r",

@@ -1,4 +1,6 @@
 """23x: concatenation and concatenation-unfinished."""
+import time
+
 import pytest
 
 from pyrs.client import make_data, sha256, split_url, upload_id
@@ -6,6 +8,15 @@ from pyrs.client import make_data, sha256, split_url, upload_id
 
 def path_of(url):
     return split_url(url)[0]
+
+
+def published(path, timeout=20):
+    """A final is composed at once and published after its response went
+    out (test_235): wait, bounded, for the file to appear."""
+    end = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return path
 
 
 @pytest.mark.usefixtures('rs_default')
@@ -42,7 +53,7 @@ class TestConcat:
         assert concat.index(upload_id(ua)) < concat.index(upload_id(ub))
         r = tus.get(final)
         assert r.status == 200 and sha256(r.body) == sha256(a + b)
-        on_disk = env.area_dir('files') / upload_id(final)
+        on_disk = published(env.area_dir('files') / upload_id(final))
         assert env.sha256_file(on_disk) == sha256(a + b)
 
     def test_rs_230_03_patch_final_forbidden(self, env, tus):
@@ -134,5 +145,5 @@ class TestConcat:
         assert r.status == 201, r
         final = r.headers['Location']
         assert tus.get(final).body == b'hello world'
-        p = env.area_dir('files') / 'concat-hello.txt'
+        p = published(env.area_dir('files') / 'concat-hello.txt')
         assert p.read_bytes() == b'hello world'

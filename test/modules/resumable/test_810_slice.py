@@ -3,6 +3,7 @@ chunks in any order and all at once, merge by JSON or by total, on the
 seeds' own URLs (conf/seeds.conf: /sliceUpload, /sliceMerge)."""
 import json
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pyrs.client import make_data, sha256
@@ -48,10 +49,26 @@ def send_all(env, name, pieces, base=0, total=None, field='chunk', order=None):
     return rs
 
 
-def staged_leftovers(env):
+def staged_leftovers(env, timeout=20):
+    """Spool and chunk files left; chunk files go once the merged upload
+    is materialised (after the response, test_235): waited for, bounded."""
     st = seeds_dir(env) / '.resumable'
-    return sorted(p.name for p in st.iterdir()
-                  if p.name.startswith('form-') or '.c' in p.name) if st.exists() else []
+    end = time.monotonic() + timeout
+    while True:
+        left = sorted(p.name for p in st.iterdir()
+                      if p.name.startswith('form-') or '.c' in p.name) if st.exists() else []
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.05)
+
+
+def published(path, timeout=20):
+    """A merge completes composed; the file is published after the
+    response went out (test_235): wait, bounded, for it."""
+    end = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return path
 
 
 class TestSlice:
@@ -67,7 +84,7 @@ class TestSlice:
         assert not (seeds_dir(env) / 'video.mp4').exists()
         r = merge(env, 'video.mp4', size)
         assert r.status == 200 and r.body == b'ok', r
-        assert env.sha256_file(seeds_dir(env) / 'video.mp4') == sha256(data)
+        assert env.sha256_file(published(seeds_dir(env) / 'video.mp4')) == sha256(data)
         r = env.client.get('/upload/video.mp4', {'Range': 'bytes=100'})
         assert r.status == 206 and r.body == data[100:], r
         assert staged_leftovers(env) == []
@@ -79,7 +96,7 @@ class TestSlice:
         random.Random(2).shuffle(order)
         send_all(env, 'shard.bin', pieces, base=1, total=len(pieces),
                  field='data', order=order)
-        assert env.sha256_file(seeds_dir(env) / 'shard.bin') == sha256(data)
+        assert env.sha256_file(published(seeds_dir(env) / 'shard.bin')) == sha256(data)
         assert staged_leftovers(env) == []
 
     def test_rs_810_03_total_zero_based(self, env):
@@ -87,7 +104,7 @@ class TestSlice:
         pieces = chunks_of(data, 5000)
         send_all(env, 'zero.bin', pieces, base=0, total=len(pieces),
                  field='data', order=[2, 0, 1])
-        assert env.sha256_file(seeds_dir(env) / 'zero.bin') == sha256(data)
+        assert env.sha256_file(published(seeds_dir(env) / 'zero.bin')) == sha256(data)
 
     def test_rs_810_04_resend_and_conflict(self, env):
         a, b = make_data(4000, seed=1), make_data(4000, seed=2)
@@ -98,7 +115,7 @@ class TestSlice:
         assert send_chunk(env, 'twice.bin', 1, b[:100]).status == 200
         r = merge(env, 'twice.bin', 4000)
         assert r.status == 200, r
-        assert (seeds_dir(env) / 'twice.bin').read_bytes() == a + b[:100]
+        assert published(seeds_dir(env) / 'twice.bin').read_bytes() == a + b[:100]
         assert staged_leftovers(env) == []
 
     def test_rs_810_05_merge_with_gap(self, env):
@@ -111,7 +128,7 @@ class TestSlice:
         assert send_chunk(env, 'gap.bin', 1, pieces[1]).status == 200
         r = merge(env, 'gap.bin', 1000)
         assert r.status == 200, r
-        assert (seeds_dir(env) / 'gap.bin').read_bytes() == b''.join(pieces)
+        assert published(seeds_dir(env) / 'gap.bin').read_bytes() == b''.join(pieces)
         r = merge(env, 'gap.bin', 1000)             # again: nothing to do
         assert r.status == 200, r
 
@@ -163,19 +180,18 @@ class TestSlice:
         for name in ('../../up.txt', '.htaccess', 'dir/..\\evil.txt'):
             assert send_chunk(env, name, 0, b'hostile').status == 200
             assert merge(env, name, 100).status == 200
+        assert published(area / 'up.txt').read_bytes() == b'hostile'
+        assert published(area / 'htaccess').read_bytes() == b'hostile'
+        assert published(area / 'evil.txt').read_bytes() == b'hostile'
         assert not (area.parent / 'up.txt').exists()
-        assert (area / 'up.txt').read_bytes() == b'hostile'
         assert not (area / '.htaccess').exists()
-        assert (area / 'htaccess').read_bytes() == b'hostile'
-        assert (area / 'evil.txt').read_bytes() == b'hostile'
 
     def test_rs_810_08_same_name_again(self, env):
-        for i, data in enumerate((b'one', b'two!')):
+        area = seeds_dir(env)
+        for name, data in (('again.txt', b'one'), ('again (1).txt', b'two!')):
             assert send_chunk(env, 'again.txt', 0, data).status == 200
             assert merge(env, 'again.txt', 10).status == 200
-        area = seeds_dir(env)
-        assert (area / 'again.txt').read_bytes() == b'one'
-        assert (area / 'again (1).txt').read_bytes() == b'two!'
+            assert published(area / name).read_bytes() == data
 
     def test_rs_810_09_survives_restart(self, env):
         pieces = chunks_of(make_data(30000, seed=819), 10000)
@@ -184,7 +200,7 @@ class TestSlice:
         env.restart()
         assert send_chunk(env, 'persist.bin', 1, pieces[1]).status == 200
         assert merge(env, 'persist.bin', 10000).status == 200
-        assert (seeds_dir(env) / 'persist.bin').read_bytes() == b''.join(pieces)
+        assert published(seeds_dir(env) / 'persist.bin').read_bytes() == b''.join(pieces)
 
     def test_rs_810_10_not_ours_falls_through(self, env):
         r = env.client.get('/sliceUpload')

@@ -2,6 +2,7 @@
 conf/seeds.conf's /flow: test GETs, multipart chunks in parallel and out
 of order, completion without a commit request, geometry checks."""
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -14,6 +15,15 @@ CS = 16 * 1024
 
 def seeds_dir(env):
     return _seeds_dir(env, AREA)
+
+
+def published(path, timeout=20):
+    """The last chunk completes the upload composed; the file is published
+    after the response went out (test_235): wait, bounded, for it."""
+    end = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return path
 
 
 def geometry(size, cs=CS):
@@ -73,7 +83,7 @@ class TestFlow:
         random.Random(3).shuffle(order)
         res = upload(env, 'flow', data, 'photo.jpg', order)
         assert res.count('done') == 1, res
-        assert env.sha256_file(seeds_dir(env) / 'photo.jpg') == sha256(data)
+        assert env.sha256_file(published(seeds_dir(env) / 'photo.jpg')) == sha256(data)
         for i in range(1, 8):                       # all "have it" now
             assert probe(env, params('flow', data, 'photo.jpg', i)).status == 200
 
@@ -85,13 +95,13 @@ class TestFlow:
         res = upload(env, 'resumable', data, 'r.bin')
         assert res[0] == 'have' and res[2] == 'have', res
         assert 'done' in res
-        assert env.sha256_file(seeds_dir(env) / 'r.bin') == sha256(data)
+        assert env.sha256_file(published(seeds_dir(env) / 'r.bin')) == sha256(data)
 
     def test_rs_830_03_small_file_one_chunk(self, env):
         data = b'tiny'
         res = upload(env, 'flow', data, 'tiny.txt')
         assert res == ['done'], res
-        assert (seeds_dir(env) / 'tiny.txt').read_bytes() == data
+        assert published(seeds_dir(env) / 'tiny.txt').read_bytes() == data
 
     def test_rs_830_04_bad_chunks(self, env):
         data = make_data(3 * CS, seed=834)
@@ -127,7 +137,7 @@ class TestFlow:
         assert r.status == 409, r
         r = post_chunk(env, 'flow', data, 'c.bin', 2)
         assert r.status == 200 and r.body == b'done', r
-        assert env.sha256_file(seeds_dir(env) / 'c.bin') == sha256(data)
+        assert env.sha256_file(published(seeds_dir(env) / 'c.bin')) == sha256(data)
 
     def test_rs_830_06_not_ours(self, env):
         assert env.client.get('/flow').status == 404

@@ -1,8 +1,10 @@
 """91x: SIGKILL of the child serving an upload at >= 50 random points.
 
 Kill points: PATCH bodies (plain and checksummed), creation-with-upload,
-final concatenation (assembly at creation of the final, and assembly
-triggered by the last partial's PATCH). After every kill: the reported
+final concatenation (composition at creation of the final, and
+composition triggered by the last partial's PATCH, each followed by the
+copy into the published file after the response: materialisation, also
+killed on purpose). After every kill: the reported
 offset is never ahead of the bytes on disk and those bytes are the client's
 bytes; every upload then resumes to a sha256-identical file; finally
 resumablectl verify finds every record consistent with its data file.
@@ -101,6 +103,15 @@ def wait_for_file(env, area, uid, timeout=5):
             time.sleep(0.0005)
         return False
     return wait
+
+
+def published(path, timeout=20):
+    """path, once there (bounded wait): a composed upload is published after
+    its response, or by the sweep when the child doing it was killed."""
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return path
 
 
 def patch_headers(tus, off, extra=None):
@@ -240,9 +251,9 @@ class TestKill:
         assert sha256(tus.get(final).body) == sha256(b''.join(parts))
 
     def test_rs_910_05_concat_by_last_partial(self, env):
-        """5 kills while the last partial's PATCH assembles a waiting final:
+        """5 kills while the last partial's PATCH composes a waiting final:
         after a random delay, or (odd rounds) as soon as the final's data
-        file shows that the assembly is under way."""
+        file shows that its materialisation is under way."""
         tus, area, rnd = env.tus('/files/'), env.area_dir(AREA), random.Random(SEED + 4)
         for i in range(5):
             a = make_data(2 * 1024 * 1024, seed=SEED + 40 + i)
@@ -273,6 +284,43 @@ class TestKill:
                 (f'kill {i}: final not assembled after the kill: {r}\n'
                  + ctl(env, 'show', upload_id(ub)) + ctl(env, 'show', upload_id(final)))
             assert sha256(tus.get(final).body) == sha256(a + b)
+
+    def test_rs_910_12_materialise(self, env):
+        """4 kills of the child materialising a composed final after its
+        201 went out (as soon as its data file grows, or at once): the final
+        is read from its partials meanwhile and the sweep (interval 1 s)
+        publishes it; verify stays clean."""
+        tus, area = env.tus('/files/'), env.area_dir(AREA)
+        for i in range(4):
+            parts = [make_data(4 * 1024 * 1024 + k, seed=SEED + 80 + 3 * i + k)
+                     for k in range(3)]
+            whole = b''.join(parts)
+            urls = []
+            for d in parts:
+                u = tus.create(length=len(d), concat='partial')
+                tus.upload_rest(u, d, 0)
+                urls.append(u)
+            h = dict(tus.base_headers)
+            h['Upload-Concat'] = 'final;' + ' '.join(split_url(u)[0] for u in urls)
+            s = env.client.send_partial('POST', '/files/', h, b'', 0)
+            pid = serving_child(env, s)
+            head = b''
+            deadline = time.time() + 15
+            while b'\r\n\r\n' not in head and time.time() < deadline:
+                head += s.recv(4096)
+            assert head.startswith(b'HTTP/1.1 201'), head
+            loc = [ln.split(b':', 1)[1].strip().decode() for ln in head.split(b'\r\n')
+                   if ln.lower().startswith(b'location:')][0]
+            if i % 2:
+                wait_for_file(env, area, upload_id(loc))()
+            kill_serving(env, s, pid=pid)
+            r = tus.get(loc)
+            assert r.status == 200 and sha256(r.body) == sha256(whole), r
+            f = published(area / upload_id(loc))
+            assert f.exists(), 'not materialised:\n' + ctl(env, 'show', upload_id(loc))
+            assert sha256(f.read_bytes()) == sha256(whole)
+            assert sha256(tus.get(loc).body) == sha256(whole)
+        ctl_verify(env)
 
     def test_rs_910_06_verify(self, env):
         """The database agrees with the data files after all kills
@@ -403,7 +451,7 @@ class TestKillChunks:
             if not (area / name).exists():
                 r = retry_423(lambda: env.client.request('POST', CP, *merge))
                 assert r.status == 200, r
-            assert env.sha256_file(area / name) == sha256(data)
+            assert env.sha256_file(published(area / name)) == sha256(data)
 
     def test_rs_910_09_md5(self, env):
         """10 kills in md5 chunk POSTs (the last chunk assembles); the
@@ -487,7 +535,7 @@ class TestKillChunks:
                     r = retry_423(lambda: env.client.request('POST', CP,
                                                              *chunk(k)))
                     assert r.status == 200, r
-            assert env.sha256_file(area / name) == sha256(data)
+            assert env.sha256_file(published(area / name)) == sha256(data)
 
     def test_rs_910_11_verify(self, env):
         """At least 38 more kill points, and the database agrees with the

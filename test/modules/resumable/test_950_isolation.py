@@ -6,6 +6,7 @@ client key used by two users makes two independent uploads, and neither
 finished file overwrites the other."""
 import hashlib
 import json
+import time
 from urllib.parse import urlencode
 
 from pyrs.client import make_data, sha256, split_url
@@ -33,6 +34,17 @@ def req(env, user, method, path, headers=None, body=b''):
 
 def area(env):
     return env.area_dir(AREA)
+
+
+def visible(env, prefix, n, timeout=20):
+    """The finished files named prefix*, once there are n: a merged chunk
+    upload is published after its response went out (test_235)."""
+    end = time.monotonic() + timeout
+    while True:
+        names = [f for f in env.visible_files(area(env)) if f.startswith(prefix)]
+        if len(names) >= n or time.monotonic() > end:
+            return names
+        time.sleep(0.05)
 
 
 class TestIsolation:
@@ -125,14 +137,15 @@ class TestIsolation:
         assert chunk(ALICE, 2, a).status == 200
         r = merge(ALICE)
         assert r.status == 200, r
+        assert visible(env, 'same', 1) == ['same.bin']
         assert env.sha256_file(area(env) / 'same.bin') == sha256(a)
         # bob completes his own: a new file, alice's is untouched
         assert chunk(BOB, 0, b).status == 200
         assert chunk(BOB, 1, b).status == 200
         assert merge(BOB).status == 200
-        assert env.sha256_file(area(env) / 'same.bin') == sha256(a)
-        names = [n for n in env.visible_files(area(env)) if n.startswith('same')]
+        names = visible(env, 'same', 2)
         assert len(names) == 2, names
+        assert env.sha256_file(area(env) / 'same.bin') == sha256(a)
         assert sha256(b) in {env.sha256_file(area(env) / n) for n in names}
 
     def test_rs_950_05_md5(self, env):
@@ -197,11 +210,11 @@ class TestIsolation:
         assert probe(ALICE, 2, a) == 204        # nor his hers
         assert post(ALICE, 2, a) == 200
         assert post(ALICE, 3, a) == 200
+        assert visible(env, 'flowsame', 1) == ['flowsame.bin']
         assert env.sha256_file(area(env) / 'flowsame.bin') == sha256(a)
         assert post(BOB, 1, b) == 200
         assert post(BOB, 3, b) == 200
-        assert env.sha256_file(area(env) / 'flowsame.bin') == sha256(a)
-        names = [n for n in env.visible_files(area(env))
-                 if n.startswith('flowsame')]
+        names = visible(env, 'flowsame', 2)
         assert len(names) == 2, names
+        assert env.sha256_file(area(env) / 'flowsame.bin') == sha256(a)
         assert sha256(b) in {env.sha256_file(area(env) / n) for n in names}

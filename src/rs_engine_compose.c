@@ -1,0 +1,291 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * Composition: zero-copy completion of final concatenations and chunk
+ * merges (see rs_engine.h, "Composition", and RS_UF_COMPOSED in
+ * rs_upload.h).
+ *
+ *   compose      the upload becomes COMPLETE | RS_UF_COMPOSED in one store
+ *                write; `path` keeps the name it will be published under
+ *                (chosen with the area's deny list, which the sweep does
+ *                not have). Its parts were synced before (a partial's last
+ *                append, rs_eng_compose's callers for chunk files), so the
+ *                acknowledged data is durable without a copy. The id is
+ *                noted in the request pool's userdata (rs_engine_composed).
+ *   parts        a final's parts are its partials' data files (lengths from
+ *                their records), a chunk-mode upload's its chunk files of
+ *                the complete run (lengths from the files).
+ *   materialise  under the writer lock: copy the parts into "<id>.data"
+ *                (rs_data_copy_range), sync, publish (rs_data_publish), then
+ *                one transaction turns COMPOSED into PUBLISHED, and only
+ *                then are chunk files removed. A failure removes the copy
+ *                (the upload stays composed; the sweep tries again); a
+ *                kill before the transaction leaves the composed record
+ *                and its parts, the data file is rewritten next time.
+ *   partials     a partial records the finals using it (waiters); before
+ *                it is removed, those still composed are materialised.
+ */
+
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include "rs_engine.h"
+#include "rs_engine_private.h"
+#include "rs_store.h"
+#include "rs_data.h"
+#include "rs_lock.h"
+#include "rs_log.h"
+
+#define COMPOSED_NOTE "rs_engine_composed"
+
+static int composed(const rs_upload_t *u)
+{
+    return RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_COMPOSED);
+}
+
+const apr_array_header_t *rs_engine_composed(apr_pool_t *p)
+{
+    void *ids = NULL;
+
+    apr_pool_userdata_get(&ids, COMPOSED_NOTE, p);
+    return ids;
+}
+
+static void note_composed(apr_pool_t *p, const char *id)
+{
+    apr_array_header_t *ids = (apr_array_header_t *)rs_engine_composed(p);
+
+    if (!ids) {
+        ids = apr_array_make(p, 1, sizeof(const char *));
+        apr_pool_userdata_setn(ids, COMPOSED_NOTE, NULL, p);
+    }
+    APR_ARRAY_PUSH(ids, const char *) = apr_pstrdup(p, id);
+}
+
+rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
+                           const char *name, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    u->state = RS_STATE_COMPLETE;
+    u->flags = (u->flags | RS_UF_COMPOSED) & ~RS_UF_PUBLISHED;
+    u->length = u->offset = total;
+    u->path = name;
+    u->expires = 0;
+    u->updated = apr_time_now();
+    if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, NULL))) {
+        return rs_eng_state_error(p, rv, "write", u->id);
+    }
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01030)
+                  "upload %s: complete, %" APR_OFF_T_FMT " bytes composed of "
+                  "its parts", u->id, total);
+    note_composed(p, u->id);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* parts                                                                     */
+
+static rs_error_t *final_parts(rs_engine_t *e, const rs_upload_t *u,
+                               apr_pool_t *p, apr_array_header_t *parts)
+{
+    rs_upload_t *pu;
+    rs_part_t *part;
+    rs_error_t *err;
+    int i;
+
+    for (i = 0; u->parts && i < u->parts->nelts; i++) {
+        err = rs_eng_lookup(e, APR_ARRAY_IDX(u->parts, i, const char *), p,
+                            &pu);
+        if (err || RS_STATE_COMPLETE != pu->state) {
+            return rs_error_make(p, RS_ERR_STATE, 0, "partial %s of %s is "
+                                 "gone", APR_ARRAY_IDX(u->parts, i,
+                                                       const char *), u->id);
+        }
+        part = apr_array_push(parts);
+        part->path = rs_data_path(p, pu->dir, pu->id);
+        part->len = pu->length;
+    }
+    return NULL;
+}
+
+static rs_error_t *chunk_parts(const rs_upload_t *u, apr_pool_t *p,
+                               apr_array_header_t *parts)
+{
+    rs_part_t *part;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    int i, base, n = rs_eng_chunk_run(u, &base);
+
+    for (i = base; i < base + n; i++) {
+        part = apr_array_push(parts);
+        part->path = rs_eng_chunk_path(p, u, i);
+        rv = apr_stat(&fi, part->path, APR_FINFO_SIZE, p);
+        if (APR_SUCCESS != rv) {
+            return rs_error_make(p, RS_ERR_STORAGE, rv, "chunk %d of %s is "
+                                 "gone", i, u->id);
+        }
+        part->len = fi.size;
+    }
+    return NULL;
+}
+
+rs_error_t *rs_engine_parts(rs_engine_t *e, const rs_upload_t *u,
+                            apr_pool_t *p, apr_array_header_t **parts)
+{
+    apr_off_t total = 0;
+    rs_error_t *err;
+    int i;
+
+    *parts = apr_array_make(p, 8, sizeof(rs_part_t));
+    err = (u->flags & RS_UF_CHUNKED) ? chunk_parts(u, p, *parts)
+                                     : final_parts(e, u, p, *parts);
+    for (i = 0; !err && i < (*parts)->nelts; i++) {
+        total += APR_ARRAY_IDX(*parts, i, rs_part_t).len;
+    }
+    if (!err && total != u->length) {
+        err = rs_error_make(p, RS_ERR_STORAGE, 0, "the parts of %s hold %"
+                            APR_OFF_T_FMT " bytes, not %" APR_OFF_T_FMT,
+                            u->id, total, u->length);
+    }
+    return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* materialise                                                               */
+
+/* Copy the parts end to end into dst (truncated to their total), sync. */
+static apr_status_t copy_parts(apr_file_t *dst,
+                               const apr_array_header_t *parts, apr_pool_t *p)
+{
+    apr_file_t *src;
+    apr_off_t at = 0;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    for (i = 0; APR_SUCCESS == rv && i < parts->nelts; i++) {
+        const rs_part_t *part = &APR_ARRAY_IDX(parts, i, rs_part_t);
+
+        rv = apr_file_open(&src, part->path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                           0, p);
+        if (APR_SUCCESS == rv) {
+            rv = rs_data_copy_range(dst, at, src, 0, part->len);
+            apr_file_close(src);
+        }
+        at += part->len;
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_data_truncate(dst, at);
+    }
+    return APR_SUCCESS == rv ? rs_data_sync(dst) : rv;
+}
+
+/* The data file holds the parts: publish it and record that. */
+static apr_status_t publish(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    rs_upload_t *cur;
+    const char *path;
+    apr_status_t rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id),
+                                      u->dir, u->path ? u->path : u->id, 0,
+                                      &path);
+
+    if (APR_SUCCESS != rv || APR_SUCCESS != (rv = rs_store_begin(
+                                                 e->store, 1, p, &txn))) {
+        return rv;
+    }
+    rv = rs_eng_txn_load(txn, u->id, p, &cur);
+    if (APR_SUCCESS == rv) {
+        cur->flags = (cur->flags & ~RS_UF_COMPOSED) | RS_UF_PUBLISHED
+                     | RS_UF_UNINDEXED;
+        cur->path = path;
+        rv = rs_eng_txn_save(txn, cur, p);
+    }
+    rs_store_end(txn);
+    return rv;
+}
+
+/* Under the lock: materialise u (fresh, composed). */
+static rs_error_t *materialise(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+{
+    apr_array_header_t *parts;
+    apr_file_t *dst;
+    apr_time_t start = apr_time_now();
+    rs_error_t *err = rs_engine_parts(e, u, p, &parts);
+    apr_status_t rv;
+
+    if (err) {
+        return err;
+    }
+    rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
+    if (APR_SUCCESS == rv) {
+        rv = copy_parts(dst, parts, p);
+        apr_file_close(dst);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = publish(e, u, p);
+    }
+    if (APR_SUCCESS != rv) {
+        rs_data_remove(rs_data_path(p, u->dir, u->id), p);  /* no space kept */
+        return rs_error_make(p, rs_error_from_io(rv, RS_ERR_STORAGE), rv,
+                             "copying or publishing the parts failed");
+    }
+    if (u->flags & RS_UF_CHUNKED) {
+        rs_eng_remove_chunks(u, p);
+    }
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01031)
+                  "upload %s: materialised %" APR_OFF_T_FMT " bytes from %d "
+                  "parts in %" APR_TIME_T_FMT " ms", u->id, u->length,
+                  parts->nelts, apr_time_as_msec(apr_time_now() - start));
+    return NULL;
+}
+
+rs_error_t *rs_engine_materialise(rs_engine_t *e, const rs_area_t *a,
+                                  const char *id, apr_pool_t *p)
+{
+    const char *staging;
+    rs_upload_t *u;
+    rs_lock_t *lock;
+    rs_error_t *err = rs_eng_lookup(e, id, p, &u);
+    apr_status_t rv;
+
+    if (err || !composed(u)) {
+        return NULL;                    /* gone, or done already */
+    }
+    rv = rs_data_staging(p, u->dir, 1, &staging);
+    if (APR_SUCCESS == rv) {
+        rv = rs_lock_acquire(&lock, staging, id, a ? a->lock_wait : 0, p);
+    }
+    if (APR_SUCCESS != rv) {
+        return rs_error_make(p, APR_STATUS_IS_EBUSY(rv) ? RS_ERR_LOCKED
+                             : RS_ERR_STORAGE, rv, NULL);
+    }
+    if (!(err = rs_eng_lookup(e, id, p, &u)) && composed(u)
+        && !(err = materialise(e, u, p))) {
+        rs_lock_remove_files(lock);     /* nobody writes it any more */
+    }
+    rs_lock_release(lock);
+    if (err && RS_ERR_LOCKED != err->code) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, err->cause, p,
+                      RS_LOGNO(01032) "upload %s: materialising failed "
+                      "(it stays composed): %s", id,
+                      err->detail ? err->detail : err->name);
+    }
+    return err;
+}
+
+rs_error_t *rs_eng_release_partial(rs_engine_t *e, const rs_area_t *a,
+                                   const rs_upload_t *u, apr_pool_t *p)
+{
+    rs_upload_t *f;
+    rs_error_t *err = NULL;
+    int i;
+
+    for (i = 0; !err && u->waiters && i < u->waiters->nelts; i++) {
+        const char *fid = APR_ARRAY_IDX(u->waiters, i, const char *);
+
+        if (!rs_eng_lookup(e, fid, p, &f) && composed(f)) {
+            err = rs_engine_materialise(e, a, fid, p);
+        }
+    }
+    return err;
+}

@@ -1,0 +1,210 @@
+/* Licensed under the Apache License, Version 2.0. */
+/* Unit tests of composition (rs_engine_compose.c): a final concatenation
+ * completes composed of its partials' data files (rs_engine_concat,
+ * rs_engine_parts), rs_engine_materialise publishes it once, a partial a
+ * composed final uses is neither terminated nor expired before that final
+ * is materialised, the sweep materialises what is left, and resumablectl's
+ * check accepts a composed record but not one whose parts are gone. */
+
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include "rs_test.h"
+#include "rs_engine.h"
+#include "rs_store.h"
+#include "rs_data.h"
+#include "rs_ctl.h"
+
+static rs_engine_t eng;
+static rs_area_t area;
+
+static void setup(apr_pool_t *p)
+{
+    const char *dir = rs_test_tmpdir(p, "compose"), *st;
+
+    memset(&eng, 0, sizeof(eng));
+    memset(&area, 0, sizeof(area));
+    rs_store_create(&eng.store, "sdbm", apr_pstrcat(p, dir, "/state", NULL),
+                    NULL, p);
+    eng.write_buffer = 4096;
+    area.dir = apr_pstrcat(p, dir, "/files", NULL);
+    apr_dir_make_recursive(area.dir, APR_OS_DEFAULT, p);
+    rs_data_staging(p, area.dir, 1, &st);
+    area.expire = apr_time_from_sec(3600);
+    area.lock_wait = apr_time_from_msec(100);
+    area.stall_time = apr_time_from_sec(1);
+    area.sync = 1;
+    area.protocols = ~0u;
+}
+
+static apr_status_t mem_read(rs_body_t *b, const char **data, apr_size_t *len)
+{
+    if (!b->ctx) {
+        return APR_EOF;
+    }
+    *data = b->ctx;
+    *len = strlen(b->ctx);
+    b->ctx = NULL;
+    return APR_SUCCESS;
+}
+
+/* A complete partial holding s. */
+static rs_upload_t *partial(apr_pool_t *p, const char *s)
+{
+    rs_upload_t *u = rs_upload_make(p, NULL);
+    rs_body_t body = { mem_read, NULL, 0, NULL };
+    rs_append_t ap;
+    rs_append_result_t res;
+
+    u->proto = RS_PROTO_TUS;
+    u->flags = RS_UF_PARTIAL;
+    u->length = (apr_off_t)strlen(s);
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, u, p));
+    memset(&ap, 0, sizeof(ap));
+    ap.declare_length = -1;
+    body.length = u->length;
+    body.ctx = (void *)s;
+    RS_CHECK(NULL == rs_engine_append(&eng, &area, u, &ap, &body, p, &res));
+    RS_CHECK(RS_STATE_COMPLETE == u->state);
+    return u;
+}
+
+static rs_upload_t *final(apr_pool_t *p, rs_upload_t *a, rs_upload_t *b,
+                          const char *name)
+{
+    rs_upload_t *u = rs_upload_make(p, NULL);
+
+    u->proto = RS_PROTO_TUS;
+    u->filename = name;
+    u->parts = apr_array_make(p, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(u->parts, const char *) = a->id;
+    APR_ARRAY_PUSH(u->parts, const char *) = b->id;
+    RS_CHECK(NULL == rs_engine_concat(&eng, &area, u, 0, p));
+    return u;
+}
+
+static const char *content(apr_pool_t *p, const char *path)
+{
+    char *buf = apr_pcalloc(p, 1024);
+    apr_file_t *f;
+    apr_size_t n = 1023;
+
+    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ, 0, p)) {
+        return NULL;
+    }
+    apr_file_read(f, buf, &n);
+    apr_file_close(f);
+    return buf;
+}
+
+static int code(rs_error_t *err)
+{
+    return err ? (int)err->code : RS_ERR_NONE;
+}
+
+static rs_upload_t *reopen(apr_pool_t *p, const char *id)
+{
+    rs_upload_t *u = NULL;
+
+    RS_CHECK(NULL == rs_engine_open(&eng, &area, id, "", p, &u));
+    return u;
+}
+
+static void test_concat(apr_pool_t *p)
+{
+    rs_upload_t *a = partial(p, "hello "), *b = partial(p, "world");
+    rs_upload_t *f = final(p, a, b, "hw.txt"), *v;
+    const apr_array_header_t *ids = rs_engine_composed(p);
+    apr_array_header_t *parts;
+    const rs_part_t *pt;
+
+    RS_CHECK(RS_STATE_COMPLETE == f->state && (f->flags & RS_UF_COMPOSED));
+    RS_CHECK(!(f->flags & RS_UF_PUBLISHED) && 11 == f->length
+             && 11 == f->offset && 0 == f->expires);
+    RS_CHECK_STR(f->path, "hw.txt");            /* the name it will get */
+    RS_CHECK(ids && 1 == ids->nelts);
+    RS_CHECK_STR(APR_ARRAY_IDX(ids, 0, const char *), f->id);
+    RS_CHECK(NULL == rs_engine_parts(&eng, f, p, &parts) && 2 == parts->nelts);
+    pt = &APR_ARRAY_IDX(parts, 0, rs_part_t);
+    RS_CHECK_STR(pt->path, rs_data_path(p, area.dir, a->id));
+    RS_CHECK(6 == pt->len && 5 == APR_ARRAY_IDX(parts, 1, rs_part_t).len);
+    RS_CHECK(!content(p, apr_pstrcat(p, area.dir, "/hw.txt", NULL)));
+    v = reopen(p, a->id);                       /* the partial knows it */
+    RS_CHECK(v->waiters && 1 == v->waiters->nelts);
+
+    RS_CHECK(NULL == rs_engine_materialise(&eng, &area, f->id, p));
+    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/hw.txt", NULL)),
+                 "hello world");
+    v = reopen(p, f->id);
+    RS_CHECK((v->flags & RS_UF_PUBLISHED) && !(v->flags & RS_UF_COMPOSED)
+             && (v->flags & RS_UF_UNINDEXED));
+    RS_CHECK_STR(v->path, apr_pstrcat(p, area.dir, "/hw.txt", NULL));
+    RS_CHECK(!content(p, rs_data_path(p, area.dir, f->id)));
+    RS_CHECK(NULL == rs_engine_materialise(&eng, &area, f->id, p)); /* no-op */
+    RS_CHECK_STR(content(p, rs_data_path(p, area.dir, a->id)), "hello ");
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));    /* free */
+}
+
+/* Materialising fails while "<id>.data" can not be opened (a directory
+ * there): the final stays composed and its partials stay. */
+static void test_partial_kept(apr_pool_t *p)
+{
+    rs_upload_t *a = partial(p, "abc"), *b = partial(p, "def");
+    rs_upload_t *f = final(p, a, b, NULL), *v;
+    const char *block = rs_data_path(p, area.dir, f->id);
+    rs_ctl_item_t *it;
+    int removed = -1;
+
+    apr_dir_make(block, APR_OS_DEFAULT, p);
+    RS_CHECK(RS_ERR_STORAGE == code(rs_engine_materialise(&eng, &area, f->id,
+                                                          p)));
+    RS_CHECK(reopen(p, f->id)->flags & RS_UF_COMPOSED);
+    RS_CHECK(RS_ERR_LOCKED == code(rs_engine_terminate(&eng, &area, a, p)));
+    RS_CHECK(RS_STATE_COMPLETE == reopen(p, a->id)->state);
+    /* hours later: the partials expired, but are kept */
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now()
+                                            + apr_time_from_sec(7200), p,
+                                            &removed));
+    RS_CHECK(RS_STATE_COMPLETE == reopen(p, a->id)->state);
+    RS_CHECK(RS_STATE_COMPLETE == reopen(p, b->id)->state);
+    RS_CHECK(APR_SUCCESS == rs_ctl_load_one(eng.store, f->id, p, &it));
+    RS_CHECK(RS_CTL_OK == rs_ctl_check(it, p));
+
+    apr_dir_remove(block, p);                   /* the sweep does it now */
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p,
+                                            &removed));
+    v = reopen(p, f->id);
+    RS_CHECK((v->flags & RS_UF_PUBLISHED) && !(v->flags & RS_UF_COMPOSED));
+    RS_CHECK_STR(content(p, v->path), "abcdef");
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now()
+                                            + apr_time_from_sec(7200), p,
+                                            &removed));
+    RS_CHECK(1 == removed);                     /* b expired now */
+    RS_CHECK_STR(content(p, v->path), "abcdef");
+}
+
+/* A composed final whose partial's data file vanished: parts missing. */
+static void test_parts_gone(apr_pool_t *p)
+{
+    rs_upload_t *a = partial(p, "12"), *b = partial(p, "345");
+    rs_upload_t *f = final(p, a, b, NULL);
+    apr_array_header_t *parts;
+    rs_ctl_item_t *it;
+
+    apr_file_remove(rs_data_path(p, area.dir, b->id), p);
+    RS_CHECK(APR_SUCCESS == rs_ctl_load_one(eng.store, f->id, p, &it));
+    RS_CHECK(RS_CTL_NO_PARTS == rs_ctl_check(it, p));
+    RS_CHECK(NULL == rs_engine_parts(&eng, f, p, &parts));  /* records ok */
+    RS_CHECK(RS_ERR_STORAGE == code(rs_engine_materialise(&eng, &area, f->id,
+                                                          p)));
+    RS_CHECK(reopen(p, f->id)->flags & RS_UF_COMPOSED);
+}
+
+void suite_compose(apr_pool_t *p)
+{
+    setup(p);
+    test_concat(p);
+    test_partial_kept(p);
+    test_parts_gone(p);
+}
