@@ -70,4 +70,18 @@ apr_status_t rs_sdbm_guard_fetch(rs_sdbm_guard_t *g, const char *key,
                                  apr_size_t klen, const char **val,
                                  apr_size_t *vlen);
 
+/** Called for each key by rs_sdbm_guard_keys; nonzero stops the scan. */
+typedef int rs_sdbm_key_cb(void *baton, const char *key, apr_size_t klen);
+
+/**
+ * Every key of the database, page by page as sdbm's firstkey/nextkey
+ * visit them, but skipping the file's holes (sdbm's .pag is sparse: a
+ * million records span gigabytes of mostly unwritten pages) and reading
+ * 64 pages per pread. Pages that fail the strict check are skipped and
+ * counted in *bad (the caller decides; rs_store fails the listing). Call only under rs_sdbm_guard_lock_shared or a
+ * writer's lock.
+ */
+apr_status_t rs_sdbm_guard_keys(rs_sdbm_guard_t *g, rs_sdbm_key_cb *cb,
+                                void *baton, int *bad);
+
 #endif /* RS_SDBM_GUARD_H */

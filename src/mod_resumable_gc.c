@@ -3,9 +3,11 @@
  * The expiry sweep. Expired uploads must be reclaimed even when no request
  * touches them, so a singleton watchdog (mod_watchdog, one thread in one
  * child at a time, cf. mod_md_drive.c) calls rs_engine_sweep every
- * ResumableSweepInterval. The sweep reads each record in its own short
- * transaction and takes an upload's writer lock without waiting, so it
- * never blocks a request and never removes an upload being written. It
+ * ResumableSweepInterval. The sweep lists the keys in one read
+ * transaction (writes wait for it: about a second per million records),
+ * reads the records 512 to a short read transaction, and acts only on the
+ * few with work, each in its own transactions, taking an upload's writer
+ * lock without waiting, so it never removes an upload being written. It
  * also materialises composed uploads a request left (its child was killed
  * before the log phase, or the copy failed): rs_engine_materialise logs
  * each one itself.

@@ -1389,20 +1389,67 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
     return NULL;
 }
 
+#define SWEEP_BATCH 512          /* records read per sweep transaction */
+
 typedef struct sweep_ctx {
     apr_pool_t *p;
     apr_array_header_t *keys;
 } sweep_ctx;
 
+/* Upload records and tombstones, collected in one pass over the keys. */
 static int collect_key(void *baton, const char *key)
 {
     sweep_ctx *s = baton;
 
-    APR_ARRAY_PUSH(s->keys, const char *) = apr_pstrdup(s->p, key);
+    if (!strncmp(key, "u:", 2) || !strncmp(key, "t:", 2)) {
+        APR_ARRAY_PUSH(s->keys, const char *) = apr_pstrdup(s->p, key);
+    }
     return 0;
 }
 
-/* One key of the sweep: an expired upload or an old tombstone. */
+/* Has the sweep anything to do with record u? */
+static int sweep_wants(const rs_upload_t *u, apr_time_t now)
+{
+    return (RS_STATE_COMPLETE == u->state
+            && (u->flags & (RS_UF_COMPOSED | RS_UF_UNINDEXED)))
+           || expired(u, now);
+}
+
+/* Read n keys in one read transaction and add those with work to todo:
+ * most records (finished uploads, live ones) need nothing, and one
+ * transaction per record would cost a million of them for a million. */
+static void sweep_triage(rs_engine_t *e, const char **keys, int n,
+                         apr_time_t now, apr_pool_t *p,
+                         apr_array_header_t *todo)
+{
+    rs_txn_t *txn;
+    rs_upload_t *u;
+    char *val;
+    apr_size_t len;
+    int i, want;
+
+    if (APR_SUCCESS != rs_store_begin(e->store, 0, p, &txn)) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (!strncmp(keys[i], "t:", 2)) {
+            want = APR_SUCCESS == rs_store_get(txn, keys[i], p, &val, &len)
+                   && apr_atoi64(val) + TOMB_LIFETIME < now;
+        }
+        else {
+            want = APR_SUCCESS == rs_eng_txn_load(txn, keys[i] + 2, p, &u)
+                   && sweep_wants(u, now);
+        }
+        if (want) {
+            APR_ARRAY_PUSH(todo, const char *) = keys[i];
+        }
+    }
+    rs_store_end(txn);
+}
+
+/* One key of the sweep, read again in its own transactions (it may have
+ * changed since the triage): an old tombstone, a composed upload to
+ * materialise, a file to index, an expired upload. */
 static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
                      apr_pool_t *p)
 {
@@ -1436,6 +1483,7 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
     sweep_ctx s;
     rs_txn_t *txn;
     apr_pool_t *iter;
+    apr_array_header_t *todo;
     apr_status_t rv;
     int i;
 
@@ -1445,14 +1493,18 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
     if (APR_SUCCESS != (rv = rs_store_begin(e->store, 0, p, &txn))) {
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
-    rv = rs_store_keys(txn, "u:", collect_key, &s);
-    if (APR_SUCCESS == rv) {
-        rv = rs_store_keys(txn, "t:", collect_key, &s);
-    }
+    rv = rs_store_keys(txn, "", collect_key, &s);
     rs_store_end(txn);
+    todo = apr_array_make(p, 16, sizeof(const char *));
     apr_pool_create(&iter, p);
-    for (i = 0; i < s.keys->nelts; i++) {
-        *removed += sweep_one(e, APR_ARRAY_IDX(s.keys, i, const char *), now,
+    for (i = 0; i < s.keys->nelts; i += SWEEP_BATCH) {
+        sweep_triage(e, (const char **)s.keys->elts + i,
+                     s.keys->nelts - i < SWEEP_BATCH ? s.keys->nelts - i
+                     : SWEEP_BATCH, now, iter, todo);
+        apr_pool_clear(iter);
+    }
+    for (i = 0; i < todo->nelts; i++) {
+        *removed += sweep_one(e, APR_ARRAY_IDX(todo, i, const char *), now,
                               iter);
         apr_pool_clear(iter);
     }

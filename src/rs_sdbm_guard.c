@@ -17,6 +17,9 @@
  * block, no shared file offset.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1            /* SEEK_DATA */
+#endif
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +35,7 @@
 #define DBLKSIZ 4096
 #define BYTESIZ 8
 #define CACHE_BLOCKS 8          /* directory blocks kept per guard */
+#define SCAN_PAGES 64           /* pages read per pread by rs_sdbm_guard_keys */
 
 int rs_sdbm_page_ok(const unsigned char *page)
 {
@@ -303,5 +307,79 @@ apr_status_t rs_sdbm_guard_fetch(rs_sdbm_guard_t *g, const char *key,
     memcpy(ino, g->page, PBLKSIZ);
     *val = (const char *)g->page + ino[i + 1];
     *vlen = (apr_size_t)(ino[i] - ino[i + 1]);
+    return APR_SUCCESS;
+}
+
+/* Call cb for every key of a checked page; 1 when cb stopped the scan. */
+static int page_keys(const unsigned char *page, rs_sdbm_key_cb *cb,
+                     void *baton)
+{
+    short ino[PBLKSIZ / sizeof(short)];
+    int i, n, off = PBLKSIZ;
+
+    memcpy(ino, page, PBLKSIZ);
+    n = ino[0];
+    for (i = 1; i < n; i += 2) {
+        if (cb(baton, (const char *)page + ino[i], (apr_size_t)(off - ino[i]))) {
+            return 1;
+        }
+        off = ino[i + 1];
+    }
+    return 0;
+}
+
+/* Next offset at or after off that holds data (holes are empty pages),
+ * rounded down to a page; -1 past the end. Without SEEK_DATA: off. */
+static apr_off_t next_data(int fd, apr_off_t off, apr_off_t end)
+{
+#ifdef SEEK_DATA
+    off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+
+    if (d < 0) {
+        return ENXIO == errno ? -1 : off;
+    }
+    return ((apr_off_t)d / PBLKSIZ) * PBLKSIZ;
+#else
+    return off < end ? off : -1;
+#endif
+}
+
+apr_status_t rs_sdbm_guard_keys(rs_sdbm_guard_t *g, rs_sdbm_key_cb *cb,
+                                void *baton, int *bad)
+{
+    unsigned char buf[SCAN_PAGES * PBLKSIZ];
+    struct stat st;
+    apr_off_t off = 0, len;
+    apr_status_t rv;
+    int i;
+
+    *bad = 0;
+    if (!g->opened && APR_SUCCESS != (rv = guard_open(g))) {
+        return rv;
+    }
+    if (g->opened < 0 || 0 != fstat(g->pag, &st)) {
+        return g->opened < 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
+    }
+    while (off < (apr_off_t)st.st_size
+           && (off = next_data(g->pag, off, st.st_size)) >= 0) {
+        len = (apr_off_t)st.st_size - off;
+        len = len < (apr_off_t)sizeof(buf) ? len : (apr_off_t)sizeof(buf);
+        len -= len % PBLKSIZ;
+        if (len <= 0) {
+            break;
+        }
+        if (APR_SUCCESS != (rv = read_at(g->pag, off, buf, (apr_size_t)len))) {
+            return rv;
+        }
+        for (i = 0; i < len / PBLKSIZ; i++) {
+            if (!rs_sdbm_page_ok(buf + i * PBLKSIZ)) {
+                (*bad)++;
+            }
+            else if (page_keys(buf + i * PBLKSIZ, cb, baton)) {
+                return APR_SUCCESS;
+            }
+        }
+        off += len;
+    }
     return APR_SUCCESS;
 }

@@ -880,6 +880,46 @@ apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
  * and skipped. The datum of the previous key stays valid until nextkey
  * returns (gdbm needs it), then it is freed.
  */
+typedef struct keys_ctx {
+    const char *prefix;
+    apr_size_t plen;
+    int segments;
+    apr_array_header_t *arr;
+} keys_ctx;
+
+/* Keep key k when it has the prefix and is (or is not) a segment key. */
+static int keys_take(void *baton, const char *k, apr_size_t klen)
+{
+    keys_ctx *c = baton;
+    int is_seg = memchr(k, SEG_SEP, klen) != NULL;
+
+    if (is_seg == c->segments && klen >= c->plen && !memchr(k, '\0', klen)
+        && !memcmp(k, c->prefix, c->plen)) {
+        APR_ARRAY_PUSH(c->arr, const char *) =
+            apr_pstrmemdup(c->arr->pool, k, klen);
+    }
+    return 0;
+}
+
+/* A paged read lists the keys from the pages themselves (holes skipped),
+ * under the shared lock it holds: apr_sdbm's nextkey reads every page of
+ * the sparse file one read() at a time. A corrupt page fails the listing,
+ * as it fails any fetch. */
+static apr_status_t keys_paged(rs_txn_t *txn, keys_ctx *c)
+{
+    int bad = 0;
+    apr_status_t rv = rs_sdbm_guard_keys(txn->guard, keys_take, c, &bad);
+
+    if (APR_SUCCESS == rv && bad) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_CRIT, 0, txn->pool,
+                      RS_LOGNO(03014) "state database %s: %d corrupt "
+                      "page(s) found while listing keys",
+                      txn->store->path, bad);
+        rv = APR_EINVAL;        /* as a failed fetch: the database is bad */
+    }
+    return rv;
+}
+
 static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
                                  int segments, apr_pool_t *p,
                                  apr_array_header_t **out)
@@ -887,7 +927,15 @@ static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
     apr_size_t plen = strlen(prefix);
     apr_array_header_t *arr = apr_array_make(p, 64, sizeof(const char *));
     apr_datum_t k, prev;
-    apr_status_t rv = !txn->db && txn->paged ? db_open(txn) : APR_SUCCESS;
+    apr_status_t rv;
+
+    if (!txn->db && txn->paged && txn->guard) {
+        keys_ctx c = { prefix, plen, segments, arr };
+
+        *out = arr;
+        return keys_paged(txn, &c);
+    }
+    rv = !txn->db && txn->paged ? db_open(txn) : APR_SUCCESS;
 
     k.dptr = NULL;
     if (APR_SUCCESS == rv) {

@@ -201,10 +201,57 @@ static void test_parts_gone(apr_pool_t *p)
     RS_CHECK(reopen(p, f->id)->flags & RS_UF_COMPOSED);
 }
 
+/* The sweep reads records in batches (SWEEP_BATCH, 512): more than two
+ * batches of expired uploads all go, then their tombstones. */
+static void test_sweep_batches(apr_pool_t *p)
+{
+    enum { N = 1100 };
+    const char *ids[N];
+    apr_pool_t *sub;
+    rs_upload_t *u;
+    rs_error_t *err;
+    int i, ok = 1, removed = -1;
+
+    apr_pool_create(&sub, p);
+    for (i = 0; i < N; i++) {
+        u = rs_upload_make(p, NULL);
+        u->proto = RS_PROTO_TUS;
+        u->length = 10;
+        ok &= NULL == rs_engine_create(&eng, &area, u, sub);
+        ids[i] = apr_pstrdup(p, u->id);
+        apr_pool_clear(sub);
+    }
+    RS_CHECK(ok);
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p,
+                                            &removed));
+    RS_CHECK(0 == removed);                    /* none expired yet */
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now()
+                                            + apr_time_from_sec(7200), p,
+                                            &removed));
+    RS_CHECK(N <= removed);                    /* (earlier tests' leftovers) */
+    for (i = 0; i < N; i += 97) {
+        err = rs_engine_open(&eng, &area, ids[i], "", sub, &u);
+        ok &= err && RS_ERR_GONE == err->code;
+        apr_pool_clear(sub);
+    }
+    RS_CHECK(ok);
+    RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now()
+                                            + apr_time_from_sec(8 * 86400),
+                                            p, &removed));
+    for (i = 0; i < N; i += 97) {
+        err = rs_engine_open(&eng, &area, ids[i], "", sub, &u);
+        ok &= err && RS_ERR_NOT_FOUND == err->code;   /* tombstone gone */
+        apr_pool_clear(sub);
+    }
+    RS_CHECK(ok);
+    apr_pool_destroy(sub);
+}
+
 void suite_compose(apr_pool_t *p)
 {
     setup(p);
     test_concat(p);
     test_partial_kept(p);
     test_parts_gone(p);
+    test_sweep_batches(p);
 }

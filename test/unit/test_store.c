@@ -24,6 +24,7 @@
 #include <apr_file_io.h>
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
+#include <apr_hash.h>
 #include <apr_tables.h>
 
 #include "rs_test.h"
@@ -728,6 +729,21 @@ static void test_deep_tree(const char *type, const char *dir, apr_pool_t *p)
     for (i = 0; i < DEEP_KEYS; i++, apr_pool_clear(sp)) {
         ok &= rs_store_get(txn, apr_psprintf(sp, "x%d", i), sp, &v, &len) == 0
               && len == 600 && !memcmp(v, pattern(sp, 600, (unsigned)i), 600);
+    }
+    {   /* every key listed once (sdbm: from the pages, holes skipped) */
+        apr_array_header_t *arr = apr_array_make(p, DEEP_KEYS,
+                                                 sizeof(const char *));
+        apr_hash_t *seen = apr_hash_make(p);
+
+        RS_CHECK(rs_store_keys(txn, "x", collect_cb, arr) == APR_SUCCESS);
+        for (i = 0; i < arr->nelts; i++) {
+            apr_hash_set(seen, APR_ARRAY_IDX(arr, i, const char *),
+                         APR_HASH_KEY_STRING, "");
+        }
+        RS_CHECK(arr->nelts == DEEP_KEYS
+                 && apr_hash_count(seen) == DEEP_KEYS);
+        RS_CHECK(has_key(arr, "x0")
+                 && has_key(arr, apr_psprintf(p, "x%d", DEEP_KEYS - 1)));
     }
     rs_store_end(txn);
     RS_CHECK(ok);
