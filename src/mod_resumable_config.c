@@ -26,7 +26,7 @@
 #define MIN_WRITE_BUF   (4 * 1024)
 #define MAX_WRITE_BUF   (64 * 1024 * 1024)
 #define DEF_READ_SIZE   (256 * 1024)
-#define MAX_READ_SIZE   (16 * 1024 * 1024)
+#define MAX_READ_SIZE   (2 * 1024 * 1024)
 
 /* Types a browser may show inline: no script-capable type (no HTML, SVG,
  * XML), as tusd's allow-list. */
@@ -385,7 +385,9 @@ static const char *set_write_buffer(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-/* 0 or Off: httpd's own socket reads; else 16K to 16M per read() */
+/* 0 or Off: httpd's own socket reads; else 16K to 2M per read() (larger
+ * buffers outgrow what httpd's allocators keep, MaxMemFree 2M by default,
+ * and are mapped and unmapped on every read) */
 static const char *set_read_size(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = global_only(cmd);
@@ -396,7 +398,7 @@ static const char *set_read_size(cmd_parms *cmd, void *dc, const char *arg)
     }
     if (strcasecmp(arg, "off") && (APR_SUCCESS != rs_util_parse_size(arg, &v)
         || (v != 0 && (v < 16 * 1024 || v > MAX_READ_SIZE)))) {
-        return bad(cmd, arg, "expected Off, 0 or a size from 16K to 16M");
+        return bad(cmd, arg, "expected Off, 0 or a size from 16K to 2M");
     }
     srv_conf(cmd)->read_size = v;
     return NULL;

@@ -27,7 +27,8 @@
 #include "rs_util.h"
 #include "rs_form.h"
 
-#define READ_SIZE (256 * 1024)
+#define READ_SIZE (1024 * 1024)  /* asked of the filters per call: whole
+                                    blocks of large reads, few splits */
 #define IDLE_TICK apr_time_from_msec(200)
 #define DRAIN_MAX (1024 * 1024)   /* unread body we drain for keep-alive */
 #define NETREAD_MIN (64 * 1024)   /* smaller bodies keep httpd's reads */

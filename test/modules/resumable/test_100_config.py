@@ -37,7 +37,7 @@ SERVER_VALID = [
     'ResumableSweepInterval 5m', 'ResumableSweepInterval 1h',
     'ResumableWriteBuffer 4096', 'ResumableWriteBuffer 64K',
     'ResumableWriteBuffer 1M',
-    'ResumableReadSize 256K', 'ResumableReadSize 16K', 'ResumableReadSize 16M',
+    'ResumableReadSize 256K', 'ResumableReadSize 16K', 'ResumableReadSize 2M',
     'ResumableReadSize Off', 'ResumableReadSize 0',
     'ResumableMaxSize 1M',
     'Mutex default resumable-statedb',
@@ -75,7 +75,7 @@ INVALID = [
     ('ResumableWriteBuffer -1', 'server'), ('ResumableWriteBuffer 1Q', 'server'),
     ('ResumableWriteBuffer', 'server'),
     ('ResumableReadSize 1M', 'area'), ('ResumableReadSize 8K', 'server'),
-    ('ResumableReadSize 17M', 'server'), ('ResumableReadSize abc', 'server'),
+    ('ResumableReadSize 3M', 'server'), ('ResumableReadSize abc', 'server'),
     ('ResumableReadSize -1', 'server'), ('ResumableReadSize', 'server'),
 ]
 
