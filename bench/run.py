@@ -675,7 +675,9 @@ class Suite:
             if not res.get('ok'):
                 return False, None, res.get('error')
             uid = res['url'].rsplit('/', 1)[-1]
-            ok = self.stored_ok(os.path.join(stored, uid), self.want)
+            # a concatenation answers at once; its file is written just after
+            ok = (self.stored_wait if parallel else self.stored_ok)(
+                os.path.join(stored, uid), self.want)
             rm(os.path.join(stored, uid + '.json'))
             if parallel:        # tus-js-client leaves its partials: free the space
                 staging = os.path.join(stored, '.resumable')
