@@ -1280,8 +1280,9 @@ database) on tmpfs — the software's cost — and on disk.
 Durability is not equal: mod_resumable runs with its default
 `ResumableSync On` (fdatasync before an offset is acknowledged); nginx,
 mod_dav and @tus/file-store do not sync. `resumable-tusonly` is the same
-area with `ResumableProtocols tus`. The httpd configuration, tuned for
-1,000 concurrent uploads (event MPM), is `bench/httpd.conf.in`;
+area with `ResumableProtocols tus`. The httpd configuration is
+`bench/httpd.conf.in`, which includes the event MPM sizing for 1,000
+concurrent uploads shown to admins in `conf/many-uploads.conf`;
 `--httpd-extra 'Directive value'` adds to it, to try a tuning. Where the
 time goes (perf, callgrind, syscall counts: `bench/profile.py`) is in
 `bench/ANALYSIS.md`.
