@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=(apache2 apache2-dev apache2-utils libssl-dev libjansson-dev make gcc
-           curl python3-pytest python3-requests procps chromium
+           curl openssl python3-pytest python3-requests procps chromium
            clang libclang-rt-14-dev)
 missing=()
 for p in "${need_pkgs[@]}"; do
