@@ -7,8 +7,8 @@
  * writer whose client stalled notices a takeover request within a tick
  * instead of sleeping in a blocking read until Timeout. httpd's Timeout
  * still bounds the total idle time; mod_reqtimeout keeps working. Bodies
- * over 64 KiB are read from the socket ResumableReadSize bytes at a time
- * (mod_resumable_netread.c).
+ * over 1 MiB (or of unknown length) are read from the socket
+ * ResumableReadSize bytes at a time (mod_resumable_netread.c).
  */
 
 #include <apr_strings.h>
@@ -27,17 +27,21 @@
 #include "rs_util.h"
 #include "rs_form.h"
 
-#define READ_SIZE (1024 * 1024)  /* asked of the filters per call: whole
-                                    blocks of large reads, few splits */
+#define READ_SIZE (256 * 1024)    /* asked of the filters per call */
+#define NETREAD_ASK (1024 * 1024) /* with large reads: whole blocks, few
+                                     splits */
 #define IDLE_TICK apr_time_from_msec(200)
 #define DRAIN_MAX (1024 * 1024)   /* unread body we drain for keep-alive */
-#define NETREAD_MIN (64 * 1024)   /* smaller bodies keep httpd's reads */
+#define NETREAD_MIN (1024 * 1024) /* smaller bodies keep httpd's reads:
+                                     many small uploads in flight would each
+                                     hold large blocks for little gain */
 
 typedef struct body_ctx {
     request_rec *r;
     apr_bucket_brigade *bb;
     apr_bucket *handed;          /* bucket whose data the engine holds */
     apr_socket_t *sock;          /* NULL: blocking reads (HTTP/2) */
+    apr_off_t ask;               /* bytes asked of the filters per call */
     apr_time_t idle_since;
     int eos;
 } body_ctx;
@@ -115,7 +119,7 @@ static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
             return rv;
         }
         rv = ap_get_brigade(c->r->input_filters, c->bb, AP_MODE_READBYTES,
-                            mode, READ_SIZE);
+                            mode, c->ask);
         if (APR_SUCCESS == rv && !APR_BRIGADE_EMPTY(c->bb)) {
             c->idle_since = apr_time_now();
             continue;
@@ -165,9 +169,11 @@ static rs_body_t *make_body(request_rec *r)
     b->trailer = body_trailer;
     b->length = request_length(r);
     b->ctx = c;
-    if (c->sock && (b->length < 0 || b->length > NETREAD_MIN)) {
-        rs_httpd_netread_begin(r, (apr_size_t)rs_conf_server(r->server)
-                                  ->read_size);
+    c->ask = READ_SIZE;
+    if (c->sock && (b->length < 0 || b->length > NETREAD_MIN)
+        && APR_SUCCESS == rs_httpd_netread_begin(r, (apr_size_t)rs_conf_server(
+                                                 r->server)->read_size)) {
+        c->ask = NETREAD_ASK;
     }
     return b;
 }

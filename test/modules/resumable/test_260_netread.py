@@ -57,8 +57,9 @@ class TestNetRead:
     CONF = dict(areas=[RsArea('/files/', dir='netread')])
 
     def test_rs_260_01_large_body(self, env):
-        """A body over 64 KiB is read in ResumableReadSize blocks (default
-        256K) and stored intact; a small one keeps httpd's reads."""
+        """A body over 1 MiB is read in ResumableReadSize blocks (default
+        256K) and stored intact; a smaller one keeps httpd's reads (many
+        small uploads in flight would each hold large blocks)."""
         tus = env.tus('/files/')
         data = make_data(3 * 1024 * 1024 + 7, seed=26)
         mark = env.log_mark()
@@ -68,7 +69,7 @@ class TestNetRead:
         assert tus.get(url).body == data
         assert block_sizes(env, mark) == [256 * 1024]
         mark = env.log_mark()
-        small = make_data(60000, seed=27)
+        small = make_data(1024 * 1024, seed=27)
         url = tus.create(length=len(small))
         assert tus.patch(url, 0, small).status == 204
         assert tus.get(url).body == small
