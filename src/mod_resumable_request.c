@@ -7,7 +7,7 @@
  * writer whose client stalled notices a takeover request within a tick
  * instead of sleeping in a blocking read until Timeout. httpd's Timeout
  * still bounds the total idle time; mod_reqtimeout keeps working. Bodies
- * over 1 MiB (or of unknown length) are read from the socket
+ * over 4 MiB (or of unknown length) are read from the socket
  * ResumableReadSize bytes at a time (mod_resumable_netread.c).
  */
 
@@ -32,9 +32,10 @@
                                      splits */
 #define IDLE_TICK apr_time_from_msec(200)
 #define DRAIN_MAX (1024 * 1024)   /* unread body we drain for keep-alive */
-#define NETREAD_MIN (1024 * 1024) /* smaller bodies keep httpd's reads:
-                                     many small uploads in flight would each
-                                     hold large blocks for little gain */
+#define NETREAD_MIN (4 * 1024 * 1024) /* smaller bodies keep httpd's
+                                     reads: many small uploads in flight
+                                     would each hold up to 1 MiB of blocks
+                                     for little gain */
 
 typedef struct body_ctx {
     request_rec *r;

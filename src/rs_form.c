@@ -126,6 +126,9 @@ static apr_status_t open_spool(intake_t *in)
                                       apr_pool_cleanup_null);
             rv = rs_writer_create(&in->w, in->spool, 0,
                                   req->engine->write_buffer, req->pool);
+            if (APR_SUCCESS == rv) {
+                rs_writer_writeback(in->w, req->area->sync);
+            }
         }
     }
     if (APR_SUCCESS != rv) {
@@ -196,6 +199,10 @@ static apr_status_t on_end(void *baton)
         return APR_SUCCESS;
     }
     rv = rs_writer_flush(in->w);
+    if (APR_SUCCESS == rv && in->req->area->sync) {
+        rv = rs_data_sync(in->spool);   /* durable before a chunk is
+                                           acknowledged, not at the merge */
+    }
     in->form->file_size = rs_writer_total(in->w);
     apr_file_close(in->spool);
     in->w = NULL;

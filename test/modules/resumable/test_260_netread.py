@@ -57,11 +57,11 @@ class TestNetRead:
     CONF = dict(areas=[RsArea('/files/', dir='netread')])
 
     def test_rs_260_01_large_body(self, env):
-        """A body over 1 MiB is read in ResumableReadSize blocks (default
+        """A body over 4 MiB is read in ResumableReadSize blocks (default
         256K) and stored intact; a smaller one keeps httpd's reads (many
         small uploads in flight would each hold large blocks)."""
         tus = env.tus('/files/')
-        data = make_data(3 * 1024 * 1024 + 7, seed=26)
+        data = make_data(5 * 1024 * 1024 + 7, seed=26)
         mark = env.log_mark()
         url = tus.create(length=len(data))
         r = tus.patch(url, 0, data)
@@ -69,7 +69,7 @@ class TestNetRead:
         assert tus.get(url).body == data
         assert block_sizes(env, mark) == [256 * 1024]
         mark = env.log_mark()
-        small = make_data(1024 * 1024, seed=27)
+        small = make_data(4 * 1024 * 1024, seed=27)
         url = tus.create(length=len(small))
         assert tus.patch(url, 0, small).status == 204
         assert tus.get(url).body == small
@@ -79,10 +79,11 @@ class TestNetRead:
         """Two large PATCHes and a HEAD sent at once on one connection: the
         blocks read past the first body belong to the next request."""
         tus = env.tus('/files/')
-        data = make_data(2 * 1024 * 1024 + 100, seed=28)
-        half = 1024 * 1024 + 3
+        data = make_data(10 * 1024 * 1024 + 100, seed=28)
+        half = 5 * 1024 * 1024 + 3
         url = tus.create(length=len(data))
         path = path_of(url)
+        mark = env.log_mark()
         wire = (patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
                 + head_bytes(path))
         s = env.client.connect(30)
@@ -94,12 +95,13 @@ class TestNetRead:
         assert statuses(text) == [204, 204, 200], text[:500]
         assert offsets(text) == [half, len(data), len(data)]
         assert sha256(tus.get(url).body) == sha256(data)
+        assert block_sizes(env, mark) == [256 * 1024, 256 * 1024]
 
     def test_rs_260_03_keepalive_sequence(self, env):
         """Several large PATCHes one after the other on one kept-alive
         connection, each answered before the next is sent."""
         tus = env.tus('/files/')
-        piece = 300 * 1024 + 11
+        piece = 4 * 1024 * 1024 + 11
         data = make_data(4 * piece, seed=29)
         url = tus.create(length=len(data))
         path = path_of(url)
@@ -149,7 +151,7 @@ class TestNetRead:
         """A client that disappears mid-body: what arrived is kept, the
         upload resumes to the same bytes."""
         tus = env.tus('/files/')
-        data = make_data(1024 * 1024 + 9, seed=32)
+        data = make_data(5 * 1024 * 1024 + 9, seed=32)
         url = tus.create(length=len(data))
         s = env.client.send_partial('PATCH', url, {'Tus-Resumable': '1.0.0',
                                                    'Upload-Offset': '0',
@@ -176,7 +178,7 @@ class TestNetReadOff:
     def test_rs_260_10_off(self, env):
         """ResumableReadSize Off: httpd's own reads, same result."""
         tus = env.tus('/files/')
-        data = make_data(1024 * 1024 + 1, seed=33)
+        data = make_data(5 * 1024 * 1024 + 1, seed=33)
         mark = env.log_mark()
         url = tus.create(length=len(data))
         assert tus.patch(url, 0, data).status == 204
@@ -244,8 +246,8 @@ class TestNetReadTLS:
         """Over TLS: a large body read in blocks, two PATCHes and a HEAD
         pipelined on one connection, all answered right, bytes intact."""
         tus = env.tus('/files/')
-        data = make_data(2 * 1024 * 1024 + 100, seed=35)
-        half = 1024 * 1024 + 3
+        data = make_data(10 * 1024 * 1024 + 100, seed=35)
+        half = 5 * 1024 * 1024 + 3
         url = tus.create(length=len(data))
         path = path_of(url)
         mark = env.log_mark()
