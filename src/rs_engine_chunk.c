@@ -224,8 +224,11 @@ static rs_error_t *check_size(const rs_area_t *a, int i, int last,
     return rs_eng_check_size(a, at + size, p);
 }
 
-/* Append chunk i (the last of the run when `last`) to dst at *at. */
-static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
+/* Chunk i (the last of the run when `last`), which should start at *at:
+ * check its size, then copy it to dst at *at, or without dst (the chunk
+ * files will be the composed upload's data) make it durable with sync on.
+ * *at advances by its size. */
+static rs_error_t *take_chunk(const rs_area_t *a, rs_upload_t *u,
                               apr_file_t *dst, int i, int last,
                               apr_off_t chunk_size, apr_off_t *at,
                               apr_pool_t *p)
@@ -242,12 +245,14 @@ static rs_error_t *copy_chunk(const rs_area_t *a, rs_upload_t *u,
     rv = apr_file_info_get(&fi, APR_FINFO_SIZE, src);
     if (APR_SUCCESS == rv
         && !(err = check_size(a, i, last, fi.size, chunk_size, *at, p))) {
-        rv = rs_data_copy_range(dst, *at, src, 0, fi.size);
+        rv = dst ? rs_data_copy_range(dst, *at, src, 0, fi.size)
+                 : a->sync ? rs_data_sync(src) : APR_SUCCESS;
         *at += fi.size;
     }
     apr_file_close(src);
     if (!err && APR_SUCCESS != rv) {
-        err = rs_eng_io_error(p, rv, "assembling chunks", u->id);
+        err = rs_eng_io_error(p, rv, dst ? "assembling chunks"
+                              : "syncing a chunk", u->id);
     }
     return err;
 }
@@ -266,7 +271,7 @@ static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
         return rs_eng_io_error(p, rv, "opening the data file", u->id);
     }
     for (i = base; !err && i < base + n; i++) {
-        err = copy_chunk(a, u, dst, i, i == base + n - 1, chunk_size, &at, p);
+        err = take_chunk(a, u, dst, i, i == base + n - 1, chunk_size, &at, p);
     }
     if (!err && APR_SUCCESS == (rv = rs_data_truncate(dst, at)) && a->sync) {
         rv = rs_data_sync(dst);
@@ -276,34 +281,6 @@ static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
         err = rs_eng_io_error(p, rv, "assembling chunks", u->id);
     }
     u->length = u->offset = at;
-    return err;
-}
-
-/* Check chunk i for composition (like copy_chunk, without copying) and,
- * with sync on, make it durable: from now on it is the upload's data. */
-static rs_error_t *sync_chunk(const rs_area_t *a, rs_upload_t *u, int i,
-                              int last, apr_off_t chunk_size, apr_off_t *at,
-                              apr_pool_t *p)
-{
-    apr_file_t *f;
-    apr_finfo_t fi;
-    rs_error_t *err = NULL;
-    apr_status_t rv = apr_file_open(&f, rs_eng_chunk_path(p, u, i),
-                                    APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
-
-    if (APR_SUCCESS != rv) {
-        return rs_eng_io_error(p, rv, "opening a chunk", u->id);
-    }
-    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-    if (APR_SUCCESS == rv
-        && !(err = check_size(a, i, last, fi.size, chunk_size, *at, p))) {
-        *at += fi.size;
-        rv = a->sync ? rs_data_sync(f) : APR_SUCCESS;
-    }
-    apr_file_close(f);
-    if (!err && APR_SUCCESS != rv) {
-        err = rs_eng_io_error(p, rv, "syncing a chunk", u->id);
-    }
     return err;
 }
 
@@ -317,7 +294,8 @@ static rs_error_t *compose_chunks(rs_engine_t *e, const rs_area_t *a,
     int i;
 
     for (i = base; !err && i < base + n; i++) {
-        err = sync_chunk(a, u, i, i == base + n - 1, chunk_size, &at, p);
+        err = take_chunk(a, u, NULL, i, i == base + n - 1, chunk_size, &at,
+                         p);
     }
     return err ? err : rs_eng_compose(e, u, at, rs_eng_publish_name(p, a, u),
                                       p);

@@ -10,6 +10,9 @@
 #include <apr_file_io.h>
 #include "rs_test.h"
 #include "rs_log.h"
+#include "rs_engine.h"
+#include "rs_store.h"
+#include "rs_data.h"
 
 int rs_test_passed, rs_test_failed;
 const char *rs_test_suite = "";
@@ -34,6 +37,25 @@ const char *rs_test_tmpdir(apr_pool_t *p, const char *name)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     apr_dir_make_recursive(dir, APR_OS_DEFAULT, p);
     return dir;
+}
+
+void rs_test_engine(apr_pool_t *p, const char *name, rs_engine_t *e,
+                    rs_area_t *a)
+{
+    const char *dir = rs_test_tmpdir(p, name), *st;
+
+    memset(e, 0, sizeof(*e));
+    memset(a, 0, sizeof(*a));
+    rs_store_create(&e->store, "sdbm", apr_pstrcat(p, dir, "/state", NULL),
+                    NULL, p);
+    e->write_buffer = 4096;
+    a->dir = apr_pstrcat(p, dir, "/files", NULL);
+    apr_dir_make_recursive(a->dir, APR_OS_DEFAULT, p);
+    rs_data_staging(p, a->dir, 1, &st);
+    a->expire = apr_time_from_sec(3600);
+    a->lock_wait = apr_time_from_msec(100);
+    a->stall_time = apr_time_from_sec(1);
+    a->protocols = ~0u;
 }
 
 int main(int argc, const char *const *argv)

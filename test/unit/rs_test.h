@@ -36,4 +36,12 @@ extern const char *rs_test_suite;
 /** A fresh empty temp directory below $TMPDIR for this suite. */
 const char *rs_test_tmpdir(apr_pool_t *p, const char *name);
 
+struct rs_engine_t;
+struct rs_area_t;
+/** An engine on a fresh sdbm store and an area with its staging folder in
+ *  rs_test_tmpdir(name): 4 KiB writes, expiry 1 h, lock wait 100 ms, stall
+ *  1 s, every protocol, no size limit, sync off. Suites adjust the rest. */
+void rs_test_engine(apr_pool_t *p, const char *name, struct rs_engine_t *e,
+                    struct rs_area_t *a);
+
 #endif

@@ -20,21 +20,8 @@ static int spools;
 
 static void setup(apr_pool_t *p)
 {
-    const char *dir = rs_test_tmpdir(p, "chunk"), *st;
-
-    memset(&eng, 0, sizeof(eng));
-    memset(&area, 0, sizeof(area));
-    rs_store_create(&eng.store, "sdbm", apr_pstrcat(p, dir, "/state", NULL),
-                    NULL, p);
-    eng.write_buffer = 4096;
-    area.dir = apr_pstrcat(p, dir, "/files", NULL);
-    apr_dir_make_recursive(area.dir, APR_OS_DEFAULT, p);
-    rs_data_staging(p, area.dir, 1, &st);
+    rs_test_engine(p, "chunk", &eng, &area);
     area.max_size = 100000;
-    area.expire = apr_time_from_sec(3600);
-    area.lock_wait = apr_time_from_msec(100);
-    area.stall_time = apr_time_from_sec(1);
-    area.protocols = ~0u;
 }
 
 /* A spool file holding s, as the form intake leaves it. */

@@ -20,21 +20,8 @@ static rs_area_t area;
 
 static void setup(apr_pool_t *p)
 {
-    const char *dir = rs_test_tmpdir(p, "compose"), *st;
-
-    memset(&eng, 0, sizeof(eng));
-    memset(&area, 0, sizeof(area));
-    rs_store_create(&eng.store, "sdbm", apr_pstrcat(p, dir, "/state", NULL),
-                    NULL, p);
-    eng.write_buffer = 4096;
-    area.dir = apr_pstrcat(p, dir, "/files", NULL);
-    apr_dir_make_recursive(area.dir, APR_OS_DEFAULT, p);
-    rs_data_staging(p, area.dir, 1, &st);
-    area.expire = apr_time_from_sec(3600);
-    area.lock_wait = apr_time_from_msec(100);
-    area.stall_time = apr_time_from_sec(1);
+    rs_test_engine(p, "compose", &eng, &area);
     area.sync = 1;
-    area.protocols = ~0u;
 }
 
 static apr_status_t mem_read(rs_body_t *b, const char **data, apr_size_t *len)

@@ -108,18 +108,9 @@ static int no_spool(apr_pool_t *p)
 
 static void setup(apr_pool_t *p)
 {
-    const char *dir = rs_test_tmpdir(p, "form");
-
-    memset(&eng, 0, sizeof(eng));
-    memset(&area, 0, sizeof(area));
-    rs_store_create(&eng.store, "sdbm", apr_pstrcat(p, dir, "/state", NULL),
-                    NULL, p);
-    eng.write_buffer = 4096;
-    area.dir = apr_pstrcat(p, dir, "/files", NULL);
-    apr_dir_make_recursive(area.dir, APR_OS_DEFAULT, p);
+    rs_test_engine(p, "form", &eng, &area);
     area.max_size = 1000;
-    area.lock_wait = apr_time_from_msec(100);
-    area.stall_time = apr_time_from_sec(1);
+    area.expire = 0;
     area.protocols = 1u << RS_PROTO_SLICE;
 }
 
