@@ -39,6 +39,20 @@ const char *rs_test_tmpdir(apr_pool_t *p, const char *name)
     return dir;
 }
 
+const char *rs_test_content(apr_pool_t *p, const char *path)
+{
+    char *buf = apr_pcalloc(p, 1024);
+    apr_file_t *f;
+    apr_size_t n = 1023;
+
+    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ, 0, p)) {
+        return NULL;
+    }
+    apr_file_read(f, buf, &n);
+    apr_file_close(f);
+    return buf;
+}
+
 void rs_test_engine(apr_pool_t *p, const char *name, rs_engine_t *e,
                     rs_area_t *a)
 {

@@ -36,6 +36,9 @@ extern const char *rs_test_suite;
 /** A fresh empty temp directory below $TMPDIR for this suite. */
 const char *rs_test_tmpdir(apr_pool_t *p, const char *name);
 
+/** The first KiB of a small file as a string, NULL when it cannot be read. */
+const char *rs_test_content(apr_pool_t *p, const char *path);
+
 struct rs_engine_t;
 struct rs_area_t;
 /** An engine on a fresh sdbm store and an area with its staging folder in

@@ -46,20 +46,6 @@ static int exists(apr_pool_t *p, const char *path)
     return APR_SUCCESS == apr_stat(&fi, path, APR_FINFO_TYPE, p);
 }
 
-static const char *content(apr_pool_t *p, const char *path)
-{
-    char *buf = apr_pcalloc(p, 1024);
-    apr_file_t *f;
-    apr_size_t n = 1023;
-
-    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ, 0, p)) {
-        return NULL;
-    }
-    apr_file_read(f, buf, &n);
-    apr_file_close(f);
-    return buf;
-}
-
 static rs_upload_t *make(apr_pool_t *p, const char *key, const char *name)
 {
     rs_upload_t *u = rs_upload_make(p, NULL);
@@ -138,7 +124,7 @@ static void test_merge(apr_pool_t *p)
                                     area.dir, u->id)));
     RS_CHECK(NULL == rs_engine_chunk_merge(&eng, &area, u, 3, p)); /* again */
     materialise(p, u, 3);
-    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/m.txt", NULL)),
+    RS_CHECK_STR(rs_test_content(p, apr_pstrcat(p, area.dir, "/m.txt", NULL)),
                  "aaabbbcc");
     RS_CHECK(!exists(p, apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c0",
                                      area.dir, u->id)));
@@ -159,7 +145,7 @@ static void test_declared(apr_pool_t *p)
     RS_CHECK(RS_STATE_ACTIVE == u->state);
     RS_CHECK(NULL == put(p, u, 2, 0, "2", NULL));
     materialise(p, u, 3);
-    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/d.txt", NULL)), "123");
+    RS_CHECK_STR(rs_test_content(p, apr_pstrcat(p, area.dir, "/d.txt", NULL)), "123");
 
     u = make(p, "slice:z.txt", "z.txt");                    /* 0-based */
     RS_CHECK(NULL == put(p, u, 0, 3, "x", NULL));
@@ -171,7 +157,7 @@ static void test_declared(apr_pool_t *p)
     /* composed, not materialised: the sweep does it (a killed child) */
     RS_CHECK(!exists(p, apr_pstrcat(p, area.dir, "/z.txt", NULL)));
     RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p, &n));
-    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/z.txt", NULL)), "xyz");
+    RS_CHECK_STR(rs_test_content(p, apr_pstrcat(p, area.dir, "/z.txt", NULL)), "xyz");
     RS_CHECK(RS_ERR_BAD_REQUEST == code(put(p, make(p, "slice:r", "r"),
                                             RS_UPLOAD_MAX_CHUNKS, 0, "r",
                                             NULL)));

@@ -70,20 +70,6 @@ static rs_upload_t *final(apr_pool_t *p, rs_upload_t *a, rs_upload_t *b,
     return u;
 }
 
-static const char *content(apr_pool_t *p, const char *path)
-{
-    char *buf = apr_pcalloc(p, 1024);
-    apr_file_t *f;
-    apr_size_t n = 1023;
-
-    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ, 0, p)) {
-        return NULL;
-    }
-    apr_file_read(f, buf, &n);
-    apr_file_close(f);
-    return buf;
-}
-
 static int code(rs_error_t *err)
 {
     return err ? (int)err->code : RS_ERR_NONE;
@@ -115,20 +101,20 @@ static void test_concat(apr_pool_t *p)
     pt = &APR_ARRAY_IDX(parts, 0, rs_part_t);
     RS_CHECK_STR(pt->path, rs_data_path(p, area.dir, a->id));
     RS_CHECK(6 == pt->len && 5 == APR_ARRAY_IDX(parts, 1, rs_part_t).len);
-    RS_CHECK(!content(p, apr_pstrcat(p, area.dir, "/hw.txt", NULL)));
+    RS_CHECK(!rs_test_content(p, apr_pstrcat(p, area.dir, "/hw.txt", NULL)));
     v = reopen(p, a->id);                       /* the partial knows it */
     RS_CHECK(v->waiters && 1 == v->waiters->nelts);
 
     RS_CHECK(NULL == rs_engine_materialise(&eng, &area, f->id, p));
-    RS_CHECK_STR(content(p, apr_pstrcat(p, area.dir, "/hw.txt", NULL)),
+    RS_CHECK_STR(rs_test_content(p, apr_pstrcat(p, area.dir, "/hw.txt", NULL)),
                  "hello world");
     v = reopen(p, f->id);
     RS_CHECK((v->flags & RS_UF_PUBLISHED) && !(v->flags & RS_UF_COMPOSED)
              && (v->flags & RS_UF_UNINDEXED));
     RS_CHECK_STR(v->path, apr_pstrcat(p, area.dir, "/hw.txt", NULL));
-    RS_CHECK(!content(p, rs_data_path(p, area.dir, f->id)));
+    RS_CHECK(!rs_test_content(p, rs_data_path(p, area.dir, f->id)));
     RS_CHECK(NULL == rs_engine_materialise(&eng, &area, f->id, p)); /* no-op */
-    RS_CHECK_STR(content(p, rs_data_path(p, area.dir, a->id)), "hello ");
+    RS_CHECK_STR(rs_test_content(p, rs_data_path(p, area.dir, a->id)), "hello ");
     RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));    /* free */
 }
 
@@ -162,13 +148,13 @@ static void test_partial_kept(apr_pool_t *p)
                                             &removed));
     v = reopen(p, f->id);
     RS_CHECK((v->flags & RS_UF_PUBLISHED) && !(v->flags & RS_UF_COMPOSED));
-    RS_CHECK_STR(content(p, v->path), "abcdef");
+    RS_CHECK_STR(rs_test_content(p, v->path), "abcdef");
     RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
     RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now()
                                             + apr_time_from_sec(7200), p,
                                             &removed));
     RS_CHECK(1 == removed);                     /* b expired now */
-    RS_CHECK_STR(content(p, v->path), "abcdef");
+    RS_CHECK_STR(rs_test_content(p, v->path), "abcdef");
 }
 
 /* A composed final whose partial's data file vanished: parts missing. */

@@ -171,19 +171,25 @@ class TestNetRead:
         assert tus.get(url).body == data
 
 
+def one_patch_blocks(env, size, seed):
+    """One PATCH of `size` bytes: checks the stored bytes, returns the
+    block sizes the server logged for it."""
+    tus = env.tus('/files/')
+    data = make_data(size, seed=seed)
+    mark = env.log_mark()
+    url = tus.create(length=len(data))
+    assert tus.patch(url, 0, data).status == 204
+    assert sha256(tus.get(url).body) == sha256(data)
+    return block_sizes(env, mark)
+
+
 class TestNetReadOff:
     CONF = dict(server_extra='ResumableReadSize Off',
                 areas=[RsArea('/files/', dir='netread-off')])
 
     def test_rs_260_10_off(self, env):
         """ResumableReadSize Off: httpd's own reads, same result."""
-        tus = env.tus('/files/')
-        data = make_data(5 * 1024 * 1024 + 1, seed=33)
-        mark = env.log_mark()
-        url = tus.create(length=len(data))
-        assert tus.patch(url, 0, data).status == 204
-        assert tus.get(url).body == data
-        assert block_sizes(env, mark) == []
+        assert one_patch_blocks(env, 5 * 1024 * 1024 + 1, 33) == []
 
 
 class TestNetReadSize:
@@ -191,14 +197,7 @@ class TestNetReadSize:
                 areas=[RsArea('/files/', dir='netread-1m')])
 
     def test_rs_260_20_one_mib(self, env):
-        tus = env.tus('/files/')
-        data = make_data(5 * 1024 * 1024 + 3, seed=34)
-        mark = env.log_mark()
-        url = tus.create(length=len(data))
-        assert tus.patch(url, 0, data).status == 204
-        assert sha256(tus.get(url).body) == sha256(data)
-        assert block_sizes(env, mark) == [1024 * 1024]
-
+        assert one_patch_blocks(env, 5 * 1024 * 1024 + 3, 34) == [1024 * 1024]
 
 def tls_conf(env):
     """The same area also served over TLS on a second port (mod_ssl sits
