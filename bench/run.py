@@ -190,6 +190,18 @@ class Server:
     def stop(self):
         pass
 
+    def stop_daemon(self, stop_cmd):
+        """Run stop_cmd and wait (bounded) until the daemon's root process
+        (root_pid) is gone; nothing when it is not running."""
+        try:
+            pid = self.root_pid()
+        except (OSError, ValueError):
+            return
+        stop_cmd()
+        end = time.time() + 20
+        while time.time() < end and os.path.exists(f'/proc/{pid}'):
+            time.sleep(0.1)
+
     def started(self):
         STARTED.append(self)
         return self
@@ -237,14 +249,7 @@ class Httpd(Server):
             return int(f.read())
 
     def stop(self):
-        try:
-            pid = self.root_pid()
-        except OSError:
-            return
-        self.ctl('stop')
-        end = time.time() + 20
-        while time.time() < end and os.path.exists(f'/proc/{pid}'):
-            time.sleep(0.1)
+        self.stop_daemon(lambda: self.ctl('stop'))
 
 
 
@@ -317,15 +322,9 @@ http {{
             return int(f.read())
 
     def stop(self):
-        try:
-            pid = self.root_pid()
-        except OSError:
-            return
-        subprocess.run(['nginx', '-p', self.dir, '-e', f'{self.dir}/error.log',
-                        '-c', f'{self.dir}/nginx.conf', '-s', 'stop'], timeout=30)
-        end = time.time() + 20
-        while time.time() < end and os.path.exists(f'/proc/{pid}'):
-            time.sleep(0.1)
+        self.stop_daemon(lambda: subprocess.run(
+            ['nginx', '-p', self.dir, '-e', f'{self.dir}/error.log',
+             '-c', f'{self.dir}/nginx.conf', '-s', 'stop'], timeout=30))
 
 
 class Child(Server):

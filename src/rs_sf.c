@@ -504,30 +504,34 @@ apr_status_t rs_sf_parse(apr_pool_t *p, const char *value, rs_sf_kind_t kind,
     return rv;
 }
 
-apr_status_t rs_sf_integer(apr_pool_t *p, const char *value, apr_int64_t *v)
+/* value as one bare item of the given type (parameters allowed). */
+static apr_status_t item_of(apr_pool_t *p, const char *value,
+                            rs_sf_type_t type, apr_int64_t *num)
 {
     rs_sf_item_t *it;
     apr_status_t rv = rs_sf_parse(p, value, RS_SF_ITEM, &it, NULL);
 
-    if (APR_SUCCESS == rv && RS_SF_INTEGER != it->type) {
+    if (APR_SUCCESS == rv && type != it->type) {
         rv = SF_FAIL;
     }
     if (APR_SUCCESS == rv) {
-        *v = it->num;
+        *num = it->num;
     }
     return rv;
 }
 
+apr_status_t rs_sf_integer(apr_pool_t *p, const char *value, apr_int64_t *v)
+{
+    return item_of(p, value, RS_SF_INTEGER, v);
+}
+
 apr_status_t rs_sf_boolean(apr_pool_t *p, const char *value, int *v)
 {
-    rs_sf_item_t *it;
-    apr_status_t rv = rs_sf_parse(p, value, RS_SF_ITEM, &it, NULL);
+    apr_int64_t num = 0;
+    apr_status_t rv = item_of(p, value, RS_SF_BOOLEAN, &num);
 
-    if (APR_SUCCESS == rv && RS_SF_BOOLEAN != it->type) {
-        rv = SF_FAIL;
-    }
     if (APR_SUCCESS == rv) {
-        *v = (int)it->num;
+        *v = (int)num;
     }
     return rv;
 }

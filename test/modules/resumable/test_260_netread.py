@@ -53,6 +53,30 @@ def block_sizes(env, mark):
             for m in [BLOCKS.search(line)] if m]
 
 
+def pipelined(env, connect, seed):
+    """Two PATCHes of 5 MiB and a HEAD of one upload, sent at once on the
+    socket connect() opens: every answer right, bytes intact, both bodies
+    read in 256 KiB blocks (what one block holds past the first body
+    belongs to the next request)."""
+    tus = env.tus('/files/')
+    data = make_data(10 * 1024 * 1024 + 100, seed=seed)
+    half = 5 * 1024 * 1024 + 3
+    url = tus.create(length=len(data))
+    path = path_of(url)
+    mark = env.log_mark()
+    s = connect()
+    try:
+        s.sendall(patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
+                  + head_bytes(path))
+        text = read_all(s)
+    finally:
+        s.close()
+    assert statuses(text) == [204, 204, 200], text[:500]
+    assert offsets(text) == [half, len(data), len(data)]
+    assert sha256(tus.get(url).body) == sha256(data)
+    assert block_sizes(env, mark) == [256 * 1024, 256 * 1024]
+
+
 class TestNetRead:
     CONF = dict(areas=[RsArea('/files/', dir='netread')])
 
@@ -76,26 +100,8 @@ class TestNetRead:
         assert block_sizes(env, mark) == []
 
     def test_rs_260_02_pipelined(self, env):
-        """Two large PATCHes and a HEAD sent at once on one connection: the
-        blocks read past the first body belong to the next request."""
-        tus = env.tus('/files/')
-        data = make_data(10 * 1024 * 1024 + 100, seed=28)
-        half = 5 * 1024 * 1024 + 3
-        url = tus.create(length=len(data))
-        path = path_of(url)
-        mark = env.log_mark()
-        wire = (patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
-                + head_bytes(path))
-        s = env.client.connect(30)
-        try:
-            s.sendall(wire)
-            text = read_all(s)
-        finally:
-            s.close()
-        assert statuses(text) == [204, 204, 200], text[:500]
-        assert offsets(text) == [half, len(data), len(data)]
-        assert sha256(tus.get(url).body) == sha256(data)
-        assert block_sizes(env, mark) == [256 * 1024, 256 * 1024]
+        """Two large PATCHes and a HEAD sent at once on one connection."""
+        pipelined(env, lambda: env.client.connect(30), 28)
 
     def test_rs_260_03_keepalive_sequence(self, env):
         """Several large PATCHes one after the other on one kept-alive
@@ -244,20 +250,4 @@ class TestNetReadTLS:
     def test_rs_260_30_tls_pipelined(self, env):
         """Over TLS: a large body read in blocks, two PATCHes and a HEAD
         pipelined on one connection, all answered right, bytes intact."""
-        tus = env.tus('/files/')
-        data = make_data(10 * 1024 * 1024 + 100, seed=35)
-        half = 5 * 1024 * 1024 + 3
-        url = tus.create(length=len(data))
-        path = path_of(url)
-        mark = env.log_mark()
-        s = self.tls_socket(env)
-        try:
-            s.sendall(patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
-                      + head_bytes(path))
-            text = read_all(s)
-        finally:
-            s.close()
-        assert statuses(text) == [204, 204, 200], text[:500]
-        assert offsets(text) == [half, len(data), len(data)]
-        assert sha256(tus.get(url).body) == sha256(data)
-        assert block_sizes(env, mark) == [256 * 1024, 256 * 1024]
+        pipelined(env, lambda: self.tls_socket(env), 35)
