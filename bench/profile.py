@@ -33,7 +33,7 @@ import run  # noqa: E402
 EVENTS = ['task-clock', 'context-switches', 'raw_syscalls:sys_enter'] + [
     f'syscalls:sys_enter_{s}' for s in (
         'read', 'recvfrom', 'pwrite64', 'write', 'writev', 'poll', 'fdatasync',
-        'openat', 'flock', 'fcntl', 'futex')]
+        'openat', 'flock', 'fcntl', 'futex', 'splice', 'ioctl', 'pipe2')]
 
 
 def perf_stat(pids, fn):

@@ -25,6 +25,7 @@ typedef struct rs_srv_conf_t {
     apr_interval_time_t sweep;      /* -1 unset */
     apr_off_t write_buffer;         /* -1 unset */
     apr_off_t read_size;            /* -1 unset, 0 httpd's own reads */
+    int splice;                     /* -1 unset */
 } rs_srv_conf_t;
 
 typedef struct rs_dir_conf_t {

@@ -40,11 +40,27 @@ int rs_httpd_handle(request_rec *r);
 void rs_httpd_cors(request_rec *r, apr_table_t *out);
 
 /* mod_resumable_netread.c: large socket reads for an upload body */
+typedef struct rs_netread_t rs_netread_t;
 /** Let the connection's core input filter read up to `size` bytes per
  *  read() from now on (HTTP/1.x without a secondary connection only);
  *  undone by rs_httpd_netread_end or when r's pool goes. APR_ENOTIMPL:
  *  the connection is not one it can change (httpd's reads stay). */
-apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size);
+apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size,
+                                    rs_netread_t **nr);
+/** From now on move the rest of a body of `length` bytes from the socket
+ *  into pipe buckets (splice), when only byte-counting filters are in the
+ *  way; else nothing changes. */
+void rs_httpd_netread_splice(request_rec *r, rs_netread_t *nr,
+                             apr_off_t length);
+/** The handler asks for `bytes` with its next ap_get_brigade: the reader
+ *  splices no more than that (no pipe bucket is split). */
+void rs_httpd_netread_ask(rs_netread_t *nr, apr_size_t bytes);
+/** b is a pipe bucket: *fd is its pipe, holding all of b's bytes, for
+ *  the caller to take (splice) before b is deleted. */
+int rs_httpd_netread_pipe(apr_bucket *b, int *fd);
+/** The taker of pipe bucket b took all of its bytes (its pipe is reused
+ *  without asking the kernel). */
+void rs_httpd_netread_drained(apr_bucket *b);
 /** Give the connection back its own socket bucket (idempotent). */
 void rs_httpd_netread_end(request_rec *r);
 

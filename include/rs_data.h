@@ -53,6 +53,11 @@ apr_status_t rs_writer_create(rs_writer_t **w, apr_file_t *f, apr_off_t off,
  *  RS_WRITER_DIRECT bytes (or the buffer's size) is written directly,
  *  after what is buffered. */
 apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len);
+/** Move len bytes waiting in pipe fd (its read end) into the file after
+ *  what is buffered, in the kernel (splice: the bytes are not copied
+ *  through user space); through memory where the file system cannot
+ *  splice. APR_EOF: the pipe held fewer than len bytes. */
+apr_status_t rs_writer_splice(rs_writer_t *w, int fd, apr_size_t len);
 /** pwrite what is buffered. */
 apr_status_t rs_writer_flush(rs_writer_t *w);
 /** on: start the disk's writeback of written bytes every 8 MiB

@@ -105,6 +105,7 @@ void *rs_conf_create_srv(apr_pool_t *p, server_rec *s)
     c->sweep = RS_UNSET;
     c->write_buffer = RS_UNSET;
     c->read_size = RS_UNSET;
+    c->splice = RS_UNSET;
     return c;
 }
 
@@ -118,6 +119,7 @@ void *rs_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE(sweep);
     MERGE(write_buffer);
     MERGE(read_size);
+    MERGE(splice);
     return n;
 }
 
@@ -404,6 +406,16 @@ static const char *set_read_size(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_splice(cmd_parms *cmd, void *dc, int on)
+{
+    const char *err = global_only(cmd);
+
+    if (!err) {
+        srv_conf(cmd)->splice = on;
+    }
+    return err;
+}
+
 #define DIR_ONLY (RSRC_CONF | ACCESS_CONF)
 #define HT_OK (RSRC_CONF | ACCESS_CONF | OR_FILEINFO)
 #define OFF(f) (void *)APR_OFFSETOF(rs_dir_conf_t, f)
@@ -440,6 +452,8 @@ const command_rec rs_conf_cmds[] = {
                   "bytes coalesced per data file write"),
     AP_INIT_TAKE1("ResumableReadSize", set_read_size, NULL, RSRC_CONF,
                   "bytes per socket read of an upload body (Off: httpd's)"),
+    AP_INIT_FLAG("ResumableSplice", set_splice, NULL, RSRC_CONF,
+                 "On: move plain upload bodies socket to file in the kernel"),
     { NULL }
 };
 
@@ -459,6 +473,9 @@ void rs_conf_server_defaults(server_rec *s)
         }
         if (c->read_size == RS_UNSET) {
             c->read_size = DEF_READ_SIZE;
+        }
+        if (c->splice == RS_UNSET) {
+            c->splice = 1;
         }
     }
 }

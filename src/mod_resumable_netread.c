@@ -1,6 +1,6 @@
 /* Licensed under the Apache License, Version 2.0. */
 /*
- * Large socket reads for an upload body.
+ * Large socket reads for an upload body, and bodies moved in the kernel.
  *
  * httpd's core input filter reads the client socket through APR's socket
  * bucket, which reads APR_BUCKET_BUFF_SIZE (8000) bytes per read(): about
@@ -14,6 +14,20 @@
  * for the bytes they want; what a read returns beyond the body (a
  * pipelined request) stays in the core filter's brigade as before.
  *
+ * Splice (ResumableSplice On): when the engine writes a Content-Length
+ * body to its file as it is (no checksum to compute) and only filters
+ * that count bytes without reading them sit between the handler and the
+ * socket (HTTP_IN, mod_reqtimeout, mod_logio), the reading bucket moves
+ * the body from the socket into a kernel pipe (splice) and becomes a
+ * RESUMABLE_PIPE bucket of known length; the engine moves those bytes
+ * from the pipe into the data file (splice again). The body is then
+ * copied once, into the page cache, instead of twice (socket to user,
+ * user to page cache). Each pipe bucket owns its pipe (1 MiB), so pipe
+ * buckets need no order among themselves; anything that reads one as
+ * memory (a split, a copy, a filter) gets its bytes, read from the pipe.
+ * The reader never takes more than the rest of the body, nor more than
+ * the handler asked for in one call, so pipe buckets are not split.
+ *
  * The swap happens only when the bottom filter is core_in with the
  * connection's own socket bucket last in its brigade (HTTP/1.x; not on
  * HTTP/2 secondary connections); otherwise httpd's reads stay. The
@@ -22,11 +36,22 @@
  *
  * Memory: a read allocates `size` bytes; a short read (under a quarter
  * of it, a slow client) is copied into a buffer of its own size, so a
- * bucket never pins more than 4x its data.
+ * bucket never pins more than 4x its data. A pipe holds references to
+ * the socket's own pages, not copies.
  */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* splice, F_SETPIPE_SZ */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
 
 #include <apr_strings.h>
 #include <apr_buckets.h>
+#include <apr_portable.h>
+#include <apr_support.h>
 
 #include <httpd.h>
 #include <http_core.h>
@@ -35,14 +60,218 @@
 
 #include "mod_resumable_private.h"
 
-typedef struct netread_t {
+#define PIPE_SIZE (1024 * 1024)   /* bytes per pipe: one splice each way */
+#define PIPE_SPARE 8              /* empty pipes kept for reuse (an empty
+                                     pipe holds no pages) */
+
+/* ---- pipes -------------------------------------------------------------- */
+
+typedef struct rs_pipe_t {
+    int rd, wr;
+    struct rs_pipe_t *next;
+} rs_pipe_t;
+
+/* The pipes of one body: shared by the reader and its pipe buckets, freed
+ * with the last of them (buckets may outlive the request's pool). */
+typedef struct pipeset_t {
+    int refs;
+    int nspare;
+    rs_pipe_t *spare;
+    apr_bucket_alloc_t *list;
+} pipeset_t;
+
+static void pipe_close(rs_pipe_t *pp)
+{
+    close(pp->rd);
+    close(pp->wr);
+    apr_bucket_free(pp);
+}
+
+static pipeset_t *pipeset_ref(pipeset_t *ps)
+{
+    ps->refs++;
+    return ps;
+}
+
+static void pipeset_unref(pipeset_t *ps)
+{
+    rs_pipe_t *pp;
+
+    if (--ps->refs > 0) {
+        return;
+    }
+    while ((pp = ps->spare)) {
+        ps->spare = pp->next;
+        pipe_close(pp);
+    }
+    apr_bucket_free(ps);
+}
+
+/* An empty pipe of PIPE_SIZE bytes, or NULL (the user's pipe quota,
+ * fs.pipe-user-pages-soft, is spent: the body is read as memory). */
+static rs_pipe_t *pipe_take(pipeset_t *ps)
+{
+    rs_pipe_t *pp = ps->spare;
+    int fd[2];
+
+    if (pp) {
+        ps->spare = pp->next;
+        ps->nspare--;
+        return pp;
+    }
+    if (pipe2(fd, O_CLOEXEC) < 0) {
+        return NULL;
+    }
+    if (fcntl(fd[1], F_SETPIPE_SZ, PIPE_SIZE) < PIPE_SIZE) {
+        close(fd[0]);
+        close(fd[1]);
+        return NULL;
+    }
+    pp = apr_bucket_alloc(sizeof(*pp), ps->list);
+    pp->rd = fd[0];
+    pp->wr = fd[1];
+    return pp;
+}
+
+/* Keep an empty pipe for reuse; close one that may still hold bytes. */
+static void pipe_give(pipeset_t *ps, rs_pipe_t *pp, int empty)
+{
+    if (!empty || ps->nspare >= PIPE_SPARE) {
+        pipe_close(pp);
+        return;
+    }
+    pp->next = ps->spare;
+    ps->spare = pp;
+    ps->nspare++;
+}
+
+static int pipe_empty(rs_pipe_t *pp)
+{
+    int n = -1;
+
+    return ioctl(pp->rd, FIONREAD, &n) == 0 && n == 0;
+}
+
+/* ---- the pipe bucket: body bytes waiting in a pipe ---------------------- */
+
+typedef struct held_t {
+    pipeset_t *ps;
+    rs_pipe_t *pipe;
+    int handed;                 /* given to a taker, who may have drained it */
+    int drained;                /* the taker took every byte */
+} held_t;
+
+static const apr_bucket_type_t held_type;
+
+static void held_destroy(void *data)
+{
+    held_t *h = data;
+
+    pipe_give(h->ps, h->pipe, h->drained
+                              || (h->handed && pipe_empty(h->pipe)));
+    pipeset_unref(h->ps);
+    apr_bucket_free(h);
+}
+
+/* Someone wants the bytes in memory: read them out of the pipe and become
+ * a heap bucket. */
+static apr_status_t held_read(apr_bucket *b, const char **str,
+                              apr_size_t *len, apr_read_type_e block)
+{
+    held_t *h = b->data;
+    char *buf = apr_bucket_alloc(b->length, b->list);
+    apr_size_t got = 0;
+    ssize_t n;
+
+    while (got < b->length) {
+        n = read(h->pipe->rd, buf + got, b->length - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            apr_bucket_free(buf);
+            return n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
+        }
+        got += (apr_size_t)n;
+    }
+    h->drained = 1;
+    held_destroy(h);
+    apr_bucket_heap_make(b, buf, got, apr_bucket_free);
+    *str = buf;
+    *len = got;
+    return APR_SUCCESS;
+}
+
+static apr_status_t held_to_heap(apr_bucket *b)
+{
+    const char *str;
+    apr_size_t len;
+
+    return held_read(b, &str, &len, APR_BLOCK_READ);
+}
+
+static apr_status_t held_setaside(apr_bucket *b, apr_pool_t *p)
+{
+    return held_to_heap(b);
+}
+
+static apr_status_t held_split(apr_bucket *b, apr_size_t point)
+{
+    apr_status_t rv = held_to_heap(b);
+
+    return APR_SUCCESS == rv ? apr_bucket_split(b, point) : rv;
+}
+
+static apr_status_t held_copy(apr_bucket *b, apr_bucket **c)
+{
+    apr_status_t rv = held_to_heap(b);
+
+    return APR_SUCCESS == rv ? apr_bucket_copy(b, c) : rv;
+}
+
+static const apr_bucket_type_t held_type = {
+    "RESUMABLE_PIPE", 5, APR_BUCKET_DATA,
+    held_destroy,
+    held_read,
+    held_setaside,
+    held_split,
+    held_copy
+};
+
+int rs_httpd_netread_pipe(apr_bucket *b, int *fd)
+{
+    held_t *h = b->data;
+
+    if (b->type != &held_type) {
+        return 0;
+    }
+    h->handed = 1;
+    *fd = h->pipe->rd;
+    return 1;
+}
+
+void rs_httpd_netread_drained(apr_bucket *b)
+{
+    if (b->type == &held_type) {
+        ((held_t *)b->data)->drained = 1;
+    }
+}
+
+/* ---- the reading bucket -------------------------------------------------- */
+
+struct rs_netread_t {
     apr_socket_t *sock;
+    int fd;
     apr_size_t size;
-} netread_t;
+    apr_off_t taken;            /* bytes read from the socket so far */
+    apr_off_t body_end;         /* value of taken at the body's end, or -1 */
+    apr_size_t ask;             /* bytes left of the handler's request */
+    pipeset_t *ps;              /* splicing, or NULL */
+};
 
 static const apr_bucket_type_t netread_type;
 
-static apr_bucket *netread_create(netread_t *nr, apr_bucket_alloc_t *list)
+static apr_bucket *netread_create(rs_netread_t *nr, apr_bucket_alloc_t *list)
 {
     apr_bucket *b = apr_bucket_alloc(sizeof(*b), list);
 
@@ -58,11 +287,11 @@ static apr_bucket *netread_create(netread_t *nr, apr_bucket_alloc_t *list)
 
 static void netread_destroy(void *data)
 {
-    apr_bucket_free(data);
+    (void)data;                 /* rs_netread_t lives in the request pool */
 }
 
 /* recv up to nr->size bytes into a fresh buffer; short reads shrink it */
-static apr_status_t netread_recv(netread_t *nr, apr_bucket_alloc_t *list,
+static apr_status_t netread_recv(rs_netread_t *nr, apr_bucket_alloc_t *list,
                                  apr_read_type_e block, char **buf,
                                  apr_size_t *len)
 {
@@ -93,29 +322,134 @@ static apr_status_t netread_recv(netread_t *nr, apr_bucket_alloc_t *list,
     return APR_SUCCESS;
 }
 
+/* Bytes the next splice may take: the rest of the body, at most what the
+ * handler asked for and one pipe; 0: read into memory. */
+static apr_size_t splice_want(const rs_netread_t *nr)
+{
+    apr_off_t left = nr->ps && nr->body_end > nr->taken
+                     ? nr->body_end - nr->taken : 0;
+
+    left = left < PIPE_SIZE ? left : PIPE_SIZE;
+    left = left < (apr_off_t)nr->ask ? left : (apr_off_t)nr->ask;
+    return (apr_size_t)left;
+}
+
+static void splice_stop(rs_netread_t *nr)
+{
+    if (nr->ps) {
+        pipeset_unref(nr->ps);
+        nr->ps = NULL;
+    }
+}
+
+/* splice up to want bytes from the socket into pp; waits for the socket
+ * (up to its timeout) on a blocking read. *n 0: end of stream. */
+static apr_status_t splice_in(rs_netread_t *nr, rs_pipe_t *pp,
+                              apr_size_t want, apr_read_type_e block,
+                              apr_size_t *n)
+{
+    apr_status_t rv;
+    ssize_t got;
+
+    for (;;) {
+        got = splice(nr->fd, NULL, pp->wr, NULL, want,
+                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (got >= 0) {
+            *n = (apr_size_t)got;
+            return APR_SUCCESS;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN || APR_NONBLOCK_READ == block) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+        if (APR_SUCCESS != (rv = apr_wait_for_io_or_timeout(NULL, nr->sock,
+                                                            1))) {
+            return rv;
+        }
+    }
+}
+
+/* Become a pipe bucket of what one splice moved, followed by a new reading
+ * bucket. APR_ENOTIMPL: splicing is not possible, read into memory. */
+static apr_status_t netread_splice(apr_bucket *a, apr_size_t want,
+                                   apr_read_type_e block, apr_size_t *len)
+{
+    rs_netread_t *nr = a->data;
+    rs_pipe_t *pp = pipe_take(nr->ps);
+    held_t *h;
+    apr_status_t rv;
+
+    if (!pp) {
+        splice_stop(nr);
+        return APR_ENOTIMPL;
+    }
+    rv = splice_in(nr, pp, want, block, len);
+    if (APR_SUCCESS != rv || 0 == *len) {
+        pipe_give(nr->ps, pp, 1);
+        if (rv == APR_FROM_OS_ERROR(EINVAL) || rv == APR_FROM_OS_ERROR(ENOSYS)) {
+            splice_stop(nr);
+            return APR_ENOTIMPL;
+        }
+        return rv;
+    }
+    h = apr_bucket_alloc(sizeof(*h), a->list);
+    h->ps = pipeset_ref(nr->ps);
+    h->pipe = pp;
+    h->handed = 0;
+    h->drained = 0;
+    APR_BUCKET_INSERT_AFTER(a, netread_create(nr, a->list));
+    a->type = &held_type;
+    a->data = h;
+    a->start = 0;
+    a->length = *len;
+    return APR_SUCCESS;
+}
+
 /* Like APR's socket bucket: become a heap bucket holding what one read
- * returned, followed by a new reading bucket; at EOF an empty bucket. */
+ * returned (or a pipe bucket, splicing), followed by a new reading
+ * bucket; at EOF an empty bucket. A pipe bucket's bytes are not in
+ * memory: *str is NULL. Only the core input filter reads this bucket,
+ * and in READBYTES mode, the only one splicing allows, it counts *len. */
 static apr_status_t netread_read(apr_bucket *a, const char **str,
                                  apr_size_t *len, apr_read_type_e block)
 {
-    netread_t *nr = a->data;
+    rs_netread_t *nr = a->data;
+    apr_size_t want = splice_want(nr);
+    apr_status_t rv = APR_ENOTIMPL;
     char *buf;
-    apr_status_t rv = netread_recv(nr, a->list, block, &buf, len);
 
     *str = NULL;
-    if (APR_SUCCESS != rv) {
+    if (want > 0) {
+        rv = netread_splice(a, want, block, len);
+        if (APR_SUCCESS == rv && *len > 0) {
+            nr->taken += *len;
+            nr->ask -= *len;
+            return rv;
+        }
+    }
+    else if (nr->ps && nr->body_end > nr->taken
+             && APR_NONBLOCK_READ == block) {
+        return APR_EAGAIN;      /* the handler's request is filled */
+    }
+    if (APR_STATUS_IS_ENOTIMPL(rv)) {
+        rv = netread_recv(nr, a->list, block, &buf, len);
+        if (APR_SUCCESS != rv) {
+            return rv;
+        }
+        if (*len > 0) {
+            nr->taken += *len;
+            apr_bucket_heap_make(a, buf, *len, apr_bucket_free);
+            *str = buf;
+            APR_BUCKET_INSERT_AFTER(a, netread_create(nr, a->list));
+            return APR_SUCCESS;
+        }
+        apr_bucket_free(buf);
+    }
+    else if (APR_SUCCESS != rv) {
         return rv;
     }
-    if (*len > 0) {
-        apr_bucket *next = netread_create(nr, a->list);
-
-        apr_bucket_heap_make(a, buf, *len, apr_bucket_free);
-        *str = buf;
-        APR_BUCKET_INSERT_AFTER(a, next);
-        return APR_SUCCESS;
-    }
-    apr_bucket_free(buf);
-    netread_destroy(nr);
     a = apr_bucket_immortal_make(a, "", 0);
     *str = a->data;
     return APR_SUCCESS;
@@ -129,6 +463,8 @@ static const apr_bucket_type_t netread_type = {
     apr_bucket_split_notimpl,
     apr_bucket_copy_notimpl
 };
+
+/* ---- installing and removing the reader --------------------------------- */
 
 /* The core input filter's brigade on r's connection, or NULL. */
 static apr_bucket_brigade *core_brigade(request_rec *r, apr_socket_t **sock)
@@ -162,9 +498,21 @@ static apr_bucket *tail_reader(apr_bucket_brigade *bb,
         return NULL;
     }
     if (t == &netread_type) {
-        return ((netread_t *)e->data)->sock == sock ? e : NULL;
+        return ((rs_netread_t *)e->data)->sock == sock ? e : NULL;
     }
     return e->data == sock ? e : NULL;
+}
+
+/* Bytes already read from the socket and waiting before the reader. */
+static apr_off_t read_ahead(apr_bucket_brigade *bb, apr_bucket *reader)
+{
+    apr_off_t n = 0;
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != reader; e = APR_BUCKET_NEXT(e)) {
+        n += e->length == (apr_size_t)-1 ? 0 : (apr_off_t)e->length;
+    }
+    return n;
 }
 
 static apr_status_t netread_cleanup(void *data)
@@ -173,21 +521,28 @@ static apr_status_t netread_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size)
+apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size,
+                                    rs_netread_t **pnr)
 {
     apr_socket_t *sock = NULL;
     apr_bucket_brigade *bb;
     apr_bucket *old;
-    netread_t *nr;
+    rs_netread_t *nr;
+    apr_os_sock_t fd = -1;
 
+    *pnr = NULL;
     if (r->connection->master || size <= APR_BUCKET_BUFF_SIZE
         || !(bb = core_brigade(r, &sock))
-        || !(old = tail_reader(bb, &apr_bucket_type_socket, sock))) {
+        || !(old = tail_reader(bb, &apr_bucket_type_socket, sock))
+        || APR_SUCCESS != apr_os_sock_get(&fd, sock)) {
         return APR_ENOTIMPL;
     }
-    nr = apr_bucket_alloc(sizeof(*nr), bb->bucket_alloc);
+    nr = apr_pcalloc(r->pool, sizeof(*nr));
     nr->sock = sock;
+    nr->fd = fd;
     nr->size = size;
+    nr->body_end = -1;
+    nr->taken = read_ahead(bb, old);   /* body bytes already read */
     APR_BUCKET_INSERT_BEFORE(old, netread_create(nr, bb->bucket_alloc));
     apr_bucket_delete(old);
     apr_pool_cleanup_register(r->pool, r, netread_cleanup,
@@ -195,7 +550,69 @@ apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RS_LOGNO(04050)
                   "reading the body %" APR_SIZE_T_FMT " bytes at a time",
                   size);
+    *pnr = nr;
     return APR_SUCCESS;
+}
+
+/* Input filters that only count the bytes of a READBYTES brigade
+ * (apr_brigade_length without reading): pipe buckets pass them whole. */
+static int filters_allow_pipes(request_rec *r)
+{
+    static const char *const counting[] = {
+        "http_in", "reqtimeout", "log_input_output", "core_in", NULL
+    };
+    ap_filter_t *f;
+    int i;
+
+    for (f = r->input_filters; f; f = f->next) {
+        for (i = 0; counting[i] && strcasecmp(f->frec->name, counting[i]);
+             i++) {
+        }
+        if (!counting[i]) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RS_LOGNO(04052)
+                          "not splicing the body: input filter %s reads it",
+                          f->frec->name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static apr_status_t splice_cleanup(void *data)
+{
+    splice_stop(data);
+    return APR_SUCCESS;
+}
+
+void rs_httpd_netread_splice(request_rec *r, rs_netread_t *nr,
+                             apr_off_t length)
+{
+    pipeset_t *ps;
+
+    if (!nr || nr->ps || nr->body_end >= 0 || length <= 0
+        || !filters_allow_pipes(r)) {
+        return;
+    }
+    ps = apr_bucket_alloc(sizeof(*ps), r->connection->bucket_alloc);
+    ps->refs = 1;
+    ps->nspare = 0;
+    ps->spare = NULL;
+    ps->list = r->connection->bucket_alloc;
+    nr->ps = ps;
+    nr->body_end = length;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, RS_LOGNO(04051)
+                  "moving the body into the file in the kernel (splice), "
+                  "%" APR_OFF_T_FMT " of %" APR_OFF_T_FMT " bytes left",
+                  length - nr->taken, length);
+    apr_pool_cleanup_register(r->pool, nr, splice_cleanup,
+                              apr_pool_cleanup_null);
+}
+
+void rs_httpd_netread_ask(rs_netread_t *nr, apr_size_t bytes)
+{
+    if (nr) {
+        nr->ask = bytes;
+    }
 }
 
 void rs_httpd_netread_end(request_rec *r)
@@ -205,6 +622,7 @@ void rs_httpd_netread_end(request_rec *r)
     apr_bucket *ours = bb ? tail_reader(bb, &netread_type, sock) : NULL;
 
     if (ours) {
+        splice_stop(ours->data);
         APR_BUCKET_INSERT_BEFORE(ours, apr_bucket_socket_create(
                                      sock, bb->bucket_alloc));
         apr_bucket_delete(ours);

@@ -8,7 +8,8 @@
  * instead of sleeping in a blocking read until Timeout. httpd's Timeout
  * still bounds the total idle time; mod_reqtimeout keeps working. Bodies
  * over 4 MiB (or of unknown length) are read from the socket
- * ResumableReadSize bytes at a time (mod_resumable_netread.c).
+ * ResumableReadSize bytes at a time (mod_resumable_netread.c); when the
+ * engine takes them as they are, in pipes (ResumableSplice).
  */
 
 #include <apr_strings.h>
@@ -42,6 +43,9 @@ typedef struct body_ctx {
     apr_bucket_brigade *bb;
     apr_bucket *handed;          /* bucket whose data the engine holds */
     apr_socket_t *sock;          /* NULL: blocking reads (HTTP/2) */
+    rs_netread_t *nr;            /* large reads, or NULL */
+    int splice_asked;
+    int started;
     apr_off_t ask;               /* bytes asked of the filters per call */
     apr_time_t idle_since;
     int eos;
@@ -51,8 +55,10 @@ typedef struct body_ctx {
 /* body reader                                                               */
 
 /* Next data bucket from the brigade: SUCCESS, EOF, or EAGAIN (empty). */
-static apr_status_t next_bucket(body_ctx *c, const char **data, apr_size_t *len)
+static apr_status_t next_bucket(rs_body_t *b, const char **data,
+                                apr_size_t *len)
 {
+    body_ctx *c = b->ctx;
     apr_status_t rv;
 
     while (!APR_BRIGADE_EMPTY(c->bb)) {
@@ -67,6 +73,12 @@ static apr_status_t next_bucket(body_ctx *c, const char **data, apr_size_t *len)
         if (APR_BUCKET_IS_METADATA(e)) {
             apr_bucket_delete(e);
             continue;
+        }
+        if (b->take_pipe && rs_httpd_netread_pipe(e, &b->pipe_fd)) {
+            *data = NULL;               /* the bytes wait in b->pipe_fd */
+            *len = e->length;
+            c->handed = e;
+            return APR_SUCCESS;
         }
         rv = apr_bucket_read(e, data, len, APR_BLOCK_READ);
         if (APR_SUCCESS != rv) {
@@ -103,6 +115,26 @@ static apr_status_t wait_readable(body_ctx *c)
     return APR_STATUS_IS_EINTR(rv) ? APR_EAGAIN : APR_SUCCESS;
 }
 
+/* HTTP_IN sends "100 Continue" only before a blocking read, and the body
+ * is read non-blocking: send it here, once the handler wants the body
+ * (a client that waits for it would otherwise wait until its own
+ * timeout, as curl does for a second, or forever). */
+static void send_continue(request_rec *r)
+{
+    int status = r->status;
+    const char *line = r->status_line;
+
+    if (!r->expecting_100 || r->proto_num < HTTP_VERSION(1, 1)
+        || !ap_is_HTTP_SUCCESS(r->status) || r->eos_sent || r->bytes_sent) {
+        return;
+    }
+    r->status = HTTP_CONTINUE;
+    r->status_line = NULL;
+    ap_send_interim_response(r, 0);
+    r->status = status;
+    r->status_line = line;
+}
+
 static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
 {
     body_ctx *c = b->ctx;
@@ -111,14 +143,27 @@ static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
     int tries;
 
     if (c->handed) {
+        rs_httpd_netread_drained(c->handed);    /* read() is called again:
+                                                   the engine took it all */
         apr_bucket_delete(c->handed);
         c->handed = NULL;
     }
+    if (!c->started) {
+        c->started = 1;
+        send_continue(c->r);
+    }
+    if (b->take_pipe && !c->splice_asked) {
+        c->splice_asked = 1;
+        if (rs_conf_server(c->r->server)->splice) {
+            rs_httpd_netread_splice(c->r, c->nr, b->length);
+        }
+    }
     for (tries = 0; tries < 64; tries++) {
-        rv = next_bucket(c, data, len);
+        rv = next_bucket(b, data, len);
         if (!APR_STATUS_IS_EAGAIN(rv)) {
             return rv;
         }
+        rs_httpd_netread_ask(c->nr, (apr_size_t)c->ask);
         rv = ap_get_brigade(c->r->input_filters, c->bb, AP_MODE_READBYTES,
                             mode, c->ask);
         if (APR_SUCCESS == rv && !APR_BRIGADE_EMPTY(c->bb)) {
@@ -173,7 +218,8 @@ static rs_body_t *make_body(request_rec *r)
     c->ask = READ_SIZE;
     if (c->sock && (b->length < 0 || b->length > NETREAD_MIN)
         && APR_SUCCESS == rs_httpd_netread_begin(r, (apr_size_t)rs_conf_server(
-                                                 r->server)->read_size)) {
+                                                 r->server)->read_size,
+                                                 &c->nr)) {
         c->ask = NETREAD_ASK;
     }
     return b;

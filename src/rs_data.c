@@ -22,7 +22,7 @@
  */
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE             /* fallocate, copy_file_range, renameat2 */
+#define _GNU_SOURCE             /* fallocate, copy_file_range, splice */
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -325,6 +325,84 @@ apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len)
         }
     }
     return rv;
+}
+
+/* Move len bytes out of pipe fd into the file at the writer's offset
+ * (kernel splice, no copy through user space). APR_ENOTIMPL: the file
+ * system cannot splice (EINVAL/ENOSYS); *done bytes were moved. */
+static apr_status_t splice_all(rs_writer_t *w, int fd, apr_size_t len,
+                               apr_size_t *done)
+{
+    ssize_t n = 0;
+    loff_t off;
+
+    *done = 0;
+    while (*done < len) {
+        off = w->off + (apr_off_t)*done;
+        n = splice(fd, NULL, w->fd, &off, len - *done, SPLICE_F_MOVE);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        *done += (apr_size_t)n;
+    }
+    if (*done == len) {
+        return APR_SUCCESS;
+    }
+    if (n == 0) {
+        return APR_EOF;                 /* the pipe held less than len */
+    }
+    return errno == EINVAL || errno == ENOSYS ? APR_ENOTIMPL
+                                              : APR_FROM_OS_ERROR(errno);
+}
+
+/* The rest of a splice through memory: read from the pipe, pwrite. */
+static apr_status_t pipe_copy(rs_writer_t *w, int fd, apr_size_t len,
+                              apr_off_t at, apr_size_t *done)
+{
+    char buf[16384];
+    apr_size_t wrote;
+    apr_status_t rv;
+    ssize_t n;
+
+    *done = 0;
+    while (*done < len) {
+        n = read(fd, buf, len - *done < sizeof(buf) ? len - *done
+                                                     : sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EOF;
+        }
+        rv = pwrite_all(w->fd, buf, (apr_size_t)n, at + (apr_off_t)*done,
+                        &wrote);
+        *done += wrote;
+        if (APR_SUCCESS != rv) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t rs_writer_splice(rs_writer_t *w, int fd, apr_size_t len)
+{
+    apr_size_t done = 0, more = 0;
+    apr_status_t rv = rs_writer_flush(w);
+
+    if (APR_SUCCESS == rv) {
+        rv = splice_all(w, fd, len, &done);
+        if (APR_STATUS_IS_ENOTIMPL(rv)) {
+            rv = pipe_copy(w, fd, len - done, w->off + (apr_off_t)done,
+                           &more);
+        }
+    }
+    w->off += (apr_off_t)(done + more);
+    w->flushed += (apr_off_t)(done + more);
+    writer_start_writeback(w);
+    return rv == APR_SUCCESS ? rv : file_error(w->file, rv, "splice");
 }
 
 apr_off_t rs_writer_flushed(const rs_writer_t *w)

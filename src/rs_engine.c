@@ -1093,6 +1093,7 @@ static rs_error_t *begin_write(append_ctx *c)
             return rs_eng_state_error(c->p, rv, "write", c->u->id);
         }
     }
+    c->body->take_pipe = !c->hash;   /* bytes go to the file untouched */
     rv = rs_writer_create(&c->w, c->f, c->start, c->e->write_buffer, c->p);
     if (APR_SUCCESS == rv) {
         rs_writer_writeback(c->w, c->a->sync);  /* the fdatasync will wait */
@@ -1137,7 +1138,9 @@ static rs_error_t *stream(append_ctx *c)
         if (c->hash) {
             rs_hash_update(c->hash, data, len);
         }
-        if (APR_SUCCESS != (rv = rs_writer_write(c->w, data, len))) {
+        rv = data ? rs_writer_write(c->w, data, len)
+                  : rs_writer_splice(c->w, c->body->pipe_fd, len);
+        if (APR_SUCCESS != rv) {
             return rs_eng_io_error(c->p, rv, "writing", c->u->id);
         }
     }

@@ -8,9 +8,11 @@
  * Unit tests of rs_data: staging directory, the coalescing writer (random
  * piece sizes against a reference, chunks at offsets in random order),
  * truncate/size/reserve/sync, kernel and fallback range copies, publishing
- * under unique names.
+ * under unique names, pieces moved in from a pipe (splice, and read+pwrite
+ * where the file cannot take a splice).
  */
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -173,6 +175,52 @@ static void writer_run(const char *dir, apr_size_t len, apr_size_t bufsize,
     writer_run_wb(dir, len, bufsize, maxp, 0, p);
 }
 
+/* Pieces alternately from memory and from a pipe (as the glue hands a
+ * spliced body over); `flags` opens the file (APR_FOPEN_APPEND: the
+ * kernel refuses splice into it, the writer reads the pipe instead). */
+static void writer_splice_run(const char *dir, apr_int32_t flags,
+                              apr_pool_t *p)
+{
+    const char *path = apr_psprintf(p, "%s/splice%d.data", dir, (int)flags);
+    apr_size_t len = 2 * 1024 * 1024 + 5, done = 0, n;
+    char *ref = random_bytes(p, len);
+    apr_file_t *f;
+    rs_writer_t *w;
+    int fd[2], ok = 1, i;
+
+    RS_CHECK(pipe(fd) == 0);
+    RS_CHECK(apr_file_open(&f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE
+                           | APR_FOPEN_READ | flags, APR_FPROT_OS_DEFAULT,
+                           p) == APR_SUCCESS);
+    RS_CHECK(rs_writer_create(&w, f, 0, 65536, p) == APR_SUCCESS);
+    for (i = 0; done < len; i++) {
+        n = 1 + rnd() % 60000;          /* fits the pipe: write() returns */
+        n = n < len - done ? n : len - done;
+        if (i % 2) {
+            ok &= write(fd[1], ref + done, n) == (ssize_t)n;
+            ok &= rs_writer_splice(w, fd[0], n) == APR_SUCCESS;
+            ok &= rs_writer_flushed(w) == (apr_off_t)(done + n);
+        }
+        else {
+            ok &= rs_writer_write(w, ref + done, n) == APR_SUCCESS;
+        }
+        done += n;
+        ok &= rs_writer_total(w) == (apr_off_t)done;
+    }
+    RS_CHECK(ok);
+    RS_CHECK(rs_writer_flush(w) == APR_SUCCESS);
+    RS_CHECK(same_file(path, ref, len, p));
+    /* the pipe ends before the promised length: APR_EOF, and the writer
+     * counts exactly what reached the file */
+    RS_CHECK(write(fd[1], ref, 1000) == 1000);
+    close(fd[1]);
+    RS_CHECK(rs_writer_splice(w, fd[0], 2000) == APR_EOF);
+    RS_CHECK(rs_writer_flushed(w) == (apr_off_t)(len + 1000));
+    RS_CHECK(rs_writer_total(w) == (apr_off_t)(len + 1000));
+    close(fd[0]);
+    apr_file_close(f);
+}
+
 /* Chunks written at their final offsets, in random order. */
 static void test_chunks(const char *dir, apr_pool_t *p)
 {
@@ -331,6 +379,8 @@ void suite_data(apr_pool_t *p)
     writer_run_wb(dir, 20 * 1024 * 1024 + 1, 512 * 1024, 400000, 1, p);
     writer_run(dir, 5000, 1, 50, p);
     writer_run(dir, 1024 * 1024, 0, 70000, p);          /* unbuffered */
+    writer_splice_run(dir, 0, p);
+    writer_splice_run(dir, APR_FOPEN_APPEND, p);
     test_chunks(dir, p);
     test_copy(dir, p);
     test_publish(dir, p);

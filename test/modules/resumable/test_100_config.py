@@ -39,6 +39,7 @@ SERVER_VALID = [
     'ResumableWriteBuffer 1M',
     'ResumableReadSize 256K', 'ResumableReadSize 16K', 'ResumableReadSize 2M',
     'ResumableReadSize Off', 'ResumableReadSize 0',
+    'ResumableSplice On', 'ResumableSplice Off', 'ResumableSplice off',
     'ResumableMaxSize 1M',
     'Mutex default resumable-statedb',
 ]
@@ -77,6 +78,8 @@ INVALID = [
     ('ResumableReadSize 1M', 'area'), ('ResumableReadSize 8K', 'server'),
     ('ResumableReadSize 3M', 'server'), ('ResumableReadSize abc', 'server'),
     ('ResumableReadSize -1', 'server'), ('ResumableReadSize', 'server'),
+    ('ResumableSplice On', 'area'), ('ResumableSplice yes', 'server'),
+    ('ResumableSplice', 'server'),
 ]
 
 

@@ -1,0 +1,277 @@
+"""261: upload bodies moved from the socket into the data file in the
+kernel (ResumableSplice, src/mod_resumable_netread.c): every protocol that
+stores a body as it is splices it; checksums, TLS and the Off switch read
+it as memory; body boundaries (keep-alive, pipelining), slow and vanishing
+clients and Expect: 100-continue keep working, bytes intact."""
+import re
+import socket
+import time
+
+from pyrs.client import OCTET, make_data, sha256
+from pyrs.env import RsArea
+
+from test_260_netread import (patch_bytes, head_bytes, read_all, statuses,
+                              offsets, path_of, tls_conf)
+
+SPLICED = re.compile(r'RS04051: moving the body into the file in the kernel')
+NOT_SPLICED = re.compile(r'RS04052: not splicing the body: input filter (.+) reads it')
+BIG = 5 * 1024 * 1024
+
+
+def spliced(env, mark):
+    return sum(1 for line in env.log_lines(mark) if SPLICED.search(line))
+
+
+def refused_by(env, mark):
+    return [m.group(1) for line in env.log_lines(mark)
+            for m in [NOT_SPLICED.search(line)] if m]
+
+
+def tus_patch(env, size, seed, **kw):
+    """One tus upload of `size` bytes in one PATCH; returns (url, data)."""
+    tus = env.tus('/files/')
+    data = make_data(size, seed=seed)
+    url = tus.create(length=len(data))
+    r = tus.patch(url, 0, data, **kw)
+    assert r.status == 204, r
+    return url, data
+
+
+class TestSplice:
+    CONF = dict(areas=[RsArea('/files/', dir='splice')])
+
+    def test_rs_261_01_tus_patch(self, env):
+        """A large tus PATCH is spliced and stored intact; a small one is
+        not (it keeps httpd's reads)."""
+        tus = env.tus('/files/')
+        mark = env.log_mark()
+        url, data = tus_patch(env, BIG + 4097, 61)
+        assert sha256(tus.get(url).body) == sha256(data)
+        assert spliced(env, mark) == 1
+        mark = env.log_mark()
+        url, data = tus_patch(env, 1024 * 1024, 62)
+        assert tus.get(url).body == data
+        assert spliced(env, mark) == 0
+
+    def test_rs_261_02_ietf_append(self, env):
+        """IETF (interop version 6): appends are spliced, with and without
+        completing the upload, when no digest is to be computed."""
+        from test_700_ietf import ireq, hdrs
+        data = make_data(2 * BIG + 12345, seed=63)
+        r = ireq(env, 'POST', '/files/', hdrs(6, False, length=len(data)))
+        assert r.status == 201, r
+        url = r.headers['Location']
+        mark = env.log_mark()
+        r = ireq(env, 'PATCH', url, hdrs(6, False, 0, patch=True), body=data[:BIG])
+        assert r.status == 204, r
+        assert spliced(env, mark) == 1
+        mark = env.log_mark()
+        r = ireq(env, 'PATCH', url, hdrs(6, True, BIG, patch=True), body=data[BIG:])
+        assert r.status == 200, r
+        assert spliced(env, mark) == 1        # no digest asked for
+        assert sha256(env.client.get(url).body) == sha256(data)
+
+    def test_rs_261_03_checksum_reads_memory(self, env):
+        """A tus checksum needs the bytes: not spliced, verified, stored."""
+        import base64
+        import hashlib
+        data = make_data(BIG + 1, seed=64)
+        tus = env.tus('/files/')
+        url = tus.create(length=len(data))
+        mark = env.log_mark()
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        r = tus.patch(url, 0, data, headers={'Upload-Checksum': f'sha256 {digest}'})
+        assert r.status == 204, r
+        assert spliced(env, mark) == 0
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_261_04_pipelined(self, env):
+        """Two spliced PATCHes and a HEAD sent at once: the reader stops at
+        each body's end, the next request's bytes are not taken."""
+        tus = env.tus('/files/')
+        data = make_data(2 * BIG + 100, seed=65)
+        half = BIG + 3
+        url = tus.create(length=len(data))
+        path = path_of(url)
+        mark = env.log_mark()
+        s = env.client.connect(30)
+        try:
+            s.sendall(patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
+                      + head_bytes(path))
+            text = read_all(s)
+        finally:
+            s.close()
+        assert statuses(text) == [204, 204, 200], text[:500]
+        assert offsets(text) == [half, len(data), len(data)]
+        assert spliced(env, mark) == 2
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_261_05_keepalive(self, env):
+        """Spliced PATCHes one after another on one connection, then a
+        small request on the same connection."""
+        tus = env.tus('/files/')
+        piece = BIG + 11
+        data = make_data(3 * piece, seed=66)
+        url = tus.create(length=len(data))
+        path = path_of(url)
+        mark = env.log_mark()
+        s = env.client.connect(30)
+        try:
+            for i in range(3):
+                s.sendall(patch_bytes(path, i * piece, data[i * piece:(i + 1) * piece]))
+                got = b''
+                for _ in range(1000):
+                    got += s.recv(4096)
+                    if b'\r\n\r\n' in got:
+                        break
+                assert got.startswith(b'HTTP/1.1 204'), got[:200]
+                assert f'Upload-Offset: {(i + 1) * piece}'.encode() in got
+            s.sendall(head_bytes(path))
+            text = read_all(s)
+        finally:
+            s.close()
+        assert statuses(text) == [200] and offsets(text) == [len(data)]
+        assert spliced(env, mark) == 3
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_261_06_slow_client(self, env):
+        """Small pieces with pauses: every splice is short, nothing lost."""
+        tus = env.tus('/files/')
+        data = make_data(BIG + 5, seed=67)
+        url = tus.create(length=len(data))
+        # the first 4 MiB at full speed, then 64 KiB pieces with pauses
+        r = env.client.request('PATCH', url, {'Tus-Resumable': '1.0.0', 'Upload-Offset': '0',
+                                              'Content-Type': OCTET},
+                               body=data, chunk_size=65536, send_delay=0.001)
+        assert r.status == 204, r
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_261_07_client_gone(self, env):
+        """A client that disappears mid-body: what arrived is kept (the
+        offset is what reached the file), the upload resumes intact."""
+        tus = env.tus('/files/')
+        data = make_data(BIG + 9, seed=68)
+        url = tus.create(length=len(data))
+        sent = 3 * 1024 * 1024 + 77
+        s = env.client.send_partial('PATCH', url, {'Tus-Resumable': '1.0.0',
+                                                   'Upload-Offset': '0',
+                                                   'Content-Type': OCTET},
+                                    data[:sent], len(data))
+        time.sleep(0.3)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
+        s.close()
+        off = None
+        for _ in range(50):                     # bounded: 5 s
+            off = tus.offset(url)
+            if off == sent:
+                break
+            time.sleep(0.1)
+        assert off == sent
+        assert tus.patch(url, off, data[off:]).status == 204
+        assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_261_08_expect_continue(self, env):
+        """Expect: 100-continue: the interim answer comes (the body is read
+        non-blocking, and httpd's HTTP_IN sends it only before a blocking
+        read), then the body: spliced when large, read as memory when
+        small."""
+        tus = env.tus('/files/')
+        for size, seed, n_spliced in ((70000, 69, 0), (BIG + 21, 169, 1)):
+            data = make_data(size, seed=seed)
+            url = tus.create(length=len(data))
+            mark = env.log_mark()
+            s = env.client.connect(30)
+            try:
+                head = (f'PATCH {path_of(url)} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                        'Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n'
+                        f'Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n'
+                        'Expect: 100-continue\r\nConnection: close\r\n\r\n')
+                s.sendall(head.encode())
+                s.settimeout(10)
+                interim = s.recv(4096)
+                assert interim.startswith(b'HTTP/1.1 100'), interim
+                s.sendall(data)
+                text = read_all(s)
+            finally:
+                s.close()
+            assert statuses(text) == [204], text[:300]
+            assert spliced(env, mark) == n_spliced
+            assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_261_09_expect_refused(self, env):
+        """Expect: 100-continue on a PATCH at the wrong offset: the error
+        comes at once, no 100 before it, the body is not awaited."""
+        tus = env.tus('/files/')
+        url = tus.create(length=BIG)
+        s = env.client.connect(30)
+        try:
+            head = (f'PATCH {path_of(url)} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                    'Tus-Resumable: 1.0.0\r\nUpload-Offset: 5\r\n'
+                    f'Content-Type: {OCTET}\r\nContent-Length: {BIG}\r\n'
+                    'Expect: 100-continue\r\n\r\n')
+            s.sendall(head.encode())
+            text = read_all(s, timeout=10)
+        finally:
+            s.close()
+        assert statuses(text) == [409], text[:300]
+
+
+class TestSpliceSeeds:
+    @staticmethod
+    def CONF(env):
+        from pyrs.seeds import seeds_conf
+        return seeds_conf(env, 'splice-seeds')
+
+    ALLOW_ERRORS = dict(patterns=[r'\[resumable:warn\]'])
+
+    def test_rs_261_10_offset_post(self, env):
+        """The offset front end (design document 001) stores its POST
+        body through the same append: spliced."""
+        from test_800_offset import post, status, file_id
+        data = make_data(BIG + 333, seed=70)
+        fid = file_id('splice.bin', len(data))
+        mark = env.log_mark()
+        r = post(env, fid, 0, data, size=len(data))
+        assert r.status in (200, 201, 204), r
+        assert spliced(env, mark) == 1
+        assert status(env, fid) == len(data)
+
+
+class TestSpliceOff:
+    CONF = dict(server_extra='ResumableSplice Off',
+                areas=[RsArea('/files/', dir='splice-off')])
+
+    def test_rs_261_20_off(self, env):
+        """ResumableSplice Off: read as memory (in large blocks), same bytes."""
+        tus = env.tus('/files/')
+        mark = env.log_mark()
+        url, data = tus_patch(env, BIG + 1, 71)
+        assert spliced(env, mark) == 0
+        assert sha256(tus.get(url).body) == sha256(data)
+
+
+class TestSpliceTLS:
+    CONF = tls_conf
+
+    def test_rs_261_30_tls(self, env):
+        """Over TLS the bytes must be decrypted: mod_ssl's filter reads
+        them, nothing is spliced, the body is stored intact."""
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        tus = env.tus('/files/')
+        data = make_data(BIG + 17, seed=72)
+        url = tus.create(length=len(data))
+        mark = env.log_mark()
+        raw = socket.create_connection(('127.0.0.1', env.tls_port), timeout=30)
+        s = ctx.wrap_socket(raw, server_hostname='127.0.0.1')
+        try:
+            s.sendall(patch_bytes(path_of(url), 0, data, close=True))
+            text = read_all(s)
+        finally:
+            s.close()
+        assert statuses(text) == [204], text[:300]
+        assert spliced(env, mark) == 0
+        assert refused_by(env, mark) == ['ssl/tls filter']
+        assert sha256(tus.get(url).body) == sha256(data)
