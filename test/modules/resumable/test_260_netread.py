@@ -77,6 +77,31 @@ def pipelined(env, connect, seed):
     assert block_sizes(env, mark) == [256 * 1024, 256 * 1024]
 
 
+def patch_sequence(env, count, piece, seed):
+    """`count` PATCHes of `piece` bytes one after the other on one
+    kept-alive connection, each answered before the next is sent (the
+    last asks to close); the stored bytes are checked."""
+    tus = env.tus('/files/')
+    data = make_data(count * piece, seed=seed)
+    url = tus.create(length=len(data))
+    path = path_of(url)
+    s = env.client.connect(30)
+    try:
+        for i in range(count):
+            s.sendall(patch_bytes(path, i * piece, data[i * piece:(i + 1) * piece],
+                                  close=i == count - 1))
+            got = b''
+            for _ in range(1000):
+                got += s.recv(4096)
+                if b'\r\n\r\n' in got:
+                    break
+            assert got.startswith(b'HTTP/1.1 204'), got[:200]
+            assert f'Upload-Offset: {(i + 1) * piece}'.encode() in got
+    finally:
+        s.close()
+    assert sha256(tus.get(url).body) == sha256(data)
+
+
 class TestNetRead:
     CONF = dict(areas=[RsArea('/files/', dir='netread')])
 
@@ -106,27 +131,7 @@ class TestNetRead:
     def test_rs_260_03_keepalive_sequence(self, env):
         """Several large PATCHes one after the other on one kept-alive
         connection, each answered before the next is sent."""
-        tus = env.tus('/files/')
-        piece = 4 * 1024 * 1024 + 11
-        data = make_data(4 * piece, seed=29)
-        url = tus.create(length=len(data))
-        path = path_of(url)
-        s = env.client.connect(30)
-        try:
-            for i in range(4):
-                last = i == 3
-                s.sendall(patch_bytes(path, i * piece, data[i * piece:(i + 1) * piece],
-                                      close=last))
-                got = b''
-                for _ in range(1000):
-                    got += s.recv(4096)
-                    if b'\r\n\r\n' in got:
-                        break
-                assert got.startswith(b'HTTP/1.1 204'), got[:200]
-                assert f'Upload-Offset: {(i + 1) * piece}'.encode() in got
-        finally:
-            s.close()
-        assert tus.get(url).body == data
+        patch_sequence(env, 4, 4 * 1024 * 1024 + 11, 29)
 
     def test_rs_260_04_chunked(self, env):
         """A chunked body (length unknown to httpd) is read in blocks too."""

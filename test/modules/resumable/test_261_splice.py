@@ -11,7 +11,8 @@ from pyrs.client import OCTET, make_data, sha256
 from pyrs.env import RsArea
 
 from test_260_netread import (patch_bytes, head_bytes, read_all, statuses,
-                              offsets, path_of, tls_conf)
+                              offsets, path_of, tls_conf, pipelined,
+                              patch_sequence)
 
 SPLICED = re.compile(r'RS04051: moving the body into the file in the kernel')
 NOT_SPLICED = re.compile(r'RS04052: not splicing the body: input filter (.+) reads it')
@@ -88,51 +89,15 @@ class TestSplice:
     def test_rs_261_04_pipelined(self, env):
         """Two spliced PATCHes and a HEAD sent at once: the reader stops at
         each body's end, the next request's bytes are not taken."""
-        tus = env.tus('/files/')
-        data = make_data(2 * BIG + 100, seed=65)
-        half = BIG + 3
-        url = tus.create(length=len(data))
-        path = path_of(url)
         mark = env.log_mark()
-        s = env.client.connect(30)
-        try:
-            s.sendall(patch_bytes(path, 0, data[:half]) + patch_bytes(path, half, data[half:])
-                      + head_bytes(path))
-            text = read_all(s)
-        finally:
-            s.close()
-        assert statuses(text) == [204, 204, 200], text[:500]
-        assert offsets(text) == [half, len(data), len(data)]
+        pipelined(env, lambda: env.client.connect(30), 65)
         assert spliced(env, mark) == 2
-        assert sha256(tus.get(url).body) == sha256(data)
 
     def test_rs_261_05_keepalive(self, env):
-        """Spliced PATCHes one after another on one connection, then a
-        small request on the same connection."""
-        tus = env.tus('/files/')
-        piece = BIG + 11
-        data = make_data(3 * piece, seed=66)
-        url = tus.create(length=len(data))
-        path = path_of(url)
+        """Spliced PATCHes one after another on one kept-alive connection."""
         mark = env.log_mark()
-        s = env.client.connect(30)
-        try:
-            for i in range(3):
-                s.sendall(patch_bytes(path, i * piece, data[i * piece:(i + 1) * piece]))
-                got = b''
-                for _ in range(1000):
-                    got += s.recv(4096)
-                    if b'\r\n\r\n' in got:
-                        break
-                assert got.startswith(b'HTTP/1.1 204'), got[:200]
-                assert f'Upload-Offset: {(i + 1) * piece}'.encode() in got
-            s.sendall(head_bytes(path))
-            text = read_all(s)
-        finally:
-            s.close()
-        assert statuses(text) == [200] and offsets(text) == [len(data)]
+        patch_sequence(env, 3, BIG + 11, 66)
         assert spliced(env, mark) == 3
-        assert sha256(tus.get(url).body) == sha256(data)
 
     def test_rs_261_06_slow_client(self, env):
         """Small pieces with pauses: every splice is short, nothing lost."""
@@ -214,6 +179,58 @@ class TestSplice:
         finally:
             s.close()
         assert statuses(text) == [409], text[:300]
+
+
+def send_in_pieces(sock, payload, rng, max_piece=3 * 1024 * 1024):
+    """payload in random-sized pieces, some with a short pause between."""
+    at = 0
+    for _ in range(10000):                          # bounded
+        if at >= len(payload):
+            break
+        n = rng.randint(1, max_piece)
+        sock.sendall(payload[at:at + n])
+        at += n
+        if rng.random() < 0.2:
+            time.sleep(0.005)
+    assert at >= len(payload)
+
+
+class TestSpliceMixed:
+    CONF = dict(areas=[RsArea('/files/', dir='splice-mixed')])
+
+    def test_rs_261_40_random_pipelines(self, env):
+        """Bounded random trials: on one connection, PATCHes of sizes on
+        both sides of the 4 MiB threshold (spliced and not) and a HEAD,
+        pipelined and sent in random pieces; every answer and every byte
+        right, so no body takes bytes of the request after it."""
+        import random
+        rng = random.Random(261)
+        tus = env.tus('/files/')
+        for trial in range(5):
+            sizes = [rng.choice([rng.randint(1, 200000),
+                                 rng.randint(4 * 1024 * 1024 + 1, 7 * 1024 * 1024)])
+                     for _ in range(3)]
+            data = make_data(sum(sizes), seed=400 + trial)
+            url = tus.create(length=len(data))
+            path = path_of(url)
+            payload, at = b'', 0
+            for n in sizes:
+                payload += patch_bytes(path, at, data[at:at + n])
+                at += n
+            payload += head_bytes(path)
+            mark = env.log_mark()
+            s = env.client.connect(30)
+            try:
+                send_in_pieces(s, payload, rng)
+                text = read_all(s)
+            finally:
+                s.close()
+            want = [sum(sizes[:i + 1]) for i in range(3)]
+            assert statuses(text) == [204, 204, 204, 200], (sizes, text[:500])
+            assert offsets(text) == want + [len(data)], sizes
+            assert sha256(tus.get(url).body) == sha256(data), sizes
+            big = sum(1 for n in sizes if n > 4 * 1024 * 1024)
+            assert spliced(env, mark) == big, sizes
 
 
 class TestSpliceSeeds:
