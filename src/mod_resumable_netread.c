@@ -26,7 +26,10 @@
  * buckets need no order among themselves; anything that reads one as
  * memory (a split, a copy, a filter) gets its bytes, read from the pipe.
  * The reader never takes more than the rest of the body, nor more than
- * the handler asked for in one call, so pipe buckets are not split.
+ * the handler asked for in one call (less what the core filter already
+ * holds), and splices once per call, so pipe buckets are not split and a
+ * body uses one or two pipes. Where splice cannot move what the socket
+ * holds (urgent data), the rest of the body is read into memory.
  *
  * The swap happens only when the bottom filter is core_in with the
  * connection's own socket bucket last in its brigade (HTTP/1.x; not on
@@ -47,6 +50,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <apr_strings.h>
 #include <apr_buckets.h>
@@ -60,9 +64,13 @@
 
 #include "mod_resumable_private.h"
 
-#define PIPE_SIZE (1024 * 1024)   /* bytes per pipe: one splice each way */
-#define PIPE_SPARE 8              /* empty pipes kept for reuse (an empty
-                                     pipe holds no pages) */
+#define PIPE_SIZE (1024 * 1024)   /* bytes per pipe and per splice: 256
+                                     slots (fewer slots fill up with the
+                                     socket's small page fragments and
+                                     splice far less per call) */
+#define PIPE_SPARE 1              /* empty pipes kept for reuse: a pipe's
+                                     size counts against the user's pipe
+                                     quota even when it is empty */
 
 /* ---- pipes -------------------------------------------------------------- */
 
@@ -119,7 +127,8 @@ static rs_pipe_t *pipe_take(pipeset_t *ps)
         ps->nspare--;
         return pp;
     }
-    if (pipe2(fd, O_CLOEXEC) < 0) {
+    if (pipe2(fd, O_CLOEXEC | O_NONBLOCK) < 0) {   /* an empty pipe is
+                                                       never waited on */
         return NULL;
     }
     if (fcntl(fd[1], F_SETPIPE_SZ, PIPE_SIZE) < PIPE_SIZE) {
@@ -188,9 +197,9 @@ static apr_status_t held_read(apr_bucket *b, const char **str,
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (n <= 0) {
+        if (n <= 0) {               /* EAGAIN: fewer bytes than promised */
             apr_bucket_free(buf);
-            return n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
+            return APR_EGENERAL;
         }
         got += (apr_size_t)n;
     }
@@ -261,6 +270,7 @@ void rs_httpd_netread_drained(apr_bucket *b)
 
 struct rs_netread_t {
     apr_socket_t *sock;
+    apr_bucket_brigade *bb;     /* the core input filter's */
     int fd;
     apr_size_t size;
     apr_off_t taken;            /* bytes read from the socket so far */
@@ -342,8 +352,21 @@ static void splice_stop(rs_netread_t *nr)
     }
 }
 
+/* Nothing to splice because the socket is at urgent (out-of-band) data:
+ * splice stops in front of it for good, where recv() skips it. (Asking
+ * whether the socket holds bytes instead would race with their arrival.)
+ * Any other socket that polls readable but yields nothing is bounded by
+ * the body loop's Timeout. */
+static int splice_stuck(const rs_netread_t *nr)
+{
+    int mark = 0;
+
+    return ioctl(nr->fd, SIOCATMARK, &mark) == 0 && mark;
+}
+
 /* splice up to want bytes from the socket into pp; waits for the socket
- * (up to its timeout) on a blocking read. *n 0: end of stream. */
+ * (up to its timeout) on a blocking read. *n 0: end of stream. EINVAL:
+ * the socket cannot be spliced (now), read it into memory. */
 static apr_status_t splice_in(rs_netread_t *nr, rs_pipe_t *pp,
                               apr_size_t want, apr_read_type_e block,
                               apr_size_t *n)
@@ -360,6 +383,9 @@ static apr_status_t splice_in(rs_netread_t *nr, rs_pipe_t *pp,
         }
         if (errno == EINTR) {
             continue;
+        }
+        if (errno == EAGAIN && splice_stuck(nr)) {
+            return APR_FROM_OS_ERROR(EINVAL);
         }
         if (errno != EAGAIN || APR_NONBLOCK_READ == block) {
             return APR_FROM_OS_ERROR(errno);
@@ -425,7 +451,7 @@ static apr_status_t netread_read(apr_bucket *a, const char **str,
         rv = netread_splice(a, want, block, len);
         if (APR_SUCCESS == rv && *len > 0) {
             nr->taken += *len;
-            nr->ask -= *len;
+            nr->ask = 0;        /* one splice, one pipe per request */
             return rv;
         }
     }
@@ -539,6 +565,7 @@ apr_status_t rs_httpd_netread_begin(request_rec *r, apr_size_t size,
     }
     nr = apr_pcalloc(r->pool, sizeof(*nr));
     nr->sock = sock;
+    nr->bb = bb;
     nr->fd = fd;
     nr->size = size;
     nr->body_end = -1;
@@ -610,8 +637,13 @@ void rs_httpd_netread_splice(request_rec *r, rs_netread_t *nr,
 
 void rs_httpd_netread_ask(rs_netread_t *nr, apr_size_t bytes)
 {
-    if (nr) {
-        nr->ask = bytes;
+    apr_bucket *reader = nr ? tail_reader(nr->bb, &netread_type, nr->sock)
+                            : NULL;
+    apr_off_t ahead;
+
+    if (reader) {               /* the core filter returns these first */
+        ahead = read_ahead(nr->bb, reader);
+        nr->ask = ahead < (apr_off_t)bytes ? bytes - (apr_size_t)ahead : 0;
     }
 }
 

@@ -101,15 +101,17 @@ static apr_status_t wait_readable(body_ctx *c)
     apr_int32_t n = 0;
     apr_status_t rv;
 
+    /* checked before polling too: a socket that polls readable while
+     * reads bring nothing must not keep a thread busy past Timeout */
+    if (apr_time_now() - c->idle_since > c->r->server->timeout) {
+        return APR_TIMEUP;
+    }
     pfd.p = c->r->pool;
     pfd.desc_type = APR_POLL_SOCKET;
     pfd.reqevents = APR_POLLIN;
     pfd.desc.s = c->sock;
     rv = apr_poll(&pfd, 1, &n, IDLE_TICK);
     if (APR_STATUS_IS_TIMEUP(rv) || (APR_SUCCESS == rv && 0 == n)) {
-        if (apr_time_now() - c->idle_since > c->r->server->timeout) {
-            return APR_TIMEUP;
-        }
         return APR_EAGAIN;
     }
     return APR_STATUS_IS_EINTR(rv) ? APR_EAGAIN : APR_SUCCESS;

@@ -339,7 +339,8 @@ static apr_status_t splice_all(rs_writer_t *w, int fd, apr_size_t len,
     *done = 0;
     while (*done < len) {
         off = w->off + (apr_off_t)*done;
-        n = splice(fd, NULL, w->fd, &off, len - *done, SPLICE_F_MOVE);
+        n = splice(fd, NULL, w->fd, &off, len - *done,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -351,7 +352,7 @@ static apr_status_t splice_all(rs_writer_t *w, int fd, apr_size_t len,
     if (*done == len) {
         return APR_SUCCESS;
     }
-    if (n == 0) {
+    if (n == 0 || errno == EAGAIN) {
         return APR_EOF;                 /* the pipe held less than len */
     }
     return errno == EINVAL || errno == ENOSYS ? APR_ENOTIMPL
@@ -374,8 +375,11 @@ static apr_status_t pipe_copy(rs_writer_t *w, int fd, apr_size_t len,
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (n <= 0) {
-            return n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EOF;
+        if (n == 0 || (n < 0 && errno == EAGAIN)) {
+            return APR_EOF;             /* the pipe held less than len */
+        }
+        if (n < 0) {
+            return APR_FROM_OS_ERROR(errno);
         }
         rv = pwrite_all(w->fd, buf, (apr_size_t)n, at + (apr_off_t)*done,
                         &wrote);

@@ -135,6 +135,36 @@ class TestSplice:
         assert tus.patch(url, off, data[off:]).status == 204
         assert sha256(tus.get(url).body) == sha256(data)
 
+    def test_rs_261_07b_urgent_byte(self, env):
+        """An urgent (out-of-band) byte mid-body: splice stops in front of
+        it for good (a thread used to spin there until the server
+        stopped); the rest of the body is read into memory, which skips
+        it as httpd always did. Answered at once, bytes intact."""
+        tus = env.tus('/files/')
+        data = make_data(BIG, seed=73)
+        url = tus.create(length=len(data))
+        mark = env.log_mark()
+        s = env.client.connect(30)
+        try:
+            head = (f'PATCH {path_of(url)} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                    'Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n'
+                    f'Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n'
+                    'Connection: close\r\n\r\n')
+            half = 2 * 1024 * 1024
+            s.sendall(head.encode() + data[:half])
+            time.sleep(0.3)
+            s.send(b'X', socket.MSG_OOB)
+            s.sendall(data[half:])
+            t0 = time.monotonic()
+            text = read_all(s, timeout=8)
+            took = time.monotonic() - t0
+        finally:
+            s.close()
+        assert statuses(text) == [204], text[:300]
+        assert took < 5, took                   # not the 10 s Timeout
+        assert spliced(env, mark) == 1
+        assert sha256(tus.get(url).body) == sha256(data)
+
     def test_rs_261_08_expect_continue(self, env):
         """Expect: 100-continue: the interim answer comes (the body is read
         non-blocking, and httpd's HTTP_IN sends it only before a blocking
