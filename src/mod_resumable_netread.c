@@ -82,6 +82,7 @@ typedef struct rs_pipe_t {
 /* The pipes of one body: shared by the reader and its pipe buckets, freed
  * with the last of them (buckets may outlive the request's pool). */
 typedef struct pipeset_t {
+    server_rec *s;              /* for the log */
     int refs;
     int nspare;
     rs_pipe_t *spare;
@@ -190,6 +191,7 @@ static apr_status_t held_read(apr_bucket *b, const char **str,
     held_t *h = b->data;
     char *buf = apr_bucket_alloc(b->length, b->list);
     apr_size_t got = 0;
+    server_rec *s;
     ssize_t n;
 
     while (got < b->length) {
@@ -204,7 +206,11 @@ static apr_status_t held_read(apr_bucket *b, const char **str,
         got += (apr_size_t)n;
     }
     h->drained = 1;
+    s = h->ps->s;
     held_destroy(h);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RS_LOGNO(04053)
+                 "a spliced piece of %" APR_SIZE_T_FMT " bytes was read into "
+                 "memory (split, copied or read by a filter)", got);
     apr_bucket_heap_make(b, buf, got, apr_bucket_free);
     *str = buf;
     *len = got;
@@ -622,6 +628,7 @@ void rs_httpd_netread_splice(request_rec *r, rs_netread_t *nr,
     }
     ps = apr_bucket_alloc(sizeof(*ps), r->connection->bucket_alloc);
     ps->refs = 1;
+    ps->s = r->server;
     ps->nspare = 0;
     ps->spare = NULL;
     ps->list = r->connection->bucket_alloc;
