@@ -372,7 +372,7 @@ static int splice_stuck(const rs_netread_t *nr)
 
 /* splice up to want bytes from the socket into pp; waits for the socket
  * (up to its timeout) on a blocking read. *n 0: end of stream. EINVAL:
- * the socket cannot be spliced (now), read it into memory. */
+ * the socket cannot be spliced (now): read it into memory. */
 static apr_status_t splice_in(rs_netread_t *nr, rs_pipe_t *pp,
                               apr_size_t want, apr_read_type_e block,
                               apr_size_t *n)
@@ -420,8 +420,10 @@ static apr_status_t netread_splice(apr_bucket *a, apr_size_t want,
     rv = splice_in(nr, pp, want, block, len);
     if (APR_SUCCESS != rv || 0 == *len) {
         pipe_give(nr->ps, pp, 1);
-        if (rv == APR_FROM_OS_ERROR(EINVAL) || rv == APR_FROM_OS_ERROR(ENOSYS)) {
-            splice_stop(nr);
+        if (APR_SUCCESS != rv && !APR_STATUS_IS_EAGAIN(rv)
+            && !APR_STATUS_IS_TIMEUP(rv)) {
+            splice_stop(nr);    /* EINVAL (urgent data), a denied splice
+                                   or a socket error, which recv reports */
             return APR_ENOTIMPL;
         }
         return rv;

@@ -22,7 +22,7 @@
  */
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE             /* fallocate, copy_file_range, splice */
+#define _GNU_SOURCE     /* fallocate, copy_file_range, renameat2, splice */
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -328,8 +328,9 @@ apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len)
 }
 
 /* Move len bytes out of pipe fd into the file at the writer's offset
- * (kernel splice, no copy through user space). APR_ENOTIMPL: the file
- * system cannot splice (EINVAL/ENOSYS); *done bytes were moved. */
+ * (kernel splice, no copy through user space). APR_ENOTIMPL: splice
+ * failed (a file system that cannot splice: EINVAL); *done bytes were
+ * moved and the rest goes through memory, which reports a real error. */
 static apr_status_t splice_all(rs_writer_t *w, int fd, apr_size_t len,
                                apr_size_t *done)
 {
@@ -355,8 +356,8 @@ static apr_status_t splice_all(rs_writer_t *w, int fd, apr_size_t len,
     if (n == 0 || errno == EAGAIN) {
         return APR_EOF;                 /* the pipe held less than len */
     }
-    return errno == EINVAL || errno == ENOSYS ? APR_ENOTIMPL
-                                              : APR_FROM_OS_ERROR(errno);
+    return APR_ENOTIMPL;    /* EINVAL, ENOSYS, a filter denying it...: the
+                               copy through memory reports a real error */
 }
 
 /* The rest of a splice through memory: read from the pipe, pwrite. */
