@@ -11,12 +11,17 @@ from pyrs.env import RsArea
 BLOCKS = re.compile(r'RS04050: reading the body (\d+) bytes at a time')
 
 
-def patch_bytes(path, offset, body, close=False):
-    head = (f'PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n'
+def patch_head(path, offset, length, close=False, extra=''):
+    """The head of a tus PATCH of `length` bytes (extra: more header lines,
+    each ending in CRLF)."""
+    return (f'PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n'
             f'Upload-Offset: {offset}\r\nContent-Type: {OCTET}\r\n'
-            f'Content-Length: {len(body)}\r\n'
-            f'Connection: {"close" if close else "keep-alive"}\r\n\r\n')
-    return head.encode() + body
+            f'Content-Length: {length}\r\n{extra}'
+            f'Connection: {"close" if close else "keep-alive"}\r\n\r\n').encode()
+
+
+def patch_bytes(path, offset, body, close=False):
+    return patch_head(path, offset, len(body), close) + body
 
 
 def head_bytes(path):

@@ -10,7 +10,7 @@ import time
 from pyrs.client import OCTET, make_data, sha256
 from pyrs.env import RsArea
 
-from test_260_netread import (patch_bytes, head_bytes, read_all, statuses,
+from test_260_netread import (patch_bytes, patch_head, head_bytes, read_all, statuses,
                               offsets, path_of, tls_conf, pipelined,
                               patch_sequence)
 
@@ -150,12 +150,8 @@ class TestSplice:
         mark = env.log_mark()
         s = env.client.connect(30)
         try:
-            head = (f'PATCH {path_of(url)} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
-                    'Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n'
-                    f'Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n'
-                    'Connection: close\r\n\r\n')
             half = 2 * 1024 * 1024
-            s.sendall(head.encode() + data[:half])
+            s.sendall(patch_head(path_of(url), 0, len(data), close=True) + data[:half])
             time.sleep(0.3)
             s.send(b'X', socket.MSG_OOB)
             s.sendall(data[half:])
@@ -181,11 +177,8 @@ class TestSplice:
             mark = env.log_mark()
             s = env.client.connect(30)
             try:
-                head = (f'PATCH {path_of(url)} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
-                        'Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n'
-                        f'Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n'
-                        'Expect: 100-continue\r\nConnection: close\r\n\r\n')
-                s.sendall(head.encode())
+                s.sendall(patch_head(path_of(url), 0, len(data), close=True,
+                                     extra='Expect: 100-continue\r\n'))
                 s.settimeout(10)
                 interim = s.recv(4096)
                 assert interim.startswith(b'HTTP/1.1 100'), interim
@@ -204,11 +197,8 @@ class TestSplice:
         url = tus.create(length=BIG)
         s = env.client.connect(30)
         try:
-            head = (f'PATCH {path_of(url)} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
-                    'Tus-Resumable: 1.0.0\r\nUpload-Offset: 5\r\n'
-                    f'Content-Type: {OCTET}\r\nContent-Length: {BIG}\r\n'
-                    'Expect: 100-continue\r\n\r\n')
-            s.sendall(head.encode())
+            s.sendall(patch_head(path_of(url), 5, BIG,
+                                 extra='Expect: 100-continue\r\n'))
             text = read_all(s, timeout=10)
         finally:
             s.close()
