@@ -414,6 +414,9 @@ static apr_status_t netread_splice(apr_bucket *a, apr_size_t want,
     apr_status_t rv;
 
     if (!pp) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, errno, nr->ps->s,
+                     RS_LOGNO(04054) "no %d-byte pipe (fs.pipe-user-pages-"
+                     "soft spent?): reading the body into memory", PIPE_SIZE);
         splice_stop(nr);
         return APR_ENOTIMPL;
     }

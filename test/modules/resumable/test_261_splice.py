@@ -278,6 +278,38 @@ class TestSpliceSeeds:
         assert status(env, fid) == len(data)
 
 
+class TestSpliceQuota:
+    CONF = dict(areas=[RsArea('/files/', dir='splice-quota')])
+    SOFT = '/proc/sys/fs/pipe-user-pages-soft'
+
+    def test_rs_261_15_pipe_quota(self, env):
+        """The httpd user's pipe quota spent (fs.pipe-user-pages-soft set
+        to 1 page for the test, then restored): no 1 MiB pipe can be had,
+        the body is read into memory instead (RS04054), stored intact."""
+        import os
+        import pytest
+        if not env.as_root or not os.access(self.SOFT, os.W_OK):
+            pytest.skip('needs root (httpd children as an unprivileged user) '
+                        'and a writable ' + self.SOFT)
+        with open(self.SOFT) as f:
+            saved = f.read().strip()
+        tus = env.tus('/files/')
+        data = make_data(BIG + 99, seed=74)
+        url = tus.create(length=len(data))
+        mark = env.log_mark()
+        try:
+            with open(self.SOFT, 'w') as f:
+                f.write('1')
+            r = tus.patch(url, 0, data)
+        finally:
+            with open(self.SOFT, 'w') as f:
+                f.write(saved)
+        assert r.status == 204, r
+        lines = env.log_lines(mark)
+        assert [l for l in lines if 'RS04054' in l], 'no quota fallback logged'
+        assert sha256(tus.get(url).body) == sha256(data)
+
+
 class TestSpliceOff:
     CONF = dict(server_extra='ResumableSplice Off',
                 areas=[RsArea('/files/', dir='splice-off')])
