@@ -44,8 +44,7 @@ typedef struct body_ctx {
     apr_bucket *handed;          /* bucket whose data the engine holds */
     apr_socket_t *sock;          /* NULL: blocking reads (HTTP/2) */
     rs_netread_t *nr;            /* large reads, or NULL */
-    int splice_asked;
-    int started;
+    int started;                 /* read() was called */
     apr_off_t ask;               /* bytes asked of the filters per call */
     apr_time_t idle_since;
     int eos;
@@ -150,13 +149,11 @@ static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
         apr_bucket_delete(c->handed);
         c->handed = NULL;
     }
-    if (!c->started) {
+    if (!c->started) {              /* the engine's first read: it has
+                                       said whether it takes pipes */
         c->started = 1;
         send_continue(c->r);
-    }
-    if (b->take_pipe && !c->splice_asked) {
-        c->splice_asked = 1;
-        if (rs_conf_server(c->r->server)->splice) {
+        if (b->take_pipe && rs_conf_server(c->r->server)->splice) {
             rs_httpd_netread_splice(c->r, c->nr, b->length);
         }
     }

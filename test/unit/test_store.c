@@ -458,6 +458,20 @@ static int rmw_child(rs_store_t *s, apr_global_mutex_t *m, const char *lf)
     return bad;
 }
 
+/* A store of `name` in dir whose writes take a fresh global mutex on
+ * lock file `lock` (the mutex the children of the tests below share). */
+static rs_store_t *store_with_mutex(const char *type, const char *dir,
+                                   const char *name, const char *lock,
+                                   apr_global_mutex_t **m, apr_pool_t *p)
+{
+    rs_store_t *s = NULL;
+
+    RS_CHECK(apr_global_mutex_create(m, lock, APR_LOCK_DEFAULT, p)
+             == APR_SUCCESS);
+    rs_store_create(&s, type, apr_pstrcat(p, dir, name, NULL), *m, p);
+    return s;
+}
+
 static void test_mutex(const char *type, const char *dir, apr_pool_t *p)
 {
     const char *lf = apr_pstrcat(p, dir, "/mutex", NULL);
@@ -468,9 +482,7 @@ static void test_mutex(const char *type, const char *dir, apr_pool_t *p)
     char *v;
     apr_size_t len;
 
-    RS_CHECK(apr_global_mutex_create(&m, lf, APR_LOCK_DEFAULT, p)
-             == APR_SUCCESS);
-    rs_store_create(&s, type, apr_pstrcat(p, dir, "/counter", NULL), m, p);
+    s = store_with_mutex(type, dir, "/counter", lf, &m, p);
     RS_CHECK(rs_store_put1(s, "n", "0", 1, p) == APR_SUCCESS);
     for (i = 0; i < 2; i++) {
         fflush(stdout);
@@ -544,6 +556,24 @@ static pid_t spawn_rw(rs_store_t *s, apr_global_mutex_t *m, const char *lf,
     return pid;
 }
 
+/* While this process holds a transaction (`write`: a write one), a
+ * child that reads or writes (`child_writes`) waits, and goes on once the
+ * transaction ends. */
+static void child_waits_for_txn(rs_store_t *s, apr_global_mutex_t *m,
+                                const char *lf, int write, int child_writes,
+                                apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    pid_t pid;
+
+    RS_CHECK(rs_store_begin(s, write, p, &txn) == APR_SUCCESS);
+    pid = spawn_rw(s, m, lf, child_writes);
+    RS_CHECK(wait_for(pid, 300) == 0);
+    rs_store_end(txn);
+    RS_CHECK(wait_for(pid, 10000) == 1);
+    reap(pid);
+}
+
 /*
  * sdbm: a read transaction does not take the global mutex (a child reads
  * while the mutex is held), and it excludes writers by sdbm's shared lock:
@@ -558,12 +588,9 @@ static void test_shared_read(const char *type, const char *dir,
     int sdbm = !strcasecmp(type, "SDBM");
     apr_global_mutex_t *m;
     rs_store_t *s;
-    rs_txn_t *txn;
     pid_t pid;
 
-    RS_CHECK(apr_global_mutex_create(&m, lf, APR_LOCK_DEFAULT, p)
-             == APR_SUCCESS);
-    rs_store_create(&s, type, apr_pstrcat(p, dir, "/shared", NULL), m, p);
+    s = store_with_mutex(type, dir, "/shared", lf, &m, p);
     RS_CHECK(rs_store_put1(s, "w", "1", 1, p) == APR_SUCCESS);
     RS_CHECK(apr_global_mutex_lock(m) == APR_SUCCESS);
     pid = spawn_rw(s, m, lf, 0);
@@ -575,19 +602,9 @@ static void test_shared_read(const char *type, const char *dir,
     reap(pid);
     if (sdbm) {
         /* a reader holds sdbm's shared lock: the writer waits */
-        RS_CHECK(rs_store_begin(s, 0, p, &txn) == APR_SUCCESS);
-        pid = spawn_rw(s, m, lf, 1);
-        RS_CHECK(wait_for(pid, 300) == 0);
-        rs_store_end(txn);
-        RS_CHECK(wait_for(pid, 10000) == 1);
-        reap(pid);
+        child_waits_for_txn(s, m, lf, 0, 1, p);
         /* a writer holds the exclusive lock: the reader waits */
-        RS_CHECK(rs_store_begin(s, 1, p, &txn) == APR_SUCCESS);
-        pid = spawn_rw(s, m, lf, 0);
-        RS_CHECK(wait_for(pid, 300) == 0);
-        rs_store_end(txn);
-        RS_CHECK(wait_for(pid, 10000) == 1);
-        reap(pid);
+        child_waits_for_txn(s, m, lf, 1, 0, p);
     }
     RS_CHECK(get_is(s, "w", sdbm ? "written" : "1", sdbm ? 7 : 1, p));
     apr_global_mutex_destroy(m);
@@ -664,9 +681,7 @@ static void test_torn(const char *type, const char *dir, apr_pool_t *p)
     pid_t pid[3];
     int i, ok = 1;
 
-    RS_CHECK(apr_global_mutex_create(&m, lf, APR_LOCK_DEFAULT, p)
-             == APR_SUCCESS);
-    rs_store_create(&s, type, apr_pstrcat(p, dir, "/torn", NULL), m, p);
+    s = store_with_mutex(type, dir, "/torn", lf, &m, p);
     RS_CHECK(rs_store_put1(s, "v", torn_value(p, 0), TORN_LEN, p) == 0);
     for (i = 0; i < 3; i++) {
         fflush(stdout);

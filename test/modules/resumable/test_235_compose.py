@@ -44,6 +44,12 @@ def flags(env, db, uid):
     return int(line.split()[1], 16)
 
 
+def assert_verified(env, db):
+    """resumablectl verify finds the state database sound."""
+    rc, out = resumablectl(env, db, 'verify')
+    assert rc == 0 and ' 0 problems' in out, out
+
+
 def path_of(url):
     return split_url(url)[0]
 
@@ -108,8 +114,7 @@ class TestComposeTus:
                     / f'{upload_id(final)}.data').exists()
         for u in urls:                          # partials stay until expiry
             assert tus.head(u).status == 200
-        rc, out = resumablectl(env, db, 'verify')
-        assert rc == 0 and ' 0 problems' in out, out
+        assert_verified(env, db)
 
     def test_rs_235_02_served_from_parts(self, env):
         tus = env.tus('/files/')
@@ -151,8 +156,7 @@ class TestComposeTus:
         assert wait_for(lambda: not flags(env, db, upload_id(final)) & COMPOSED)
         r = tus.get(final)
         assert r.status == 200 and r.body == whole, r
-        rc, out = resumablectl(env, db, 'verify')
-        assert rc == 0 and ' 0 problems' in out, out
+        assert_verified(env, db)
 
     def test_rs_235_03_partial_delete_waits_for_final(self, env):
         tus = env.tus('/files/')
@@ -267,8 +271,7 @@ class TestComposeChunks:
         assert wait_for(lambda: not list((area / '.resumable').glob(uid + '.c*')))
         assert env.client.get('/upload/sliced.bin').body == data
         assert env.client.get(f'/byid/{uid}').body == data
-        rc, out = resumablectl(env, db, 'verify')
-        assert rc == 0 and ' 0 problems' in out, out
+        assert_verified(env, db)
 
     def test_rs_235_11_slice_total_composed(self, env):
         """Completion by the last chunk of a declared count; published after
