@@ -149,6 +149,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         made_policy=
     fi
 fi
+# the libraries httpd was built against, not older ones left on the machine
+"$REPO/tools/sync-libs.sh"
 id "$RUN_USER" >/dev/null 2>&1 || die "no user $RUN_USER (RUN_USER=)"
 
 # ---- npm ci (the browser files the pages load from /vendor/) ----------------

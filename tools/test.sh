@@ -32,6 +32,11 @@ if [ ${#missing[@]} -gt 0 ]; then
         rm -f /usr/sbin/policy-rc.d
     fi
 fi
+# A consistent system: apt installs the newest apache2, whose modules may be
+# built against newer libraries than the ones the machine already has (mod_ssl
+# built for a newer libssl3 warns AH01882 at every start). Upgrade every
+# installed library httpd depends on to the version apt offers.
+tools/sync-libs.sh
 if ! command -v npm >/dev/null 2>&1; then
     echo "test.sh: installing nodejs npm"
     apt-get update -qq

@@ -122,3 +122,25 @@ class TestH2c:
         assert re.search(rf'^upload-offset: {len(data)}\r?$', r.stdout, re.M | re.I), r.stdout
         r = env.client.get(loc)
         assert r.status == 200 and sha256(r.body) == sha256(data)
+
+
+
+def libs_conf(env):
+    from pyrs.env import MODULES_DIR
+    return dict(areas=[RsArea('/files/', dir='libs')], extra='\n'.join([
+        f'LoadModule ssl_module "{MODULES_DIR}/mod_ssl.so"',
+        f'LoadModule socache_shmcb_module "{MODULES_DIR}/mod_socache_shmcb.so"',
+        f'SSLSessionCache "shmcb:{env.gen}/libs-scache(512000)"']))
+
+
+class TestLibrariesConsistent:
+    """The install step leaves a consistent system: every module of the
+    installed httpd runs on the library versions it was built against (a
+    mod_ssl built for a newer libssl3 than the machine's warns AH01882 at
+    every start; tools/sync-libs.sh upgrades such libraries)."""
+    CONF = libs_conf
+
+    def test_rs_000_30_mod_ssl_matches_libssl(self, env):
+        lines = env.log_lines()
+        assert not [l for l in lines if 'AH01882' in l], lines
+        assert env.client.options('/files/').status in (200, 204)
