@@ -98,10 +98,11 @@ class TestMd5:
             if isinstance(j['data'], str) or time.time() > deadline:
                 break
             time.sleep(0.3)
-        assert j['data'] == f'{env.url}/upload/{fid}.bin', j
-        assert env.sha256_file(seeds_dir(env) / f'{fid}.bin') == sha256(data)
-        assert (seeds_dir(env) / f'{fid}.bin').stat().st_ino == \
-            (seeds_dir(env) / 'movie.bin-x').stat().st_ino      # a link
+        # the stored file's own name at ResumableFilesURL: no new name
+        assert j['data'] == f'{env.url}/upload/movie.bin-x', j
+        assert not (seeds_dir(env) / f'{fid}.bin').exists()
+        r = env.client.get('/upload/movie.bin-x')
+        assert r.status == 200 and sha256(r.body) == sha256(data), r
 
     def test_rs_820_04_resume(self, env):
         data = make_data(4 * CHUNK, seed=824)
