@@ -31,8 +31,9 @@
  * URL of stored content (instant upload): the content index (per owner,
  * rs_engine_content_find) names the owner's upload with that MD5, and the
  * answer is that upload's URL in the area, "<area URL>/<id>" (the request
- * URI with the upload id appended, as every front end builds upload URLs),
- * which the area serves to its owner only. It depends on nothing but the
+ * URI, less a last "handshake" segment, with the upload id appended, as
+ * every front end builds upload URLs), which the area serves to its owner
+ * only. It depends on nothing but the
  * owner's own uploads (another user's files never change it), is the same
  * on every handshake, and costs no new file. Where httpd serves the area's
  * directory itself (ResumableFilesURL, e.g. conf/seeds.conf's Alias
@@ -116,6 +117,20 @@ static const char *origin(rs_req_t *req)
     return slash ? apr_pstrndup(req->pool, u, slash - u) : u;
 }
 
+static int at_handshake(const rs_req_t *req);
+
+/* URL of the area the request reached: the request URI (no trailing
+ * slash), without a last "handshake" segment: the seed posts its
+ * handshake to <x>/handshake and its chunks to <x>, so <x> is the area. */
+static const char *area_url(rs_req_t *req)
+{
+    apr_size_t n = strlen(req->base_url);
+
+    return at_handshake(req) ? apr_pstrndup(req->pool, req->base_url,
+                                            n - strlen("/" MD5_SHAKE))
+           : req->base_url;
+}
+
 /* The URL at which the owner fetches stored upload u (see the design
  * note): ResumableFilesURL + its published name, else its upload URL. */
 static const char *stored_url(rs_req_t *req, const rs_upload_t *u)
@@ -127,7 +142,7 @@ static const char *stored_url(rs_req_t *req, const rs_upload_t *u)
                            escape_segment(req->pool,
                                           name ? name + 1 : u->path), NULL);
     }
-    return apr_pstrcat(req->pool, req->base_url, "/", u->id, NULL);
+    return apr_pstrcat(req->pool, area_url(req), "/", u->id, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
