@@ -1,14 +1,15 @@
 /* Licensed under the Apache License, Version 2.0. */
 /*
  * "md5" front end: the MD5 handshake protocol of design document 002.
- * Both requests arrive through the form intake (rs_form.h):
+ * Both requests arrive through the form intake (rs_form.h); match() takes
+ * only what is md5's but no form (wrong method, body or type) to refuse it:
  *
  *   handshake  JSON {fileId, ext, chunkIds} (the seed posts it to
  *              /api/upload/handshake as application/json).
  *              -> {code:0, msg:'', data:[chunk ids still needed]}, or
- *              data: the file's URL when content with MD5 fileId is
- *              already stored in the area (instant upload: the stored file
- *              gets a second name <fileId><ext>, a hard link).
+ *              data: the file's URL when the requesting user already
+ *              stored content with MD5 fileId in the area (instant upload;
+ *              see "URL of stored content" below).
  *   chunk      multipart: file part "file", fields "chunkId", "fileId"
  *              (the seed posts to /api/upload).
  *              -> {code:0, msg:'', data:[chunk ids still needed]}
@@ -357,8 +358,10 @@ static rs_error_t *check_chunk(rs_req_t *req, const rs_form_t *f,
 
 static void chunk(rs_req_t *req, rs_form_t *f)
 {
-    const char *file_id = apr_table_get(f->fields, "fileId");
-    const char *chunk_id = apr_table_get(f->fields, "chunkId");
+    const char *file_id = f->fields ? apr_table_get(f->fields, "fileId")
+                          : NULL;
+    const char *chunk_id = f->fields ? apr_table_get(f->fields, "chunkId")
+                           : NULL;
     int index = chunk_index(chunk_id);
     rs_chunk_t c = { 0, 0, NULL, NULL };
     rs_upload_t *u = NULL;

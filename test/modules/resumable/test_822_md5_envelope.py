@@ -94,6 +94,8 @@ CHUNKS = [
     ('chunk-unknown-file', MP_T, chunk_form(('chunkId', CID), ('fileId', FID))),
     ('chunk-broken-multipart', MP_T, b'--nope\r\n\r\n'),
     ('chunk-no-boundary', {'Content-Type': 'multipart/form-data'}, b'abc'),
+    ('chunk-no-parts', MP_T, multipart([])),
+    ('chunk-fields-only', MP_T, multipart([('chunkId', CID)])),
 ]
 METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE']
 
