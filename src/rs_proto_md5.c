@@ -34,9 +34,10 @@
  * answer is that upload's URL in the area, "<area URL>/<id>" (the request
  * URI, less a last "handshake" segment, with the upload id appended, as
  * every front end builds upload URLs), which the area serves to its owner
- * only. It depends on nothing but the
- * owner's own uploads (another user's files never change it), is the same
- * on every handshake, and costs no new file. Where httpd serves the area's
+ * only. It depends on nothing but the owner's own uploads (another user's
+ * files never change it), is the same on every handshake (the index keeps
+ * the first live upload of a content), and writes no file (a handshake
+ * used to link "<fileId> (n)<ext>" each time). Where httpd serves the area's
  * directory itself (ResumableFilesURL, e.g. conf/seeds.conf's Alias
  * /upload/, where the seed client builds "/upload/<fileId><ext>" itself),
  * the answer is "<origin><ResumableFilesURL><published name>" instead.
