@@ -714,6 +714,34 @@ const char *rs_eng_md5_of(apr_pool_t *p, const char *path, apr_off_t len)
     return APR_SUCCESS == rv ? rs_util_hex(p, d, n) : NULL;
 }
 
+/* Content index entry key: set it to id (NULL: remove it) when it is
+ * absent (or unreadable) or still holds `seen` (judged stale outside this
+ * transaction: content_live reads records in transactions of its own);
+ * when another request changed it meanwhile, that change stands. */
+static apr_status_t content_swap(rs_engine_t *e, const char *key,
+                                 const char *seen, const char *id,
+                                 apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    char *val;
+    apr_size_t len;
+    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    rv = rs_store_get(txn, key, p, &val, &len);
+    if (APR_SUCCESS == rv ? (seen && !strcmp(val, seen)) : id != NULL) {
+        rv = id ? rs_store_put(txn, key, id, strlen(id))
+             : rs_store_delete(txn, key);
+    }
+    else {
+        rv = APR_SUCCESS;
+    }
+    rs_store_end(txn);
+    return rv;
+}
+
 /* Record the published file of u in the area's content index (read by
  * the md5 front end's instant upload, across every protocol that shares
  * the area's directory, whichever front ends the completing location
@@ -724,6 +752,8 @@ static void index_content(rs_engine_t *e, const rs_area_t *a,
                           apr_pool_t *p)
 {
     const char *key;
+    char *seen = NULL;
+    apr_size_t len;
     apr_status_t rv = APR_EGENERAL;
 
     if (!u->path) {
@@ -731,15 +761,12 @@ static void index_content(rs_engine_t *e, const rs_area_t *a,
     }
     md5hex = md5hex ? md5hex : rs_eng_md5_of(p, u->path, u->length);
     if (md5hex && (key = hkey(p, u->dir, u->owner, md5hex))) {
-        char *val;
-        apr_size_t len;
-
-        rv = rs_store_get1(e->store, key, p, &val, &len);
-        if (APR_SUCCESS == rv && strcmp(val, u->id)
-            && content_live(e, u->dir, u->owner, val, p)) {
+        rv = rs_store_get1(e->store, key, p, &seen, &len);
+        if (APR_SUCCESS == rv && strcmp(seen, u->id)
+            && content_live(e, u->dir, u->owner, seen, p)) {
             return;            /* the content's URL stays the first one's */
         }
-        rv = rs_store_put1(e->store, key, u->id, strlen(u->id), p);
+        rv = content_swap(e, key, APR_SUCCESS == rv ? seen : NULL, u->id, p);
     }
     if (APR_SUCCESS != rv) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, p, RS_LOGNO(07002)
@@ -777,7 +804,7 @@ rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
         return rs_eng_state_error(p, rv, "content lookup", "-");
     }
     if (!(*pu = content_live(e, a->dir, owner, val, p))) {
-        rs_store_delete1(e->store, key, p);     /* the upload went away */
+        content_swap(e, key, val, NULL, p);     /* the upload went away */
         return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
     }
     return NULL;
