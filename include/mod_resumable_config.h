@@ -44,6 +44,7 @@ typedef struct rs_dir_conf_t {
     apr_interval_time_t stall_time; /* -1 unset */
     apr_array_header_t *inline_types; /* NULL unset */
     apr_array_header_t *deny_ext;   /* NULL unset; empty: None */
+    const char *files_url;          /* ResumableFilesURL; NULL unset */
 } rs_dir_conf_t;
 
 extern const command_rec rs_conf_cmds[];

@@ -59,6 +59,8 @@ typedef struct rs_area_t {
     unsigned int protocols;         /* mask of 1 << rs_proto_id_t */
     const apr_array_header_t *deny_ext; /* extensions defused in published
                                            names (rs_util_defuse_name) */
+    const char *files_url;          /* ResumableFilesURL: URL path ("/x/")
+                                       at which httpd serves dir, or NULL */
 } rs_area_t;
 
 /**
@@ -197,16 +199,18 @@ rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
 
 /**
  * The content index of area a (the md5 front end's instant upload): the
- * published file of owner ("" anonymous) whose MD5 is md5hex (lower-case
- * hex), or RS_ERR_NOT_FOUND. Every upload published in the area (by any
- * front end) is indexed per owner: at once when the front end verified its
- * MD5, otherwise by the sweep (RS_UF_UNINDEXED), off the request path.
- * Entries whose file is gone are dropped here.
+ * complete, published upload of owner ("" anonymous) whose MD5 is md5hex
+ * (lower-case hex), or RS_ERR_NOT_FOUND. Every upload published in the
+ * area (by any front end) is indexed per owner: at once when the front end
+ * verified its MD5, otherwise by the sweep (RS_UF_UNINDEXED), off the
+ * request path. The first live upload of a content stays its entry (one
+ * answer for the content while it lives). Never another owner's upload;
+ * entries whose upload or file is gone are dropped here.
  */
 rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
                                    const char *owner,
                                    const char *md5hex, apr_pool_t *p,
-                                   const char **path);
+                                   rs_upload_t **u);
 
 /** Delete upload u (lock with takeover), its data and published file;
  *  leave a tombstone. */

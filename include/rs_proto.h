@@ -78,6 +78,15 @@ typedef struct rs_proto_t {
     int (*match_form)(rs_req_t *req, const struct rs_form_t *form);
     /** Handle a form match_form() accepted. */
     void (*handle_form)(rs_req_t *req, struct rs_form_t *form);
+    /**
+     * The intake failed with err (a body that cannot be read or parsed, or
+     * a form no match_form() accepted; form holds what was read): 1 if the
+     * request is recognisably this front end's and it answered err in its
+     * own format (and set req->error), 0 to leave it to the shared
+     * text/plain answer. Offered in dispatch order. May be NULL.
+     */
+    int (*form_error)(rs_req_t *req, const struct rs_form_t *form,
+                      rs_error_t *err);
 } rs_proto_t;
 
 extern const rs_proto_t rs_proto_tus;

@@ -89,6 +89,7 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(cors);
     MERGE_PTR(inline_types);
     MERGE_PTR(deny_ext);
+    MERGE_PTR(files_url);
     n->ht_max_size = lower(base->ht_max_size, add->ht_max_size);
     n->ht_expire = lower(base->ht_expire, add->ht_expire);
     MERGE(protocols);
@@ -364,6 +365,31 @@ static const char *set_deny(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ResumableFilesURL: the URL path at which httpd itself serves the area's
+ * directory (an Alias), for the md5 handshake's file URLs. An absolute
+ * path ending in '/', of URI path characters only (escapes well formed),
+ * no empty, "." or ".." segment. */
+static const char *set_files_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    rs_dir_conf_t *d = dc;
+    const char *c;
+    apr_size_t n = strlen(arg);
+
+    if (n < 1 || n > 1024 || arg[0] != '/' || arg[n - 1] != '/'
+        || (n > 1 && (strstr(arg, "//") || strstr(arg, "/./")
+                      || strstr(arg, "/../")))) {
+        return bad(cmd, arg, "expected a URL path like /upload/");
+    }
+    for (c = arg; *c; c++) {
+        if (*c == '%' ? !(apr_isxdigit(c[1]) && apr_isxdigit(c[2]))
+            : !(apr_isalnum(*c) || strchr("/-._~!$&'()*+,;=:@", *c))) {
+            return bad(cmd, arg, "expected a URL path like /upload/");
+        }
+    }
+    d->files_url = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
 static const char *set_sweep(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = global_only(cmd);
@@ -446,6 +472,9 @@ const command_rec rs_conf_cmds[] = {
     AP_INIT_ITERATE("ResumableDenyExtensions", set_deny, NULL, DIR_ONLY,
                     "extensions a finished file name may not end in or "
                     "carry (they are defused), or None"),
+    AP_INIT_TAKE1("ResumableFilesURL", set_files_url, NULL, DIR_ONLY,
+                  "URL path at which httpd serves the area's directory "
+                  "(md5 handshake file URLs)"),
     AP_INIT_TAKE1("ResumableSweepInterval", set_sweep, NULL, RSRC_CONF,
                   "how often expired uploads are removed"),
     AP_INIT_TAKE1("ResumableWriteBuffer", set_write_buffer, NULL, RSRC_CONF,
@@ -589,6 +618,7 @@ rs_area_t *rs_conf_area(request_rec *r)
         a->protocols &= (unsigned)d->ht_protocols;
     }
     a->deny_ext = d->deny_ext ? d->deny_ext : default_deny_list(r->pool);
+    a->files_url = d->files_url;
     return a;
 }
 

@@ -15,11 +15,15 @@
  *              winner; a finished upload's key moves to a new upload of the
  *              same key), removed with the upload (terminate, expiry) when it
  *              still names it; a "k:" entry whose upload is gone is ignored.
- *   "h:md5:<md5 hex>:<32 hex of SHA-256 of the area dir>"
- *              content index -> published path. Written when any upload
- *              is published (its MD5 computed once then, or taken from the
- *              md5 front end's verification); read by rs_engine_content_
- *              find, which drops entries whose file is gone.
+ *   "h:md5:<md5 hex>:<32 hex of SHA-256 of "<area dir>\0<owner>\0">"
+ *              content index -> id of the owner's published upload with
+ *              that content. Written when any upload is published (its MD5
+ *              computed once then, or taken from the md5 front end's
+ *              verification) unless the entry already names a live upload
+ *              (so the md5 handshake answers one URL for the content);
+ *              read by rs_engine_content_find, which drops entries whose
+ *              upload or file is gone (an older value, a path, is dropped
+ *              the same way).
  *
  * Chunk mode (RS_UF_CHUNKED; slice, md5, flow):
  *   - Each chunk keeps its own file "<area>/.resumable/<id>.c<index>",
@@ -663,7 +667,7 @@ static void wake_waiters(rs_engine_t *e, const rs_area_t *a,
     }
 }
 
-/* "h:md5:<hex>:<32 hex of SHA-256 of the area dir>" */
+/* "h:md5:<hex>:<32 hex of SHA-256 of "<area dir>\0<owner>\0">" */
 /* Content index key: per area directory and per user (another user must
  * not learn that, or get, a file with the same content). */
 static const char *hkey(apr_pool_t *p, const char *dir, const char *owner,
@@ -673,6 +677,26 @@ static const char *hkey(apr_pool_t *p, const char *dir, const char *owner,
 
     return k ? apr_pstrcat(p, "h:md5:", md5hex, ":",
                            apr_pstrndup(p, k + 2, 32), NULL) : NULL;
+}
+
+/* The upload a content index entry of (dir, owner) names, if it still
+ * serves that content: the owner's, in dir, complete, published, its file
+ * a regular file. Anything else is a stale entry. */
+static rs_upload_t *content_live(rs_engine_t *e, const char *dir,
+                                 const char *owner, const char *id,
+                                 apr_pool_t *p)
+{
+    rs_upload_t *u;
+    apr_finfo_t fi;
+
+    if (!rs_util_id_valid(id) || rs_eng_lookup(e, id, p, &u)
+        || strcmp(u->dir, dir) || strcmp(u->owner, owner ? owner : "")
+        || RS_STATE_COMPLETE != u->state || !(u->flags & RS_UF_PUBLISHED)
+        || !u->path || APR_SUCCESS != apr_stat(&fi, u->path, APR_FINFO_TYPE, p)
+        || APR_REG != fi.filetype) {
+        return NULL;
+    }
+    return u;
 }
 
 const char *rs_eng_md5_of(apr_pool_t *p, const char *path, apr_off_t len)
@@ -690,6 +714,34 @@ const char *rs_eng_md5_of(apr_pool_t *p, const char *path, apr_off_t len)
     return APR_SUCCESS == rv ? rs_util_hex(p, d, n) : NULL;
 }
 
+/* Content index entry key: set it to id (NULL: remove it) when it is
+ * absent (or unreadable) or still holds `seen` (judged stale outside this
+ * transaction: content_live reads records in transactions of its own);
+ * when another request changed it meanwhile, that change stands. */
+static apr_status_t content_swap(rs_engine_t *e, const char *key,
+                                 const char *seen, const char *id,
+                                 apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    char *val;
+    apr_size_t len;
+    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    rv = rs_store_get(txn, key, p, &val, &len);
+    if (APR_SUCCESS == rv ? (seen && !strcmp(val, seen)) : id != NULL) {
+        rv = id ? rs_store_put(txn, key, id, strlen(id))
+             : rs_store_delete(txn, key);
+    }
+    else {
+        rv = APR_SUCCESS;
+    }
+    rs_store_end(txn);
+    return rv;
+}
+
 /* Record the published file of u in the area's content index (read by
  * the md5 front end's instant upload, across every protocol that shares
  * the area's directory, whichever front ends the completing location
@@ -700,6 +752,8 @@ static void index_content(rs_engine_t *e, const rs_area_t *a,
                           apr_pool_t *p)
 {
     const char *key;
+    char *seen = NULL;
+    apr_size_t len;
     apr_status_t rv = APR_EGENERAL;
 
     if (!u->path) {
@@ -707,7 +761,12 @@ static void index_content(rs_engine_t *e, const rs_area_t *a,
     }
     md5hex = md5hex ? md5hex : rs_eng_md5_of(p, u->path, u->length);
     if (md5hex && (key = hkey(p, u->dir, u->owner, md5hex))) {
-        rv = rs_store_put1(e->store, key, u->path, strlen(u->path), p);
+        rv = rs_store_get1(e->store, key, p, &seen, &len);
+        if (APR_SUCCESS == rv && strcmp(seen, u->id)
+            && content_live(e, u->dir, u->owner, seen, p)) {
+            return;            /* the content's URL stays the first one's */
+        }
+        rv = content_swap(e, key, APR_SUCCESS == rv ? seen : NULL, u->id, p);
     }
     if (APR_SUCCESS != rv) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, p, RS_LOGNO(07002)
@@ -730,10 +789,9 @@ static void index_later(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
 rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
                                    const char *owner,
                                    const char *md5hex, apr_pool_t *p,
-                                   const char **path)
+                                   rs_upload_t **pu)
 {
     const char *key = hkey(p, a->dir, owner, md5hex);
-    apr_finfo_t fi;
     apr_size_t len;
     char *val;
     apr_status_t rv = key ? rs_store_get1(e->store, key, p, &val, &len)
@@ -745,12 +803,10 @@ rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS != rv) {
         return rs_eng_state_error(p, rv, "content lookup", "-");
     }
-    if (APR_SUCCESS != apr_stat(&fi, val, APR_FINFO_TYPE, p)
-        || APR_REG != fi.filetype) {
-        rs_store_delete1(e->store, key, p);     /* the file went away */
+    if (!(*pu = content_live(e, a->dir, owner, val, p))) {
+        content_swap(e, key, val, NULL, p);     /* the upload went away */
         return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
     }
-    *path = val;
     return NULL;
 }
 

@@ -370,6 +370,22 @@ static rs_error_t *read_json(rs_req_t *req, rs_form_t *f)
 /* ------------------------------------------------------------------------ */
 /* dispatch                                                                  */
 
+/* err in the format of the front end the request is recognisably for
+ * (form_error), else the shared text/plain answer. */
+static void form_failed(rs_req_t *req, const rs_form_t *f, rs_error_t *err)
+{
+    int i;
+
+    for (i = 0; rs_protos[i]; i++) {
+        const rs_proto_t *fe = rs_protos[i];
+        if ((req->area->protocols & (1u << fe->id)) && fe->form_error
+            && fe->form_error(req, f, err)) {
+            return;
+        }
+    }
+    rs_proto_error(req, err);
+}
+
 void rs_form_handle(rs_req_t *req)
 {
     rs_form_t *f = apr_pcalloc(req->pool, sizeof(*f));
@@ -392,7 +408,7 @@ void rs_form_handle(rs_req_t *req)
                             "not an upload request of this area");
     }
     if (err) {
-        rs_proto_error(req, err);
+        form_failed(req, f, err);
     }
     remove_spool(f);                    /* before the answer goes out */
     f->file_path = NULL;

@@ -1,14 +1,15 @@
 /* Licensed under the Apache License, Version 2.0. */
 /*
  * "md5" front end: the MD5 handshake protocol of design document 002.
- * Both requests arrive through the form intake (rs_form.h):
+ * Both requests arrive through the form intake (rs_form.h); match() takes
+ * only what is md5's but no form (wrong method, body or type) to refuse it:
  *
  *   handshake  JSON {fileId, ext, chunkIds} (the seed posts it to
  *              /api/upload/handshake as application/json).
  *              -> {code:0, msg:'', data:[chunk ids still needed]}, or
- *              data: the file's URL when content with MD5 fileId is
- *              already stored in the area (instant upload: the stored file
- *              gets a second name <fileId><ext>, a hard link).
+ *              data: the file's URL when the requesting user already
+ *              stored content with MD5 fileId in the area (instant upload;
+ *              see "URL of stored content" below).
  *   chunk      multipart: file part "file", fields "chunkId", "fileId"
  *              (the seed posts to /api/upload).
  *              -> {code:0, msg:'', data:[chunk ids still needed]}
@@ -22,9 +23,24 @@
  * at most MD5_MAX_CHUNKS chunks.
  *
  * Errors keep the seed's envelope {code, msg, data:null} with code = the
- * HTTP status. File URLs are "<origin>/upload/<name>": the seed client
- * builds exactly that link itself, so the area's published files must be
- * served under /upload/ (conf/seeds.conf has the Alias).
+ * HTTP status, for every request recognisably md5's: a JSON object with
+ * fileId or chunkIds, a form with fileId or chunkId, and anything (a form
+ * that cannot be read, no form, a wrong method) sent to a URI whose last
+ * segment is "handshake" or to an area where md5 is the only protocol
+ * (seeds.conf's /api/upload). Each failure is logged (RS04020).
+ *
+ * URL of stored content (instant upload): the content index (per owner,
+ * rs_engine_content_find) names the owner's upload with that MD5, and the
+ * answer is that upload's URL in the area, "<area URL>/<id>" (the request
+ * URI, less a last "handshake" segment, with the upload id appended, as
+ * every front end builds upload URLs), which the area serves to its owner
+ * only. It depends on nothing but the owner's own uploads (another user's
+ * files never change it), is the same on every handshake (the index keeps
+ * the first live upload of a content), and writes no file (a handshake
+ * used to link "<fileId> (n)<ext>" each time). Where httpd serves the area's
+ * directory itself (ResumableFilesURL, e.g. conf/seeds.conf's Alias
+ * /upload/, where the seed client builds "/upload/<fileId><ext>" itself),
+ * the answer is "<origin><ResumableFilesURL><published name>" instead.
  */
 
 #include <stdlib.h>
@@ -35,14 +51,13 @@
 #include "rs_proto.h"
 #include "rs_form.h"
 #include "rs_hash.h"
-#include "rs_data.h"
 #include "rs_util.h"
 #include "rs_log.h"
 
 #define MD5_HEX 32
 #define MD5_MAX_CHUNKS 10000
 #define MD5_MAX_EXT 16
-#define MD5_FILES "/upload/"
+#define MD5_SHAKE "handshake"     /* the seed's handshake path segment */
 
 /* ------------------------------------------------------------------------ */
 /* answers                                                                   */
@@ -95,17 +110,41 @@ static const char *escape_segment(apr_pool_t *p, const char *s)
     return out;
 }
 
-/* "<origin>/upload/<published name>" */
-static const char *file_url(rs_req_t *req, const char *path)
+/* "scheme://host" of the request (base_url without its path). */
+static const char *origin(rs_req_t *req)
 {
     const char *u = req->base_url, *host = strstr(u, "://");
     const char *slash = host ? strchr(host + 3, '/') : NULL;
-    const char *name = strrchr(path, '/');
 
-    return apr_pstrcat(req->pool, slash ? apr_pstrndup(req->pool, u, slash - u)
-                       : u, MD5_FILES, escape_segment(req->pool,
-                                                      name ? name + 1 : path),
-                       NULL);
+    return slash ? apr_pstrndup(req->pool, u, slash - u) : u;
+}
+
+static int at_handshake(const rs_req_t *req);
+
+/* URL of the area the request reached: the request URI (no trailing
+ * slash), without a last "handshake" segment: the seed posts its
+ * handshake to <x>/handshake and its chunks to <x>, so <x> is the area. */
+static const char *area_url(rs_req_t *req)
+{
+    apr_size_t n = strlen(req->base_url);
+
+    return at_handshake(req) ? apr_pstrndup(req->pool, req->base_url,
+                                            n - strlen("/" MD5_SHAKE))
+           : req->base_url;
+}
+
+/* The URL at which the owner fetches stored upload u (see the design
+ * note): ResumableFilesURL + its published name, else its upload URL. */
+static const char *stored_url(rs_req_t *req, const rs_upload_t *u)
+{
+    const char *name = strrchr(u->path, '/');
+
+    if (req->area->files_url) {
+        return apr_pstrcat(req->pool, origin(req), req->area->files_url,
+                           escape_segment(req->pool,
+                                          name ? name + 1 : u->path), NULL);
+    }
+    return apr_pstrcat(req->pool, area_url(req), "/", u->id, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -211,34 +250,17 @@ static const char *chunk_list(apr_pool_t *p, json_t *ids)
     return list;
 }
 
-/* Content already stored: give it the name <fileId><ext> too. */
-static int instant(rs_req_t *req, const char *file_id, const char *ext)
+/* Content the owner already stored: answer its URL. Nothing is written:
+ * the same URL on every handshake, whatever other users hold. */
+static int instant(rs_req_t *req, const char *file_id)
 {
-    const char *path, *final;
-    rs_error_t *err = rs_engine_content_find(req->engine, req->area, req->user,
-                                             file_id,
-                                             req->pool, &path);
-    const char *name = rs_util_defuse_name(req->pool,
-                                           apr_pstrcat(req->pool, file_id,
-                                                       ext, NULL),
-                                           req->area->deny_ext);
-    apr_status_t rv;
+    rs_upload_t *u;
 
-    if (err) {
+    if (rs_engine_content_find(req->engine, req->area, req->user, file_id,
+                               req->pool, &u)) {
         return 0;
     }
-    if (!strcmp(strrchr(path, '/') + 1, name)) {
-        final = path;
-    }
-    else if (APR_SUCCESS != (rv = rs_data_publish(req->pool, path,
-                                                 req->area->dir, name, 1,
-                                                 &final))) {
-        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, req->pool,
-                      RS_LOGNO(07020) "md5: linking %s as %s failed", path,
-                      name);
-        return 0;
-    }
-    answer(req, 200, 0, "", json_string(file_url(req, final)));
+    answer(req, 200, 0, "", json_string(stored_url(req, u)));
     return 1;
 }
 
@@ -273,7 +295,7 @@ static void handshake(rs_req_t *req, json_t *j)
              "(chunk MD5 + index) are required");
         return;
     }
-    if (instant(req, file_id, ext)) {
+    if (instant(req, file_id)) {
         return;
     }
     err = rs_engine_find_key(req->engine, req->area, req->user,
@@ -337,15 +359,19 @@ static rs_error_t *check_chunk(rs_req_t *req, const rs_form_t *f,
 
 static void chunk(rs_req_t *req, rs_form_t *f)
 {
-    const char *file_id = apr_table_get(f->fields, "fileId");
-    const char *chunk_id = apr_table_get(f->fields, "chunkId");
+    const char *file_id = f->fields ? apr_table_get(f->fields, "fileId")
+                          : NULL;
+    const char *chunk_id = f->fields ? apr_table_get(f->fields, "chunkId")
+                           : NULL;
     int index = chunk_index(chunk_id);
     rs_chunk_t c = { 0, 0, NULL, NULL };
     rs_upload_t *u = NULL;
     rs_error_t *err;
 
-    if (!file_id_ok(file_id) || index < 0) {
-        fail(req, RS_ERR_BAD_REQUEST, "fileId and chunkId are required");
+    if (!file_id_ok(file_id) || index < 0 || !f->file_path
+        || !f->file_field || strcmp(f->file_field, "file")) {
+        fail(req, RS_ERR_BAD_REQUEST, "a file part \"file\", fileId (an "
+             "MD5) and chunkId (chunk MD5 + index) are required");
         return;
     }
     err = rs_engine_find_key(req->engine, req->area, req->user,
@@ -374,21 +400,91 @@ static void chunk(rs_req_t *req, rs_form_t *f)
 /* ------------------------------------------------------------------------ */
 /* front end                                                                 */
 
+/* The URI's last segment is the seed's handshake path. */
+static int at_handshake(const rs_req_t *req)
+{
+    const char *last = req->id || req->at_base ? NULL
+                       : strrchr(req->base_path, '/');
+
+    return last && !strcmp(last + 1, MD5_SHAKE);
+}
+
+/* md5 is the area's only protocol (seeds.conf's /api/upload). */
+static int md5_only(const rs_req_t *req)
+{
+    return req->area->protocols
+           == (req->area->protocols & (1u << RS_PROTO_MD5));
+}
+
+/* Any request here is md5's (see the design note). */
+static int md5_place(const rs_req_t *req)
+{
+    return at_handshake(req) || md5_only(req);
+}
+
+/* Requests of md5's place that are not forms: POSTs the form intake does
+ * not take (no body, another type), other methods at the handshake path
+ * (elsewhere a GET is a download). */
+static int md5_match(rs_req_t *req)
+{
+    if (!md5_place(req)) {
+        return 0;
+    }
+    if (!strcmp(req->method, "POST")) {
+        return !rs_form_wanted(req);
+    }
+    return strcmp(req->method, "OPTIONS") && at_handshake(req);
+}
+
+static void md5_handle(rs_req_t *req)
+{
+    if (strcmp(req->method, "POST")) {
+        apr_table_setn(req->out, "Allow", "POST");
+        fail(req, RS_ERR_METHOD, "the md5 protocol takes POST requests");
+    }
+    else if (!req->content_length) {
+        fail(req, RS_ERR_BAD_REQUEST, "empty body: expected a JSON "
+             "handshake or a multipart/form-data chunk");
+    }
+    else {
+        fail(req, RS_ERR_UNSUPPORTED_TYPE, "expected a JSON handshake "
+             "(application/json) or a multipart/form-data chunk");
+    }
+}
+
 static int md5_match_form(rs_req_t *req, const rs_form_t *f)
 {
     if (f->json) {
-        return json_is_object(f->json)
-               && json_object_get(f->json, "fileId")
-               && json_object_get(f->json, "chunkIds");
+        return md5_place(req)
+               || (json_is_object(f->json)
+                   && (json_object_get(f->json, "fileId")
+                       || json_object_get(f->json, "chunkIds")));
     }
-    return f->file_field && !strcmp(f->file_field, "file")
-           && apr_table_get(f->fields, "chunkId")
-           && apr_table_get(f->fields, "fileId");
+    return md5_place(req)
+           || (f->fields && (apr_table_get(f->fields, "chunkId")
+                             || apr_table_get(f->fields, "fileId"))
+               && !(apr_table_get(f->fields, "index")
+                    && apr_table_get(f->fields, "name")));
+}
+
+static int md5_form_error(rs_req_t *req, const rs_form_t *f, rs_error_t *err)
+{
+    if (!md5_place(req) && !(f->fields && apr_table_get(f->fields,
+                                                         "chunkId"))) {
+        return 0;
+    }
+    fail_err(req, err);
+    return 1;
 }
 
 static void md5_handle_form(rs_req_t *req, rs_form_t *f)
 {
     if (f->json) {
+        if (!json_is_object(f->json)) {
+            fail(req, RS_ERR_BAD_REQUEST, "the handshake is a JSON object "
+                 "{fileId, ext, chunkIds}");
+            return;
+        }
         handshake(req, f->json);
     }
     else {
@@ -396,8 +492,8 @@ static void md5_handle_form(rs_req_t *req, rs_form_t *f)
     }
 }
 
-/* Only through the form intake: no match() of its own. */
+/* Forms through the form intake; match() only for what is not a form. */
 const rs_proto_t rs_proto_md5 = {
-    "md5", RS_PROTO_MD5, NULL, NULL, NULL, 0,
-    md5_match_form, md5_handle_form
+    "md5", RS_PROTO_MD5, md5_match, md5_handle, NULL, 1,
+    md5_match_form, md5_handle_form, md5_form_error
 };

@@ -177,8 +177,7 @@ static const char *md5hex(apr_pool_t *p, const char *s)
 
 static void test_md5(apr_pool_t *p)
 {
-    rs_upload_t *u = make(p, "md5:x", "bad.txt");
-    const char *path;
+    rs_upload_t *u = make(p, "md5:x", "bad.txt"), *again, *found;
     int removed;
 
     RS_CHECK(NULL == put(p, u, 0, 2, "he", md5hex(p, "hello")));
@@ -190,19 +189,36 @@ static void test_md5(apr_pool_t *p)
     RS_CHECK(NULL == put(p, u, 0, 2, "he", md5hex(p, "hello")));
     RS_CHECK(RS_STATE_COMPLETE == u->state);
     RS_CHECK(NULL == rs_engine_content_find(&eng, &area, "", md5hex(p, "hello"),
-                                            p, &path));
-    RS_CHECK_STR(path, apr_pstrcat(p, area.dir, "/good.txt", NULL));
+                                            p, &found));
+    RS_CHECK_STR(found->id, u->id);
+    RS_CHECK_STR(found->path, apr_pstrcat(p, area.dir, "/good.txt", NULL));
+    /* another owner's content is never found */
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area,
+             "alice", md5hex(p, "hello"), p, &found)));
+    /* the same content again: the index keeps naming the first upload */
+    again = make(p, "md5:y2", "again.txt");
+    RS_CHECK(NULL == put(p, again, 0, 1, "hello", md5hex(p, "hello")));
+    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, "", md5hex(p, "hello"),
+                                            p, &found));
+    RS_CHECK_STR(found->id, u->id);
     /* the slice upload above is indexed by the sweep, not on completion */
     RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area, "",
-             md5hex(p, "xyz"), p, &path)));
+             md5hex(p, "xyz"), p, &found)));
     RS_CHECK(APR_SUCCESS == rs_engine_sweep(&eng, apr_time_now(), p, &removed));
     RS_CHECK(NULL == rs_engine_content_find(&eng, &area, "", md5hex(p, "xyz"), p,
-                                            &path));
+                                            &found));
     RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area, "",
-             md5hex(p, "nothing"), p, &path)));
+             md5hex(p, "nothing"), p, &found)));
+    /* the first one's file goes away: the entry is dropped, and the next
+     * upload of the content is indexed again */
     apr_file_remove(apr_pstrcat(p, area.dir, "/good.txt", NULL), p);
     RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_content_find(&eng, &area, "",
-             md5hex(p, "hello"), p, &path)));
+             md5hex(p, "hello"), p, &found)));
+    again = make(p, "md5:y3", "third.txt");
+    RS_CHECK(NULL == put(p, again, 0, 1, "hello", md5hex(p, "hello")));
+    RS_CHECK(NULL == rs_engine_content_find(&eng, &area, "", md5hex(p, "hello"),
+                                            p, &found));
+    RS_CHECK_STR(found->id, again->id);
 }
 
 static void test_keys(apr_pool_t *p)

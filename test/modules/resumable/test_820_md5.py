@@ -98,10 +98,11 @@ class TestMd5:
             if isinstance(j['data'], str) or time.time() > deadline:
                 break
             time.sleep(0.3)
-        assert j['data'] == f'{env.url}/upload/{fid}.bin', j
-        assert env.sha256_file(seeds_dir(env) / f'{fid}.bin') == sha256(data)
-        assert (seeds_dir(env) / f'{fid}.bin').stat().st_ino == \
-            (seeds_dir(env) / 'movie.bin-x').stat().st_ino      # a link
+        # the stored file's own name at ResumableFilesURL: no new name
+        assert j['data'] == f'{env.url}/upload/movie.bin-x', j
+        assert not (seeds_dir(env) / f'{fid}.bin').exists()
+        r = env.client.get('/upload/movie.bin-x')
+        assert r.status == 200 and sha256(r.body) == sha256(data), r
 
     def test_rs_820_04_resume(self, env):
         data = make_data(4 * CHUNK, seed=824)
@@ -175,3 +176,29 @@ class TestMd5:
                 j = json.loads(r.body)
                 assert j['code'] == 400 and j['data'] is None, j
         assert not any(p.name.startswith(ok_id) for p in seeds_dir(env).iterdir())
+
+    def test_rs_820_08_handshakes_never_write(self, env):
+        """Content stored under another name: 50 handshakes (any ext) answer
+        one URL and add no directory entry (each used to link a new
+        '<md5> (n).ext'; issue 11)."""
+        data = make_data(2 * CHUNK + 9, seed=828)
+        r = env.client.request('POST', '/upload', {
+            'X-File-Id': 'amp.bin-x', 'X-Start-Byte': '0',
+            'X-File-Size': str(len(data))}, data)
+        assert r.status == 200, r
+        fid, chunks = split(data)
+        ids = [c[0] for c in chunks]
+        deadline = time.time() + 10
+        while True:
+            r, j = handshake(env, fid, '.bin', ids)
+            if isinstance(j['data'], str) or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        before = sorted(p.name for p in seeds_dir(env).iterdir())
+        urls = set()
+        for i in range(50):
+            r, j = handshake(env, fid, ['.bin', '.pdf', f'.x{i}'][i % 3], ids)
+            assert r.status == 200 and isinstance(j['data'], str), j
+            urls.add(j['data'])
+        assert urls == {f'{env.url}/upload/amp.bin-x'}, urls
+        assert sorted(p.name for p in seeds_dir(env).iterdir()) == before
