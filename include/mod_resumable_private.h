@@ -66,6 +66,19 @@ void rs_httpd_netread_end(request_rec *r);
 
 /* mod_resumable_download.c: GET/HEAD of a finished upload */
 int rs_httpd_download(request_rec *r, const rs_upload_t *u);
+/** Headers that keep a browser from running what it downloads: nosniff,
+ *  a sandboxing Content-Security-Policy, and Content-Disposition:
+ *  attachment unless `type` is on the area's inline list. */
+void rs_httpd_safe_headers(request_rec *r, const char *type,
+                           const char *disposition_name);
+/** A request that maps into an upload area's directory (`staging`: into
+ *  its .resumable folder) and that no front end took: 404 unless the
+ *  files are public there (ResumablePublish), then DECLINED with the
+ *  safety headers set, for httpd to serve the file. */
+int rs_httpd_store_request(request_rec *r, int staging);
+/** Fixup: the same for requests outside any area (another URL mapping
+ *  into a ResumableDir: an Alias, the DocumentRoot). */
+int rs_httpd_store_guard(request_rec *r);
 /** Fixup: "Range: bytes=N" (no dash, sent by design document 000's page)
  *  becomes "bytes=N-" for every GET, before the byterange filter. */
 int rs_httpd_range_fixup(request_rec *r);

@@ -17,6 +17,7 @@
 #include "mod_resumable_private.h"
 #include "mod_resumable_config.h"
 #include "rs_util.h"
+#include "rs_data.h"
 
 #define DEF_EXPIRE      apr_time_from_sec(7 * 86400)
 #define DEF_SWEEP       apr_time_from_sec(60)
@@ -45,6 +46,16 @@ static const char *const default_deny[] = {
     "asp", "aspx", "jsp", "jspx", "htaccess", "htpasswd", NULL
 };
 
+/* Every ResumableDir of the config (absolute, no trailing slash): a
+ * request that maps into one outside its area is refused unless the files
+ * are public (rs_conf_in_store). Rebuilt from pconf at every (re)start. */
+static apr_array_header_t *store_dirs;
+
+void rs_conf_reset(apr_pool_t *pconf)
+{
+    store_dirs = apr_array_make(pconf, 4, sizeof(const char *));
+}
+
 /* ------------------------------------------------------------------------ */
 /* create / merge                                                            */
 
@@ -58,6 +69,7 @@ void *rs_conf_create_dir(apr_pool_t *p, char *dir)
     d->protocols = d->ht_protocols = RS_UNSET;
     d->sync = d->trust_forwarded = RS_UNSET;
     d->lock_wait = d->stall_time = RS_UNSET;
+    d->publish = RS_UNSET;
     return d;
 }
 
@@ -89,6 +101,7 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(cors);
     MERGE_PTR(inline_types);
     MERGE_PTR(deny_ext);
+    MERGE(publish);
     n->ht_max_size = lower(base->ht_max_size, add->ht_max_size);
     n->ht_expire = lower(base->ht_expire, add->ht_expire);
     MERGE(protocols);
@@ -184,6 +197,9 @@ static const char *set_dir(cmd_parms *cmd, void *dc, const char *arg)
         path = apr_pstrndup(cmd->pool, path, strlen(path) - 1);
     }
     d->dir = path;
+    if (store_dirs) {
+        APR_ARRAY_PUSH(store_dirs, const char *) = path;
+    }
     return NULL;
 }
 
@@ -364,6 +380,23 @@ static const char *set_deny(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_publish(cmd_parms *cmd, void *dc, const char *arg)
+{
+    rs_dir_conf_t *d = dc;
+
+    if (!strcasecmp(arg, "private")) {
+        d->publish = RS_PUBLISH_PRIVATE;
+    }
+    else if (!strcasecmp(arg, "public")) {
+        d->publish = RS_PUBLISH_PUBLIC;
+    }
+    else {
+        return bad(cmd, arg, "expected Private (finished files only at their "
+                   "upload URL, for their owner) or Public");
+    }
+    return NULL;
+}
+
 static const char *set_sweep(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = global_only(cmd);
@@ -446,6 +479,9 @@ const command_rec rs_conf_cmds[] = {
     AP_INIT_ITERATE("ResumableDenyExtensions", set_deny, NULL, DIR_ONLY,
                     "extensions a finished file name may not end in or "
                     "carry (they are defused), or None"),
+    AP_INIT_TAKE1("ResumablePublish", set_publish, NULL, DIR_ONLY,
+                  "Private: files of the area's directory are not served by "
+                  "name; Public: httpd serves them to anyone"),
     AP_INIT_TAKE1("ResumableSweepInterval", set_sweep, NULL, RSRC_CONF,
                   "how often expired uploads are removed"),
     AP_INIT_TAKE1("ResumableWriteBuffer", set_write_buffer, NULL, RSRC_CONF,
@@ -595,6 +631,47 @@ rs_area_t *rs_conf_area(request_rec *r)
 int rs_conf_trust_forwarded(const rs_dir_conf_t *d)
 {
     return d->trust_forwarded == 1;
+}
+
+int rs_conf_public(const rs_dir_conf_t *d)
+{
+    return d->publish == RS_PUBLISH_PUBLIC;
+}
+
+int rs_conf_path_in(const char *path, const char *dir, int *staging)
+{
+    apr_size_t n = dir ? strlen(dir) : 0, s = strlen(RS_STAGING_DIR);
+
+    *staging = 0;
+    if (!path || !n || strncmp(path, dir, n)) {
+        return 0;
+    }
+    if (dir[n - 1] != '/') {            /* "/" itself ends in a slash */
+        if (path[n] && path[n] != '/') {
+            return 0;                   /* /srv/up2 is not in /srv/up */
+        }
+        path += n + (path[n] == '/');
+    }
+    else {
+        path += n;
+    }
+    *staging = !strncmp(path, RS_STAGING_DIR, s)
+               && (!path[s] || path[s] == '/');
+    return 1;
+}
+
+int rs_conf_in_store(const char *path, int *staging)
+{
+    int i;
+
+    for (i = 0; store_dirs && i < store_dirs->nelts; i++) {
+        if (rs_conf_path_in(path, APR_ARRAY_IDX(store_dirs, i, const char *),
+                            staging)) {
+            return 1;
+        }
+    }
+    *staging = 0;
+    return 0;
 }
 
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type)
