@@ -563,8 +563,27 @@ static const char *mapped_dir(request_rec *r)
            ? apr_pstrndup(r->pool, r->filename, slash - r->filename) : NULL;
 }
 
-/* ResumableDir; else the <Directory> section of the area; else (a .htaccess
- * area with only SetHandler) the directory the request maps to. */
+/* dir without its staging folder: a request that maps into
+ * "<area>/.resumable/..." belongs to <area>, it does not make the staging
+ * folder an area of its own (uploads into it, its files served by name). */
+static const char *outside_staging(apr_pool_t *p, const char *dir)
+{
+    const char *s = dir;
+    apr_size_t n = strlen(RS_STAGING_DIR);
+
+    while ((s = strstr(s, "/" RS_STAGING_DIR))) {
+        if (!s[n + 1] || s[n + 1] == '/') {
+            return s == dir ? NULL : apr_pstrndup(p, dir, s - dir);
+        }
+        s++;
+    }
+    return dir;
+}
+
+/* ResumableDir; else the <Directory> section of the area (when one of its
+ * directives made this module's config there); else (SetHandler alone, in
+ * a <Directory> or .htaccess) the directory the request maps to, outside
+ * the staging folder. */
 static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
 {
     const char *dir;
@@ -579,6 +598,7 @@ static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
         return no_slash(r->pool, d->section);
     }
     dir = mapped_dir(r);
+    dir = dir ? outside_staging(r->pool, dir) : NULL;
     return dir && is_dir(r, dir) ? dir : NULL;
 }
 

@@ -47,6 +47,7 @@
 #include "mod_resumable_config.h"
 #include "rs_util.h"
 #include "rs_sf.h"
+#include "rs_data.h"
 
 static const char *display_name(request_rec *r, const rs_upload_t *u)
 {
@@ -231,13 +232,31 @@ int rs_httpd_store_request(request_rec *r, int staging)
     return DECLINED;
 }
 
+/* An area's own request into its staging folder: no upload URL maps
+ * there. Refused here, before other fixups answer for the folder (mod_dir
+ * redirects "/area/.resumable" to "/area/.resumable/"). */
+static int area_staging(request_rec *r)
+{
+    const rs_area_t *a;
+    int staging = 0;
+
+    if (r->filename && strstr(r->filename, "/" RS_STAGING_DIR)
+        && (a = rs_conf_area(r))) {
+        rs_conf_path_in(r->filename, a->dir, &staging);
+    }
+    return staging;
+}
+
 int rs_httpd_store_guard(request_rec *r)
 {
     int staging;
 
-    if ((r->handler && !strcmp(r->handler, "resumable"))
-        || !rs_conf_in_store(r->filename, &staging)) {
-        return DECLINED;           /* an area's own request: the handler */
+    if (r->handler && !strcmp(r->handler, "resumable")) {
+        /* the rest of an area's own requests: the handler */
+        return area_staging(r) ? rs_httpd_store_request(r, 1) : DECLINED;
+    }
+    if (!rs_conf_in_store(r->filename, &staging)) {
+        return DECLINED;
     }
     return rs_httpd_store_request(r, staging);
 }

@@ -525,6 +525,7 @@ int rs_httpd_handle(request_rec *r)
     rs_area_t *a;
     rs_req_t *req;
     const rs_proto_t *proto;
+    int staging;
 
     if (!r->handler || strcmp(r->handler, "resumable")) {
         return DECLINED;
@@ -536,6 +537,9 @@ int rs_httpd_handle(request_rec *r)
     }
     if (!(a = rs_conf_area(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rs_conf_path_in(r->filename, a->dir, &staging) && staging) {
+        return rs_httpd_store_request(r, 1);    /* no upload URL is there */
     }
     req = make_req(r, e, a);
     if (is_preflight(r)) {
