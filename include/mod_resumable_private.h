@@ -27,6 +27,9 @@ void rs_httpd_state_pre_config(apr_pool_t *pconf);
 int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                server_rec *s);
 void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s);
+/** PATH of the state database (its files are PATH and PATH.*), or NULL
+ *  before post_config. */
+const char *rs_httpd_statedb_path(void);
 /** The process-wide engine (NULL before post_config). */
 rs_engine_t *rs_httpd_engine(void);
 

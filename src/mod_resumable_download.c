@@ -216,16 +216,17 @@ int rs_httpd_download(request_rec *r, const rs_upload_t *u)
     return ap_pass_brigade_fchk(r, bb, "resumable: download of %s", u->id);
 }
 
+/* staging: the state database or a staging folder, never public */
 int rs_httpd_store_request(request_rec *r, int staging)
 {
     const rs_dir_conf_t *d = rs_conf_dir(r);
 
     if (staging || !rs_conf_public(d)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RS_LOGNO(09400)
-                      "%s %s: refused (404), %s %s is not served by name%s",
-                      r->method, r->uri, staging ? "the staging folder of"
-                      : "a path in", "an upload area's directory", staging
-                      ? "" : " (ResumablePublish Private)");
+                      "%s %s: 404, %s is not served by name", r->method,
+                      r->uri, staging ? "the state database or an upload "
+                      "area's staging folder" : "an upload area's directory "
+                      "(ResumablePublish Private)");
         return HTTP_NOT_FOUND;
     }
     rs_httpd_safe_headers(r, r->content_type, NULL);
@@ -247,10 +248,23 @@ static int area_staging(request_rec *r)
     return staging;
 }
 
+/* Is path one of the state database's files (PATH, PATH.dir, PATH.pag...)?
+ * Never served, whatever serves the directory around it. */
+static int statedb_file(const char *path)
+{
+    const char *db = rs_httpd_statedb_path();
+    apr_size_t n = db ? strlen(db) : 0;
+
+    return n && path && !strncmp(path, db, n) && !strchr(path + n, '/');
+}
+
 int rs_httpd_store_guard(request_rec *r)
 {
     int staging;
 
+    if (statedb_file(r->filename)) {
+        return rs_httpd_store_request(r, 1);
+    }
     if (r->handler && !strcmp(r->handler, "resumable")) {
         /* the rest of an area's own requests: the handler */
         return area_staging(r) ? rs_httpd_store_request(r, 1) : DECLINED;

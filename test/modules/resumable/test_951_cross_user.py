@@ -47,7 +47,9 @@ def auth_lines(env):
 def conf(env):
     sec = auth_lines(env)
     store = env.mkdir_www(env.docroot / 'locstore')
-    return dict(areas=[
+    # the state database inside the DocumentRoot too (a careless layout)
+    env.mkdir_www(env.docroot / 'statedir')
+    return dict(statedb=str(env.docroot / 'statedir' / 'state'), areas=[
         RsArea('/loc/', dir=str(store), section=sec),
         RsArea('/dir/', kind='directory', section=sec),
         RsArea('/ht/', kind='htaccess', section=sec)])
@@ -306,3 +308,16 @@ class TestCrossUser:
         # the upload itself is untouched and resumes
         r = req(env, ALICE, 'HEAD', area + uid, TUS)
         assert r.headers.get('Upload-Offset') == str(len(data)), r
+
+    def test_rs_951_04_state_database_never_served(self, env):
+        upload(env, '/dir/', 'tus')             # the database has records
+        names = sorted(p.name for p in (env.docroot / 'statedir').iterdir())
+        assert 'state.pag' in names and 'state.dir' in names, names
+        for n in names + ['state', 'state.lock']:
+            for path in (f'/statedir/{n}', f'/statedir/./{n}',
+                         f'/x/../statedir/{n}', f'/statedir/%73tate.pag'):
+                for who in (ALICE, None):
+                    r = req(env, who, 'GET', path)
+                    assert r.status == 404, f'{path}: {r}'
+        r = req(env, None, 'GET', '/statedir/')  # the directory around it
+        assert r.status in (403, 404) or b'state.pag' not in r.body, r
