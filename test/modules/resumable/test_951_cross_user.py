@@ -321,3 +321,39 @@ class TestCrossUser:
                     assert r.status == 404, f'{path}: {r}'
         r = req(env, None, 'GET', '/statedir/')  # the directory around it
         assert r.status in (403, 404) or b'state.pag' not in r.body, r
+
+    @pytest.mark.parametrize('area', AREAS)
+    def test_rs_951_05_chunk_protocol_queries(self, env, area):
+        """The chunk protocols' own ways to ask about an upload (offset's
+        status, flow's test GET, md5's handshake, slice's merge) show bob
+        nothing of alice's finished uploads, and anonymous gets 401."""
+        for proto in ('offset', 'slice', 'md5', 'flow'):
+            upload(env, area, proto)
+        before = env.visible_files(area_dir(env, area))
+        fid = KINDS['offset'][0] + '-3000-1'
+        data = data_of(area, 'md5')
+        md5 = hashlib.md5(data).hexdigest()
+        ids = [hashlib.md5(data[i:i + CS]).hexdigest() + str(i // CS)
+               for i in range(0, len(data), CS)]
+        flow = {'flowChunkNumber': 1, 'flowChunkSize': CS,
+                'flowCurrentChunkSize': CS, 'flowTotalSize': 3 * CS,
+                'flowIdentifier': f'{3 * CS}-{KINDS["flow"][0]}',
+                'flowFilename': KINDS['flow'][0],
+                'flowRelativePath': KINDS['flow'][0], 'flowTotalChunks': 3}
+        for who in (BOB, None):
+            rs = [req(env, who, 'GET', area, {'X-File-Id': fid}),
+                  req(env, who, 'GET', area + '?' + urlencode(flow)),
+                  req(env, who, 'POST', area,
+                      {'Content-Type': 'application/json'},
+                      jbody({'fileId': md5, 'ext': '.html', 'chunkIds': ids})),
+                  req(env, who, 'POST', area, {'Content-Type': 'text/plain'},
+                      jbody({'name': KINDS['slice'][0], 'size': CS}))]
+            if who is None:
+                assert [r.status for r in rs] == [401] * 4, rs
+                continue
+            assert rs[0].status == 200 and rs[0].body == b'0', rs[0]
+            assert rs[1].status == 204, rs[1]          # no chunk of his
+            j = json.loads(rs[2].body)
+            assert rs[2].status == 200 and j['data'] == ids, rs[2]
+            assert 400 <= rs[3].status < 500, rs[3]
+        assert env.visible_files(area_dir(env, area)) == before
