@@ -115,7 +115,8 @@ void rs_proto_error(rs_req_t *req, rs_error_t *err);
     "Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, " \
     "Upload-Concat, Upload-Checksum, Upload-Complete, " \
     "Upload-Draft-Interop-Version, X-HTTP-Method-Override, X-Requested-With, " \
-    "X-Request-ID, Range, If-Range, If-Match, If-None-Match, X-File-Id, X-Start-Byte, X-File-Size, " \
+    "X-Request-ID, Range, If-Range, If-Match, If-None-Match, X-File-Id, " \
+    "X-Start-Byte, X-File-Size, " \
     "Upload-Incomplete, Content-Digest, Repr-Digest, Want-Repr-Digest"
 #define RS_PROTO_ALLOW_METHODS "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
 
