@@ -144,7 +144,8 @@ def all_valid_conf(env):
             'ResumableMaxSize 100M', 'ResumableExpire 2h', 'ResumableProtocols tus',
             'ResumableSync On', 'ResumableCORSOrigins https://app.example',
             'ResumableTrustForwarded Off', 'ResumableLockWait 5s',
-            'ResumableStallTime 2s', 'ResumableInlineTypes image/png text/plain'])])
+            'ResumableStallTime 2s', 'ResumableInlineTypes image/png text/plain',
+            'ResumablePublish Private'])])
 
 
 class TestConfigStart:
