@@ -675,8 +675,8 @@ int rs_conf_path_in(const char *path, const char *dir, int *staging)
     else {
         path += n;
     }
-    *staging = !strncmp(path, RS_STAGING_DIR, s)
-               && (!path[s] || path[s] == '/');
+    *staging = !strncasecmp(path, RS_STAGING_DIR, s)  /* also where the */
+               && (!path[s] || path[s] == '/');       /* fs ignores case */
     return 1;
 }
 
