@@ -33,6 +33,7 @@ static int rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                          apr_pool_t *ptemp)
 {
     rs_httpd_state_pre_config(pconf);
+    rs_conf_reset(pconf);
     return OK;
 }
 
@@ -85,6 +86,7 @@ static void rs_register_hooks(apr_pool_t *p)
     ap_hook_child_init(rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rs_httpd_handle, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(rs_httpd_range_fixup, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(rs_httpd_store_guard, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(rs_log_transaction, NULL, NULL, APR_HOOK_LAST);
 }
 

@@ -45,7 +45,15 @@ typedef struct rs_dir_conf_t {
     apr_array_header_t *inline_types; /* NULL unset */
     apr_array_header_t *deny_ext;   /* NULL unset; empty: None */
     const char *files_url;          /* ResumableFilesURL; NULL unset */
+    int publish;                    /* -1 unset, RS_PUBLISH_* */
 } rs_dir_conf_t;
+
+/* ResumablePublish: who may read the files in an area's directory by their
+ * name (not through an upload URL). PRIVATE (the default): nobody, the
+ * owner reads a finished upload at its upload URL; PUBLIC: httpd serves
+ * them as it serves any file, with the download's safety headers. */
+#define RS_PUBLISH_PRIVATE 0
+#define RS_PUBLISH_PUBLIC  1
 
 extern const command_rec rs_conf_cmds[];
 
@@ -68,6 +76,19 @@ rs_area_t *rs_conf_area(request_rec *r);
 
 const rs_dir_conf_t *rs_conf_dir(request_rec *r);
 int rs_conf_trust_forwarded(const rs_dir_conf_t *d);
+/** Are the files of the area's directory public (ResumablePublish)? */
+int rs_conf_public(const rs_dir_conf_t *d);
+/**
+ * Is `path` (absolute, as httpd mapped it) `dir` itself or below it? 0 when
+ * either is NULL. `*staging` is set when it is the hidden staging folder
+ * (.resumable) or below it.
+ */
+int rs_conf_path_in(const char *path, const char *dir, int *staging);
+/** Does `path` lie in the directory of any area the config names with
+ *  ResumableDir (see rs_conf_path_in)? */
+int rs_conf_in_store(const char *path, int *staging);
+/** Forget the ResumableDir list (pre_config: the config is read anew). */
+void rs_conf_reset(apr_pool_t *pconf);
 /** Is media type `type` on the inline list of the area? */
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type);
 

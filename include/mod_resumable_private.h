@@ -27,6 +27,9 @@ void rs_httpd_state_pre_config(apr_pool_t *pconf);
 int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                server_rec *s);
 void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s);
+/** PATH of the state database (its files are PATH and PATH.*), or NULL
+ *  before post_config. */
+const char *rs_httpd_statedb_path(void);
 /** The process-wide engine (NULL before post_config). */
 rs_engine_t *rs_httpd_engine(void);
 
@@ -66,6 +69,19 @@ void rs_httpd_netread_end(request_rec *r);
 
 /* mod_resumable_download.c: GET/HEAD of a finished upload */
 int rs_httpd_download(request_rec *r, const rs_upload_t *u);
+/** Headers that keep a browser from running what it downloads: nosniff,
+ *  a sandboxing Content-Security-Policy, and Content-Disposition:
+ *  attachment unless `type` is on the area's inline list. */
+void rs_httpd_safe_headers(request_rec *r, const char *type,
+                           const char *disposition_name);
+/** A request that maps into an upload area's directory (`staging`: into
+ *  its .resumable folder) and that no front end took: 404 unless the
+ *  files are public there (ResumablePublish), then DECLINED with the
+ *  safety headers set, for httpd to serve the file. */
+int rs_httpd_store_request(request_rec *r, int staging);
+/** Fixup: the same for requests outside any area (another URL mapping
+ *  into a ResumableDir: an Alias, the DocumentRoot). */
+int rs_httpd_store_guard(request_rec *r);
 /** Fixup: "Range: bytes=N" (no dash, sent by design document 000's page)
  *  becomes "bytes=N-" for every GET, before the byterange filter. */
 int rs_httpd_range_fixup(request_rec *r);

@@ -108,21 +108,24 @@ const rs_proto_t *rs_proto_find(const char *name);
 /** Fill status/text from err (text/plain "ERR_CODE: detail\n"). */
 void rs_proto_error(rs_req_t *req, rs_error_t *err);
 
-/** Headers a browser may need to read (CORS Access-Control-Expose-Headers). */
+/** Headers a browser may need to read (CORS Access-Control-Expose-Headers);
+ *  ETag, Last-Modified, Accept-Ranges and Content-Range let a page resume
+ *  a download (Range with If-Range). */
 #define RS_PROTO_EXPOSE_HEADERS \
     "Location, Upload-Offset, Upload-Length, Upload-Metadata, " \
     "Upload-Defer-Length, Upload-Concat, Upload-Expires, Upload-Complete, " \
     "Upload-Limit, Upload-Draft-Interop-Version, Tus-Version, " \
     "Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, " \
     "Content-Disposition, Content-Range, Repr-Digest, Accept-Patch, " \
-    "Upload-Incomplete"
+    "Upload-Incomplete, ETag, Last-Modified, Accept-Ranges"
 /** Request headers a browser may send (CORS Access-Control-Allow-Headers). */
 #define RS_PROTO_ALLOW_HEADERS \
     "Authorization, Content-Type, Content-Disposition, Tus-Resumable, " \
     "Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, " \
     "Upload-Concat, Upload-Checksum, Upload-Complete, " \
     "Upload-Draft-Interop-Version, X-HTTP-Method-Override, X-Requested-With, " \
-    "X-Request-ID, Range, If-Range, X-File-Id, X-Start-Byte, X-File-Size, " \
+    "X-Request-ID, Range, If-Range, If-Match, If-None-Match, X-File-Id, " \
+    "X-Start-Byte, X-File-Size, " \
     "Upload-Incomplete, Content-Digest, Repr-Digest, Want-Repr-Digest"
 #define RS_PROTO_ALLOW_METHODS "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
 

@@ -17,6 +17,7 @@
 #include "mod_resumable_private.h"
 #include "mod_resumable_config.h"
 #include "rs_util.h"
+#include "rs_data.h"
 
 #define DEF_EXPIRE      apr_time_from_sec(7 * 86400)
 #define DEF_SWEEP       apr_time_from_sec(60)
@@ -45,6 +46,16 @@ static const char *const default_deny[] = {
     "asp", "aspx", "jsp", "jspx", "htaccess", "htpasswd", NULL
 };
 
+/* Every ResumableDir of the config (absolute, no trailing slash): a
+ * request that maps into one outside its area is refused unless the files
+ * are public (rs_conf_in_store). Rebuilt from pconf at every (re)start. */
+static apr_array_header_t *store_dirs;
+
+void rs_conf_reset(apr_pool_t *pconf)
+{
+    store_dirs = apr_array_make(pconf, 4, sizeof(const char *));
+}
+
 /* ------------------------------------------------------------------------ */
 /* create / merge                                                            */
 
@@ -58,6 +69,7 @@ void *rs_conf_create_dir(apr_pool_t *p, char *dir)
     d->protocols = d->ht_protocols = RS_UNSET;
     d->sync = d->trust_forwarded = RS_UNSET;
     d->lock_wait = d->stall_time = RS_UNSET;
+    d->publish = RS_UNSET;
     return d;
 }
 
@@ -90,6 +102,7 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(inline_types);
     MERGE_PTR(deny_ext);
     MERGE_PTR(files_url);
+    MERGE(publish);
     n->ht_max_size = lower(base->ht_max_size, add->ht_max_size);
     n->ht_expire = lower(base->ht_expire, add->ht_expire);
     MERGE(protocols);
@@ -185,6 +198,9 @@ static const char *set_dir(cmd_parms *cmd, void *dc, const char *arg)
         path = apr_pstrndup(cmd->pool, path, strlen(path) - 1);
     }
     d->dir = path;
+    if (store_dirs) {
+        APR_ARRAY_PUSH(store_dirs, const char *) = path;
+    }
     return NULL;
 }
 
@@ -390,6 +406,23 @@ static const char *set_files_url(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_publish(cmd_parms *cmd, void *dc, const char *arg)
+{
+    rs_dir_conf_t *d = dc;
+
+    if (!strcasecmp(arg, "private")) {
+        d->publish = RS_PUBLISH_PRIVATE;
+    }
+    else if (!strcasecmp(arg, "public")) {
+        d->publish = RS_PUBLISH_PUBLIC;
+    }
+    else {
+        return bad(cmd, arg, "expected Private (finished files only at their "
+                   "upload URL, for their owner) or Public");
+    }
+    return NULL;
+}
+
 static const char *set_sweep(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = global_only(cmd);
@@ -475,6 +508,9 @@ const command_rec rs_conf_cmds[] = {
     AP_INIT_TAKE1("ResumableFilesURL", set_files_url, NULL, DIR_ONLY,
                   "URL path at which httpd serves the area's directory "
                   "(md5 handshake file URLs)"),
+    AP_INIT_TAKE1("ResumablePublish", set_publish, NULL, DIR_ONLY,
+                  "Private: files of the area's directory are not served by "
+                  "name; Public: httpd serves them to anyone"),
     AP_INIT_TAKE1("ResumableSweepInterval", set_sweep, NULL, RSRC_CONF,
                   "how often expired uploads are removed"),
     AP_INIT_TAKE1("ResumableWriteBuffer", set_write_buffer, NULL, RSRC_CONF,
@@ -556,8 +592,27 @@ static const char *mapped_dir(request_rec *r)
            ? apr_pstrndup(r->pool, r->filename, slash - r->filename) : NULL;
 }
 
-/* ResumableDir; else the <Directory> section of the area; else (a .htaccess
- * area with only SetHandler) the directory the request maps to. */
+/* dir without its staging folder: a request that maps into
+ * "<area>/.resumable/..." belongs to <area>, it does not make the staging
+ * folder an area of its own (uploads into it, its files served by name). */
+static const char *outside_staging(apr_pool_t *p, const char *dir)
+{
+    const char *s = dir;
+    apr_size_t n = strlen(RS_STAGING_DIR);
+
+    while ((s = strstr(s, "/" RS_STAGING_DIR))) {
+        if (!s[n + 1] || s[n + 1] == '/') {
+            return s == dir ? NULL : apr_pstrndup(p, dir, s - dir);
+        }
+        s++;
+    }
+    return dir;
+}
+
+/* ResumableDir; else the <Directory> section of the area (when one of its
+ * directives made this module's config there); else (SetHandler alone, in
+ * a <Directory> or .htaccess) the directory the request maps to, outside
+ * the staging folder. */
 static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
 {
     const char *dir;
@@ -572,6 +627,7 @@ static const char *area_dir(request_rec *r, const rs_dir_conf_t *d)
         return no_slash(r->pool, d->section);
     }
     dir = mapped_dir(r);
+    dir = dir ? outside_staging(r->pool, dir) : NULL;
     return dir && is_dir(r, dir) ? dir : NULL;
 }
 
@@ -625,6 +681,47 @@ rs_area_t *rs_conf_area(request_rec *r)
 int rs_conf_trust_forwarded(const rs_dir_conf_t *d)
 {
     return d->trust_forwarded == 1;
+}
+
+int rs_conf_public(const rs_dir_conf_t *d)
+{
+    return d->publish == RS_PUBLISH_PUBLIC;
+}
+
+int rs_conf_path_in(const char *path, const char *dir, int *staging)
+{
+    apr_size_t n = dir ? strlen(dir) : 0, s = strlen(RS_STAGING_DIR);
+
+    *staging = 0;
+    if (!path || !n || strncmp(path, dir, n)) {
+        return 0;
+    }
+    if (dir[n - 1] != '/') {            /* "/" itself ends in a slash */
+        if (path[n] && path[n] != '/') {
+            return 0;                   /* /srv/up2 is not in /srv/up */
+        }
+        path += n + (path[n] == '/');
+    }
+    else {
+        path += n;
+    }
+    *staging = !strncasecmp(path, RS_STAGING_DIR, s)  /* also where the */
+               && (!path[s] || path[s] == '/');       /* fs ignores case */
+    return 1;
+}
+
+int rs_conf_in_store(const char *path, int *staging)
+{
+    int i;
+
+    for (i = 0; store_dirs && i < store_dirs->nelts; i++) {
+        if (rs_conf_path_in(path, APR_ARRAY_IDX(store_dirs, i, const char *),
+                            staging)) {
+            return 1;
+        }
+    }
+    *staging = 0;
+    return 0;
 }
 
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type)

@@ -6,7 +6,23 @@
  * and the byterange filter for Range, If-Range and multiple ranges (206,
  * multipart/byteranges). The name and type come from the upload's
  * metadata; only types on the area's inline list are shown inline, every
- * other type is an attachment, and nosniff stops browsers from guessing.
+ * other type is an attachment, nosniff stops browsers from guessing, and a
+ * sandboxing Content-Security-Policy keeps any script of a document that
+ * is opened anyway from running with the site's origin.
+ *
+ * Validators of finished content come from its record, not from the file:
+ * Last-Modified is the last write, the ETag (strong) is id, length and
+ * that time. They are the same while the upload is composed and after its
+ * single file is written, so a download resumed with If-Range across the
+ * materialisation gets 206. Only a published file whose size is no longer
+ * the record's (changed by hand) gets httpd's file validators.
+ *
+ * The area's directory itself is nobody's to browse: a request that maps
+ * into it and is no front end's (a finished file by its published name,
+ * the staging folder .resumable/, the directory) gets 404 whether the
+ * file exists or not, unless ResumablePublish Public; the staging folder
+ * always. rs_httpd_store_guard does the same for URLs outside the areas
+ * that map into a ResumableDir (an Alias, a DocumentRoot around it).
  *
  * A composed upload (RS_UF_COMPOSED: complete, not materialised yet) is
  * served from its parts, a file bucket per part in order, through the same
@@ -31,6 +47,7 @@
 #include "mod_resumable_config.h"
 #include "rs_util.h"
 #include "rs_sf.h"
+#include "rs_data.h"
 
 static const char *display_name(request_rec *r, const rs_upload_t *u)
 {
@@ -43,21 +60,48 @@ static const char *display_name(request_rec *r, const rs_upload_t *u)
     return slash ? slash + 1 : u->path;
 }
 
-static void describe(request_rec *r, const rs_upload_t *u)
-{
-    const char *type = u->filetype ? u->filetype : "application/octet-stream";
-    int show = rs_conf_inline(rs_conf_dir(r), type);
-    const char *digest;
+#define SANDBOX_CSP "sandbox; default-src 'none'"
 
-    ap_set_content_type(r, type);
+void rs_httpd_safe_headers(request_rec *r, const char *type,
+                           const char *disposition_name)
+{
+    apr_size_t n = type ? strcspn(type, ";") : 0;
+    int show;
+
+    while (n && apr_isspace(type[n - 1])) {
+        n--;                            /* "text/plain ; charset=..." */
+    }
+    show = n && rs_conf_inline(rs_conf_dir(r), apr_pstrndup(r->pool, type,
+                                                              n));
     apr_table_setn(r->headers_out, "Content-Disposition",
                    rs_util_content_disposition(r->pool, show ? "inline"
                                                : "attachment",
-                                               display_name(r, u)));
+                                               disposition_name));
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Content-Security-Policy", SANDBOX_CSP);
+}
+
+static void describe(request_rec *r, const rs_upload_t *u)
+{
+    const char *type = u->filetype ? u->filetype : "application/octet-stream";
+    const char *digest;
+
+    ap_set_content_type(r, type);
+    rs_httpd_safe_headers(r, type, display_name(r, u));
     if ((digest = rs_sf_repr_digest(r->pool, u->digest_alg, u->digest))) {
         apr_table_setn(r->headers_out, "Repr-Digest", digest);  /* RFC 9530 */
     }
+}
+
+/* Last-Modified and a strong ETag of finished u, from its record. */
+static void record_validators(request_rec *r, const rs_upload_t *u)
+{
+    ap_update_mtime(r, u->updated);
+    ap_set_last_modified(r);
+    apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool,
+                   "\"%s-%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
+                   "\"", u->id, (apr_uint64_t)u->length,
+                   (apr_uint64_t)u->updated));
 }
 
 static int open_published(request_rec *r, const rs_upload_t *u,
@@ -125,12 +169,7 @@ static int download_composed(request_rec *r, const rs_upload_t *u)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     describe(r, u);
-    ap_update_mtime(r, u->updated);
-    ap_set_last_modified(r);
-    apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool,
-                   "\"%s-%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
-                   "\"", u->id, (apr_uint64_t)u->length,
-                   (apr_uint64_t)u->updated));
+    record_validators(r, u);
     ap_set_accept_ranges(r);
     ap_set_content_length(r, u->length);
     if (OK != (status = ap_meets_conditions(r))) {
@@ -156,9 +195,14 @@ int rs_httpd_download(request_rec *r, const rs_upload_t *u)
         return status;
     }
     describe(r, u);
-    ap_update_mtime(r, r->finfo.mtime);
-    ap_set_last_modified(r);
-    ap_set_etag(r);
+    if (r->finfo.size == u->length && u->updated > 0) {
+        record_validators(r, u);
+    }
+    else {                              /* the file is not what was stored */
+        ap_update_mtime(r, r->finfo.mtime);
+        ap_set_last_modified(r);
+        ap_set_etag(r);
+    }
     ap_set_accept_ranges(r);
     ap_set_content_length(r, r->finfo.size);
     if (OK != (status = ap_meets_conditions(r))) {
@@ -170,6 +214,65 @@ int rs_httpd_download(request_rec *r, const rs_upload_t *u)
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
     return ap_pass_brigade_fchk(r, bb, "resumable: download of %s", u->id);
+}
+
+/* staging: the state database or a staging folder, never public */
+int rs_httpd_store_request(request_rec *r, int staging)
+{
+    const rs_dir_conf_t *d = rs_conf_dir(r);
+
+    if (staging || !rs_conf_public(d)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, RS_LOGNO(09400)
+                      "%s %s: 404, %s is not served by name", r->method,
+                      r->uri, staging ? "the state database or an upload "
+                      "area's staging folder" : "an upload area's directory "
+                      "(ResumablePublish Private)");
+        return HTTP_NOT_FOUND;
+    }
+    rs_httpd_safe_headers(r, r->content_type, NULL);
+    return DECLINED;
+}
+
+/* An area's own request into its staging folder: no upload URL maps
+ * there. Refused here, before other fixups answer for the folder (mod_dir
+ * redirects "/area/.resumable" to "/area/.resumable/"). */
+static int area_staging(request_rec *r)
+{
+    const rs_area_t *a;
+    int staging = 0;
+
+    if (r->filename && strstr(r->filename, "/" RS_STAGING_DIR)
+        && (a = rs_conf_area(r))) {
+        rs_conf_path_in(r->filename, a->dir, &staging);
+    }
+    return staging;
+}
+
+/* Is path one of the state database's files (PATH, PATH.dir, PATH.pag...)?
+ * Never served, whatever serves the directory around it. */
+static int statedb_file(const char *path)
+{
+    const char *db = rs_httpd_statedb_path();
+    apr_size_t n = db ? strlen(db) : 0;
+
+    return n && path && !strncmp(path, db, n) && !strchr(path + n, '/');
+}
+
+int rs_httpd_store_guard(request_rec *r)
+{
+    int staging;
+
+    if (statedb_file(r->filename)) {
+        return rs_httpd_store_request(r, 1);
+    }
+    if (r->handler && !strcmp(r->handler, "resumable")) {
+        /* the rest of an area's own requests: the handler */
+        return area_staging(r) ? rs_httpd_store_request(r, 1) : DECLINED;
+    }
+    if (!rs_conf_in_store(r->filename, &staging)) {
+        return DECLINED;
+    }
+    return rs_httpd_store_request(r, staging);
 }
 
 /* "bytes=N" -> "bytes=N-": a Range without a dash is invalid, so httpd

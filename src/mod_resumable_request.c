@@ -480,6 +480,21 @@ static const rs_proto_t *pick(rs_req_t *req, int get)
     return NULL;
 }
 
+/* A request of the area that no front end took and that is no download
+ * of this user's upload: httpd's normal handling (a page next to the
+ * endpoint, an unknown path), except for what lies in the area's
+ * directory, or in any other area's (rs_httpd_store_guard). */
+static int fall_through(request_rec *r, const rs_area_t *a)
+{
+    int staging;
+
+    if (!rs_conf_path_in(r->filename, a->dir, &staging)
+        && !rs_conf_in_store(r->filename, &staging)) {
+        return DECLINED;
+    }
+    return rs_httpd_store_request(r, staging);
+}
+
 /* GET/HEAD of an upload URL no front end claimed: a download. */
 static int download(request_rec *r, rs_req_t *req)
 {
@@ -487,12 +502,12 @@ static int download(request_rec *r, rs_req_t *req)
     rs_error_t *err;
 
     if ((r->method_number != M_GET) || !req->id) {
-        return DECLINED;
+        return fall_through(r, req->area);
     }
     err = rs_engine_open(req->engine, req->area, req->id, req->user, r->pool,
                          &u);
     if (err && RS_ERR_NOT_FOUND == err->code) {
-        return DECLINED;               /* not ours: httpd decides */
+        return fall_through(r, req->area);  /* not this user's upload */
     }
     if (!err && RS_STATE_COMPLETE == u->state
         && (u->flags & (RS_UF_PUBLISHED | RS_UF_COMPOSED))) {
@@ -510,6 +525,7 @@ int rs_httpd_handle(request_rec *r)
     rs_area_t *a;
     rs_req_t *req;
     const rs_proto_t *proto;
+    int staging;
 
     if (!r->handler || strcmp(r->handler, "resumable")) {
         return DECLINED;
@@ -521,6 +537,9 @@ int rs_httpd_handle(request_rec *r)
     }
     if (!(a = rs_conf_area(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rs_conf_path_in(r->filename, a->dir, &staging) && staging) {
+        return rs_httpd_store_request(r, 1);    /* no upload URL is there */
     }
     req = make_req(r, e, a);
     if (is_preflight(r)) {

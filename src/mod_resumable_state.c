@@ -112,6 +112,11 @@ static int prepare_db(apr_pool_t *ptemp, server_rec *s)
     return OK;
 }
 
+const char *rs_httpd_statedb_path(void)
+{
+    return db_path;
+}
+
 int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                server_rec *s)
 {

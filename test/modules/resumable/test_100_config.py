@@ -30,6 +30,8 @@ AREA_VALID = [
     'ResumableInlineTypes image/png text/plain', 'ResumableInlineTypes image/jpeg',
     'ResumableDenyExtensions php cgi', 'ResumableDenyExtensions .php',
     'ResumableDenyExtensions None',
+    'ResumablePublish Private', 'ResumablePublish Public',
+    'ResumablePublish public',
 ]
 
 SERVER_VALID = [
@@ -46,6 +48,8 @@ SERVER_VALID = [
 
 # (directive line, where, directive name expected in the output)
 INVALID = [
+    ('ResumablePublish', 'area'), ('ResumablePublish yes', 'area'),
+    ('ResumablePublish Public Private', 'area'),
     ('ResumableMaxSize abc', 'area'), ('ResumableMaxSize -1', 'area'),
     ('ResumableMaxSize 10X', 'area'), ('ResumableMaxSize 5Q', 'area'),
     ('ResumableMaxSize', 'area'), ('ResumableMaxSize 1M 2M', 'area'),
@@ -140,7 +144,8 @@ def all_valid_conf(env):
             'ResumableMaxSize 100M', 'ResumableExpire 2h', 'ResumableProtocols tus',
             'ResumableSync On', 'ResumableCORSOrigins https://app.example',
             'ResumableTrustForwarded Off', 'ResumableLockWait 5s',
-            'ResumableStallTime 2s', 'ResumableInlineTypes image/png text/plain'])])
+            'ResumableStallTime 2s', 'ResumableInlineTypes image/png text/plain',
+            'ResumablePublish Private'])])
 
 
 class TestConfigStart:

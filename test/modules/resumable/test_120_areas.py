@@ -11,6 +11,9 @@ class TestDirectoryArea:
         RsArea('/up/', kind='directory', directives=['ResumableExpire 1h'],
                files={'hello.txt': 'hello static\n'}),
         RsArea('/files/', dir='files-beside'),
+        RsArea('/pub/', kind='directory', directives=['ResumablePublish Public'],
+               files={'hello.txt': 'hello static\n',
+                      'page.html': '<script>alert(1)</script>\n'}),
     ])
 
     def test_rs_120_01_options(self, env):
@@ -27,8 +30,21 @@ class TestDirectoryArea:
         assert env.sha256_file(env.docroot / 'up' / uid) == sha256(data)
 
     def test_rs_120_03_static_file_falls_through(self, env):
+        # the area's directory is not served by name (ResumablePublish
+        # Private, the default): a file there is a 404 like a missing one
         r = env.client.get('/up/hello.txt')
+        assert r.status == 404 and b'hello' not in r.body, r
+        # ResumablePublish Public: httpd serves it, never as active content
+        r = env.client.get('/pub/hello.txt')
         assert r.status == 200 and r.body == b'hello static\n', r
+        assert r.headers.get('X-Content-Type-Options') == 'nosniff', r
+        assert 'sandbox' in r.headers.get('Content-Security-Policy', ''), r
+        assert r.headers.get('Content-Disposition') == 'inline', r
+        r = env.client.get('/pub/page.html')
+        assert r.status == 200 and r.body.startswith(b'<script>'), r
+        assert r.headers.get('Content-Disposition') == 'attachment', r
+        assert r.headers.get('X-Content-Type-Options') == 'nosniff', r
+        assert 'sandbox' in r.headers.get('Content-Security-Policy', ''), r
 
     def test_rs_120_04_missing_file_404(self, env):
         assert env.client.get('/up/nothing-here.txt').status == 404

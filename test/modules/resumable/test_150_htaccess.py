@@ -13,9 +13,13 @@ class TestHtaccess:
             RsArea('/htplain/', kind='htaccess', directives=[]),
             RsArea('/htdir/', kind='htaccess',
                    htaccess='SetHandler resumable\nResumableDir /tmp\n'),
+            RsArea('/htpub/', kind='htaccess',
+                   htaccess='SetHandler resumable\nResumablePublish Public\n',
+                   files={'up.html': '<script>1</script>'}),
         ])
     ALLOW_ERRORS = dict(patterns=[r'\.htaccess: .*ResumableDir',
-                                  r'ResumableDir.*not allowed'])
+                                  r'ResumableDir.*not allowed',
+                                  r'\.htaccess: .*ResumablePublish'])
 
     def test_rs_150_01_lowered_limit(self, env):
         tus = env.tus('/ht1k/')
@@ -49,4 +53,11 @@ class TestHtaccess:
         r = env.tus('/htdir/').create_resp(length=10)
         assert r.status == 500, r
         r = env.client.options('/htdir/')
+        assert r.status == 500, r
+
+    def test_rs_150_05_publish_not_from_htaccess(self, env):
+        # only the admin makes an area's files public: .htaccess can not
+        r = env.client.get('/htpub/up.html')
+        assert r.status == 500 and b'script' not in r.body, r
+        r = env.tus('/htpub/').create_resp(length=10)
         assert r.status == 500, r

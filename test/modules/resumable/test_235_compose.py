@@ -158,6 +158,40 @@ class TestComposeTus:
         assert r.status == 200 and r.body == whole, r
         assert_verified(env, db)
 
+    def test_rs_235_06_etag_stable_across_materialisation(self, env):
+        """The validators of finished content are the record's: the ETag
+        and Last-Modified served from the parts are those of the single
+        file (never weak), so a download resumed with If-Range across the
+        materialisation gets 206 (it got 200 and the whole file)."""
+        tus = env.tus('/files/')
+        area = env.area_dir('compose235')
+        datas, urls = self.parts(tus, 3, 5000, 2356)
+        whole = b''.join(datas)
+        db = db_path(env, 'state235')
+        with Locked(area):
+            final = self.final(tus, urls)
+            assert flags(env, db, upload_id(final)) & COMPOSED
+            r = tus.get(final, {'Range': 'bytes=0-99'})
+            assert r.status == 206 and r.body == whole[:100], r
+            etag, lm = r.headers.get('ETag'), r.headers.get('Last-Modified')
+            assert etag and etag.startswith('"') and lm, r
+        assert wait_for(lambda: flags(env, db, upload_id(final)) & PUBLISHED)
+        for _ in range(2):                      # at once, and a second later
+            for r in (tus.get(final), env.client.head(path_of(final))):
+                assert r.status == 200, r
+                assert r.headers.get('ETag') == etag, r
+                assert r.headers.get('Last-Modified') == lm, r
+            r = tus.get(final, {'Range': 'bytes=100-', 'If-Range': etag})
+            assert r.status == 206 and r.body == whole[100:], r
+            r = tus.get(final, {'If-None-Match': etag})
+            assert r.status == 304, r
+            time.sleep(1.1)
+        # a plain upload too: strong at once (no W/ while its mtime is fresh)
+        data = make_data(4000, seed=23561)
+        url = tus.upload(data)
+        r = tus.get(url)
+        assert r.status == 200 and r.headers['ETag'].startswith('"'), r
+
     def test_rs_235_03_partial_delete_waits_for_final(self, env):
         tus = env.tus('/files/')
         area = env.area_dir('compose235')

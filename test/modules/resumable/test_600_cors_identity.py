@@ -94,6 +94,28 @@ class TestCors:
         r = preflight(env, '/nocors/')
         assert 'Access-Control-Allow-Origin' not in r.headers, r
 
+    def test_rs_600_09_resume_download(self, env):
+        """A page on another origin resumes a download: it may send Range
+        and If-Range, and read ETag (for If-Range), Last-Modified,
+        Accept-Ranges, Content-Range and Content-Disposition."""
+        r = preflight(env, '/files/', method='GET', req_headers='range,if-range')
+        assert r.status in (200, 204), r
+        assert {'range', 'if-range'} <= hset(
+            r.headers.get('Access-Control-Allow-Headers')), r
+        data = make_data(5000, seed=609)
+        tus = env.tus('/files/', headers={'Origin': ORIGIN})
+        url = tus.upload(data, metadata={'filename': 'r.bin'})
+        r = tus.get(url)
+        assert r.status == 200 and r.body == data, r
+        need = {'etag', 'last-modified', 'accept-ranges', 'content-range',
+                'content-disposition'}
+        assert need <= hset(r.headers.get('Access-Control-Expose-Headers')), r
+        etag = r.headers['ETag']
+        r = tus.get(url, {'Range': 'bytes=1000-', 'If-Range': etag})
+        assert r.status == 206 and r.body == data[1000:], r
+        assert r.headers.get('Access-Control-Allow-Origin') == ORIGIN, r
+        assert need <= hset(r.headers.get('Access-Control-Expose-Headers')), r
+
 
 FWD = {'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'up.example'}
 
