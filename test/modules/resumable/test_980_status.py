@@ -207,3 +207,31 @@ class TestStatus:
              f'{env.url}/server-status#resumable'],
             capture_output=True, timeout=90, env={**os.environ, 'HOME': str(home)})
         assert png.exists() and png.stat().st_size > 5000, p.stderr.decode()[-2000:]
+
+    def test_rs_980_05_lock_takeover(self, env):
+        """A stalled writer yields to a newer PATCH: one takeover, and the
+        stalled request counts as failed (400 ERR_INTERRUPTED)."""
+        tus = env.tus('/files/')
+        data = make_data(200000, seed=6)
+        url = tus.create(length=len(data))
+        before = auto(env)
+        s = RsClient(env.url).send_partial(
+            'PATCH', url, {'Tus-Resumable': TUS_VERSION, 'Upload-Offset': '0',
+                           'Content-Type': 'application/offset+octet-stream'},
+            data[:100000], len(data))
+        try:
+            # the stalled writer puts what it has on disk at its idle tick
+            assert wait_for(lambda: tus.offset(url) == 100000, timeout=10)
+            r = tus.patch(url, 100000, data[100000:], timeout=15)
+            assert r.status == 204, r
+        finally:
+            s.close()
+
+        def delta(key):
+            return auto(env).get(key, 0) - before.get(key, 0)
+        assert wait_for(lambda: delta('UploadsInFlight') == 0, timeout=10)
+        assert delta('LockTakeovers') == 1
+        assert delta('UploadsFailed') == 1
+        assert delta('ErrorInterrupted') == 1
+        assert delta('UploadsCompleted') == 1
+        assert delta('BytesReceived') == len(data)
