@@ -185,6 +185,10 @@ static void line(request_rec *r, int flags, const char *key,
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "Resumable%s: %" APR_INT64_T_FMT "\n", key, v);
     }
+    else if (flags & AP_STATUS_NOTABLE) {
+        ap_rprintf(r, "%s (Resumable%s): %" APR_INT64_T_FMT "<br>\n",
+                   ap_escape_html(r->pool, label), key, v);
+    }
     else {
         ap_rprintf(r, "<tr><td>%s</td><td>%s</td>"
                    "<td align=\"right\">%" APR_INT64_T_FMT "</td></tr>\n",
@@ -194,10 +198,12 @@ static void line(request_rec *r, int flags, const char *key,
 
 static void section(request_rec *r, int flags, const char *title)
 {
-    if (!(flags & AP_STATUS_SHORT)) {
-        ap_rprintf(r, "<tr><th colspan=\"3\" align=\"left\">%s</th></tr>\n",
-                   title);
+    if (flags & AP_STATUS_SHORT) {
+        return;
     }
+    ap_rprintf(r, (flags & AP_STATUS_NOTABLE) ? "<h3>%s</h3>\n"
+               : "<tr><th colspan=\"3\" align=\"left\">%s</th></tr>\n",
+               title);
 }
 
 static int status_hook(request_rec *r, int flags)
@@ -210,12 +216,14 @@ static int status_hook(request_rec *r, int flags)
         return OK;
     }
     if (!(flags & AP_STATUS_SHORT)) {
-        ap_rputs("<hr>\n<h2 id=\"resumable\">mod_resumable</h2>\n"
-                 "<table class=\"resumable\" border=\"1\" cellpadding=\"3\">\n"
+        ap_rputs("<hr>\n<h2 id=\"resumable\">mod_resumable</h2>\n", r);
+    }
+    if (!(flags & (AP_STATUS_SHORT | AP_STATUS_NOTABLE))) {
+        ap_rputs("<table class=\"resumable\" border=\"1\" cellpadding=\"3\">\n"
                  "<tr><th>what</th><th>?auto name (Resumable...)</th>"
                  "<th>count</th></tr>\n", r);
-        section(r, flags, "uploads");
     }
+    section(r, flags, "uploads");
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         line(r, flags, rows[i].key, rows[i].label,
              (apr_int64_t)rs_stats_read(s, rows[i].slot));
@@ -242,7 +250,7 @@ static int status_hook(request_rec *r, int flags)
                                    NULL),
              name, (apr_int64_t)rs_stats_read(s, RS_STAT_ERROR + n));
     }
-    if (!(flags & AP_STATUS_SHORT)) {
+    if (!(flags & (AP_STATUS_SHORT | AP_STATUS_NOTABLE))) {
         ap_rputs("</table>\n", r);
     }
     return OK;

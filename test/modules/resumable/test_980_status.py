@@ -1,6 +1,7 @@
 """980: the mod_status section (counters in shared memory across children,
 kept across restarts) and its HTML page in headless Chromium."""
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -189,6 +190,10 @@ class TestStatus:
         html = r.body.decode()
         assert '<h2 id="resumable">mod_resumable</h2>' in html
         assert 'UploadsCreated' in html and 'UploadsInFlight' in html
+        r = RsClient(env.url).get('/server-status?notable')
+        text = r.body.decode().split('<h2 id="resumable">', 1)[1]
+        assert '<table' not in text.split('</body>')[0], text
+        assert re.search(r'bytes received \(ResumableBytesReceived\): \d+<br>', text), text
         chromium = os.environ.get('CHROMIUM', '/usr/bin/chromium')
         if not shutil.which(chromium):
             pytest.skip(f'{chromium} is not installed')
