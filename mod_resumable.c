@@ -48,6 +48,9 @@ static int rs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                                       AP_SQ_MAIN_STATE)) {
         return rv;
     }
+    if (OK != (rv = rs_httpd_status_post_config(pconf, s))) {
+        return rv;
+    }
     if (OK != (rv = rs_httpd_gc_post_config(pconf, s))) {
         return rv;
     }
@@ -88,6 +91,7 @@ static void rs_register_hooks(apr_pool_t *p)
     ap_hook_fixups(rs_httpd_range_fixup, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(rs_httpd_store_guard, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(rs_log_transaction, NULL, NULL, APR_HOOK_LAST);
+    rs_httpd_status_register();
 }
 
 module AP_MODULE_DECLARE_DATA resumable_module = {

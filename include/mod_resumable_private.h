@@ -67,6 +67,37 @@ void rs_httpd_netread_drained(apr_bucket *b);
 /** Give the connection back its own socket bucket (idempotent). */
 void rs_httpd_netread_end(request_rec *r);
 
+/* mod_resumable_status.c: counters in shared memory (rs_stats.h), the
+ * mod_status section, and the variables of each upload request.
+ *
+ * Variables: once a front end answered, the request's subprocess_env
+ * (for LogFormat "%{NAME}e", CGI, mod_rewrite, mod_headers) and r->notes
+ * (for "%{NAME}n" and other modules) carry what it did to its upload.
+ * Unset when not known (OPTIONS, a request that named no upload). */
+#define RS_ENV_ID            "RESUMABLE_ID"        /* the upload id */
+#define RS_ENV_PROTOCOL      "RESUMABLE_PROTOCOL"  /* tus, ietf, offset,
+                                                      slice, md5, flow */
+#define RS_ENV_OFFSET_BEFORE "RESUMABLE_OFFSET_BEFORE" /* bytes stored
+                                                      before this request */
+#define RS_ENV_OFFSET        "RESUMABLE_OFFSET"    /* ... and after it */
+#define RS_ENV_BYTES         "RESUMABLE_BYTES"     /* bytes this request
+                                                      added (a chunk's size
+                                                      for chunk protocols) */
+#define RS_ENV_COMPLETE      "RESUMABLE_COMPLETE"  /* 1: the upload is
+                                                      complete, else 0 */
+#define RS_ENV_CREATED       "RESUMABLE_CREATED"   /* 1: created by this
+                                                      request */
+#define RS_ENV_TERMINATED    "RESUMABLE_TERMINATED" /* 1: deleted by it */
+#define RS_ENV_ERROR         "RESUMABLE_ERROR"     /* ERR_... of a 4xx/5xx */
+/** Create (first start) or find again (restarts) the counters' shared
+ *  memory and count into it from now on. */
+int rs_httpd_status_post_config(apr_pool_t *pconf, server_rec *s);
+/** Register the mod_status hook. */
+void rs_httpd_status_register(void);
+/** Count an answered front-end request (status sent) and export its
+ *  variables. */
+void rs_httpd_account(request_rec *r, const rs_req_t *req, int status);
+
 /* mod_resumable_download.c: GET/HEAD of a finished upload */
 int rs_httpd_download(request_rec *r, const rs_upload_t *u);
 /** Headers that keep a browser from running what it downloads: nosniff,

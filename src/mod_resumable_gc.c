@@ -22,6 +22,7 @@
 
 #include "mod_resumable_private.h"
 #include "mod_resumable_config.h"
+#include "rs_stats.h"
 
 #define RS_WATCHDOG "_resumable_sweep_"
 
@@ -34,11 +35,16 @@ static apr_status_t sweep(int state, void *data, apr_pool_t *ptemp)
     rs_engine_t *e = rs_httpd_engine();
     apr_status_t rv;
     int removed = 0;
+    apr_time_t start = apr_time_now();
 
     if (AP_WATCHDOG_STATE_RUNNING != state || !e) {
         return APR_SUCCESS;
     }
-    rv = rs_engine_sweep(e, apr_time_now(), ptemp, &removed);
+    rv = rs_engine_sweep(e, start, ptemp, &removed);
+    start = apr_time_now() - start;
+    rs_stats_add(RS_STAT_SWEEPS, 1);
+    rs_stats_add(RS_STAT_SWEEP_USEC, start);
+    rs_stats_set(RS_STAT_SWEEP_LAST_USEC, (apr_uint64_t)start);
     if (APR_SUCCESS != rv) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RS_LOGNO(04010)
                      "expiry sweep could not read the state database");

@@ -27,6 +27,7 @@
 #include "mod_resumable_config.h"
 #include "rs_util.h"
 #include "rs_form.h"
+#include "rs_stats.h"
 
 #define READ_SIZE (256 * 1024)    /* asked of the filters per call */
 #define NETREAD_ASK (1024 * 1024) /* with large reads: whole blocks, few
@@ -48,10 +49,23 @@ typedef struct body_ctx {
     apr_off_t ask;               /* bytes asked of the filters per call */
     apr_time_t idle_since;
     int eos;
+    int in_flight;               /* counted in RS_STAT_IN_FLIGHT */
 } body_ctx;
 
 /* ------------------------------------------------------------------------ */
 /* body reader                                                               */
+
+/* The body is read to its end, or the request is over. */
+static apr_status_t body_done(void *data)
+{
+    body_ctx *c = data;
+
+    if (c->in_flight) {
+        c->in_flight = 0;
+        rs_stats_add(RS_STAT_IN_FLIGHT, -1);
+    }
+    return APR_SUCCESS;
+}
 
 /* Next data bucket from the brigade: SUCCESS, EOF, or EAGAIN (empty). */
 static apr_status_t next_bucket(rs_body_t *b, const char **data,
@@ -65,6 +79,7 @@ static apr_status_t next_bucket(rs_body_t *b, const char **data,
 
         if (APR_BUCKET_IS_EOS(e)) {
             c->eos = 1;
+            body_done(c);
             apr_brigade_cleanup(c->bb);
             rs_httpd_netread_end(c->r);
             return APR_EOF;
@@ -152,6 +167,10 @@ static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
     if (!c->started) {              /* the engine's first read: it has
                                        said whether it takes pipes */
         c->started = 1;
+        c->in_flight = 1;
+        rs_stats_add(RS_STAT_IN_FLIGHT, 1);
+        apr_pool_cleanup_register(c->r->pool, c, body_done,
+                                  apr_pool_cleanup_null);
         send_continue(c->r);
         if (b->take_pipe && rs_conf_server(c->r->server)->splice) {
             rs_httpd_netread_splice(c->r, c->nr, b->length);
@@ -159,6 +178,9 @@ static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
     }
     for (tries = 0; tries < 64; tries++) {
         rv = next_bucket(b, data, len);
+        if (APR_SUCCESS == rv) {
+            rs_stats_add(RS_STAT_BYTES, (apr_int64_t)*len);
+        }
         if (!APR_STATUS_IS_EAGAIN(rv)) {
             return rv;
         }
@@ -384,6 +406,8 @@ static int render(request_rec *r, rs_req_t *req)
 {
     int status = body_status(req);
 
+    rs_httpd_account(r, req, AP_FILTER_ERROR != status ? status
+                     : req->error ? req->error->status : HTTP_BAD_REQUEST);
     if (AP_FILTER_ERROR == status) {
         return status;                 /* a filter answered already */
     }
@@ -512,6 +536,7 @@ static int download(request_rec *r, rs_req_t *req)
     if (!err && RS_STATE_COMPLETE == u->state
         && (u->flags & (RS_UF_PUBLISHED | RS_UF_COMPOSED))) {
         rs_httpd_cors(r, r->headers_out);
+        rs_stats_add(RS_STAT_DOWNLOADS, 1);
         return rs_httpd_download(r, u);
     }
     rs_proto_error(req, err ? err : rs_error_make(r->pool, RS_ERR_INCOMPLETE,
@@ -553,6 +578,7 @@ int rs_httpd_handle(request_rec *r)
         }
         return download(r, req);       /* an unclaimed GET is a download */
     }
+    rs_report(r->pool)->proto = proto->id;
     proto->handle(req);
     return render(r, req);
 }

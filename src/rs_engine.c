@@ -71,6 +71,7 @@
 #include "rs_hash.h"
 #include "rs_util.h"
 #include "rs_log.h"
+#include "rs_stats.h"
 
 #define TOMB_LIFETIME apr_time_from_sec(7 * 86400)
 
@@ -352,6 +353,7 @@ static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
         if (APR_SUCCESS == remove_upload(e, u, lock, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
                           "upload %s: expired, removed", u->id);
+            rs_stats_add(RS_STAT_EXPIRED, 1);
             removed = 1;
         }
         rs_lock_release(lock);
@@ -486,6 +488,7 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (rs_upload_append_mode(u) && u->length >= 0 && u->offset == u->length) {
         u = recover_complete(e, a, u, p);
     }
+    rs_report_upload(p, u);
     *pu = u;
     return NULL;
 }
@@ -621,6 +624,9 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, 0, p, RS_LOGNO(01006)
                   "upload %s: created, length %" APR_OFF_T_FMT, id, u->length);
+    rs_stats_add(RS_STAT_CREATED, 1);
+    rs_report_upload(p, u);
+    rs_report(p)->created = 1;
     if (0 == u->length && !(u->flags & (RS_UF_FINAL | RS_UF_PARTIAL))) {
         return complete(e, a, u, p);
     }
@@ -851,6 +857,8 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, &fresh))) {
         return rs_eng_state_error(p, rv, "write", u->id);
     }
+    rs_stats_add(RS_STAT_COMPLETED, 1);
+    rs_report_upload(p, u);
     rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01008)
                   "upload %s: complete, %" APR_OFF_T_FMT " bytes%s%s", u->id,
                   u->length, u->path ? " at " : "", u->path ? u->path : "");
@@ -1177,6 +1185,7 @@ static rs_error_t *stream(append_ctx *c)
             }
             if (apr_time_now() - last >= c->a->stall_time
                 && rs_lock_stop_requested(c->lock)) {
+                rs_stats_add(RS_STAT_TAKEOVERS, 1);
                 return rs_error_make(c->p, RS_ERR_INTERRUPTED, 0, NULL);
             }
             continue;
@@ -1332,6 +1341,8 @@ cleanup:
     if (c.lock) {
         rs_lock_release(c.lock);
     }
+    rs_report_upload(p, u);
+    rs_report(p)->bytes += res->stored;
     return err;
 }
 
@@ -1445,6 +1456,8 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, 0, p, RS_LOGNO(01009)
                   "upload %s: terminated", u->id);
+    rs_stats_add(RS_STAT_TERMINATED, 1);
+    rs_report(p)->terminated = 1;
     return NULL;
 }
 

@@ -22,6 +22,7 @@
 #include "rs_hash.h"
 #include "rs_util.h"
 #include "rs_log.h"
+#include "rs_stats.h"
 
 /* ------------------------------------------------------------------------ */
 /* chunk mode                                                                */
@@ -403,9 +404,15 @@ rs_error_t *rs_engine_chunk_put(rs_engine_t *e, const rs_area_t *a,
                                 rs_upload_t *u, const rs_chunk_t *c,
                                 apr_pool_t *p)
 {
+    apr_finfo_t fi;
+    int sized = APR_SUCCESS == apr_stat(&fi, c->spool, APR_FINFO_SIZE, p);
     rs_error_t *err = chunk_put(e, a, u, c, p);
 
     rs_data_remove(c->spool, p);        /* consumed, whatever happened */
+    rs_report_upload(p, u);
+    if (!err && sized) {
+        rs_report(p)->bytes += fi.size;
+    }
     return err;
 }
 

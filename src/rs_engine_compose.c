@@ -34,6 +34,7 @@
 #include "rs_data.h"
 #include "rs_lock.h"
 #include "rs_log.h"
+#include "rs_stats.h"
 
 #define COMPOSED_NOTE "rs_engine_composed"
 
@@ -75,6 +76,7 @@ rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
     if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, NULL))) {
         return rs_eng_state_error(p, rv, "write", u->id);
     }
+    rs_stats_add(RS_STAT_COMPLETED, 1);
     rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01030)
                   "upload %s: complete, %" APR_OFF_T_FMT " bytes composed of "
                   "its parts", u->id, total);

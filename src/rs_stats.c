@@ -1,0 +1,58 @@
+/* Licensed under the Apache License, Version 2.0. */
+/*
+ * Counters and the per-request report (design in rs_stats.h).
+ */
+
+#include <string.h>
+#include <apr_strings.h>
+
+#include "rs_stats.h"
+
+#define REPORT_NOTE "rs_report"
+
+rs_stats_t *rs_stats_slots;
+
+void rs_stats_attach(rs_stats_t *s)
+{
+    rs_stats_slots = s;
+}
+
+rs_stats_t *rs_stats_get(void)
+{
+    return rs_stats_slots;
+}
+
+rs_report_t *rs_report_find(apr_pool_t *p)
+{
+    void *r = NULL;
+
+    apr_pool_userdata_get(&r, REPORT_NOTE, p);
+    return r;
+}
+
+rs_report_t *rs_report(apr_pool_t *p)
+{
+    rs_report_t *r = rs_report_find(p);
+
+    if (!r) {
+        r = apr_pcalloc(p, sizeof(*r));
+        r->proto = -1;
+        r->offset_before = r->offset = -1;
+        apr_pool_userdata_setn(r, REPORT_NOTE, NULL, p);
+    }
+    return r;
+}
+
+void rs_report_upload(apr_pool_t *p, const rs_upload_t *u)
+{
+    rs_report_t *r = rs_report(p);
+
+    if (!r->id || strcmp(r->id, u->id)) {   /* a new upload: start over */
+        r->id = apr_pstrdup(p, u->id);
+        r->offset_before = u->offset;
+        r->bytes = 0;
+    }
+    r->proto = u->proto;
+    r->offset = u->offset;
+    r->complete = RS_STATE_COMPLETE == u->state;
+}
