@@ -143,9 +143,11 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
 #define RS_ENGINE_MAX_KEY 1024
 
 /**
- * Look up the upload a client created under its own id client_key (set as
- * u->client_key at rs_engine_create) in area a for owner. The key is
- * scoped to area and owner and stored hashed. RS_ERR_NOT_FOUND when none
+ * Look up the upload a client of protocol proto created under its own id
+ * client_key (set as u->client_key at rs_engine_create, u->proto being
+ * proto) in area a for owner. The key is scoped to area, owner and
+ * protocol and stored hashed: a key never finds another protocol's upload.
+ * RS_ERR_NOT_FOUND when none
  * (also when it was terminated or expired), RS_ERR_BAD_REQUEST when the
  * key is empty or longer than RS_ENGINE_MAX_KEY. Opens like rs_engine_open.
  * rs_engine_create with a client key that already names an active upload
@@ -153,8 +155,9 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
  * key of a complete upload moves to the new upload.
  */
 rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
-                               const char *owner, const char *client_key,
-                               apr_pool_t *p, rs_upload_t **u);
+                               const char *owner, rs_proto_id_t proto,
+                               const char *client_key, apr_pool_t *p,
+                               rs_upload_t **u);
 
 /** One chunk for a chunk-mode upload (RS_UF_CHUNKED). */
 typedef struct rs_chunk_t {

@@ -60,6 +60,13 @@ rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
  *  it (a NULL: without waiting). An error: u must stay. */
 rs_error_t *rs_eng_release_partial(rs_engine_t *e, const rs_area_t *a,
                                    const rs_upload_t *u, apr_pool_t *p);
+/** 1 for the chunk protocols (slice, md5, flow). */
+int rs_eng_chunk_proto(rs_proto_id_t proto);
+/** An engine entry point was handed an upload of the wrong mode or
+ *  protocol (what: "an append", "a chunk"...): logs RS09101 (info) and
+ *  returns RS_ERR_WRONG_PROTOCOL (400). */
+rs_error_t *rs_eng_wrong_mode(apr_pool_t *p, const rs_upload_t *u,
+                              const char *what);
 /** The upload's writer lock (waits up to the area's lock_wait). */
 rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
                         apr_pool_t *p, struct rs_lock_t **lock);

@@ -7,10 +7,19 @@
  *   "u:<id>"   the upload record (rs_upload_encode)
  *   "t:<id>"   tombstone: decimal apr_time_t of removal (answers 410)
  *   "k:<hex>"  client key -> upload id. <hex> is the SHA-256 of
- *              "<area dir>\0<owner>\0<client key>": the client's own file
- *              id (untrusted, at most RS_ENGINE_MAX_KEY bytes) never
- *              becomes a key itself, and ids of different areas or users
- *              never meet. Written in the transaction that stores the new
+ *              "k2\0<area dir>\0<owner>\0<protocol id>\0<client key>":
+ *              the client's own file id (untrusted, at most
+ *              RS_ENGINE_MAX_KEY bytes) never becomes a key itself, and
+ *              ids of different areas, users or protocols never meet (the
+ *              offset front end's "slice:x.bin" is not the slice upload of
+ *              x.bin). Entries of the first form (before issue 11), the
+ *              SHA-256 of "<area dir>\0<owner>\0<client key>" without the
+ *              protocol, are still read when no new entry exists, but only
+ *              for the protocol of the upload they name: the chunk front
+ *              ends prefix their keys ("slice:", "md5:", "flow:"), so an
+ *              old upload is still found by its own protocol, never by
+ *              another's. They are never written again and are removed
+ *              with their upload. Written in the transaction that stores the new
  *              record (a concurrent create for the same key adopts the
  *              winner; a finished upload's key moves to a new upload of the
  *              same key), removed with the upload (terminate, expiry) when it
@@ -83,23 +92,54 @@ static const char *tkey(apr_pool_t *p, const char *id)
     return apr_pstrcat(p, "t:", id, NULL);
 }
 
-/* "k:<sha256 hex of dir NUL owner NUL client key>": the client's own id,
- * scoped to area and user, never used raw as a key. */
-static const char *kkey(apr_pool_t *p, const char *dir, const char *owner,
-                        const char *client_key)
+/* "k:" + hex SHA-256 of the given pieces, each followed by a NUL but the
+ * last. */
+static const char *hash_key(apr_pool_t *p, const char *const *pieces, int n)
 {
     unsigned char d[RS_HASH_MAX];
-    apr_size_t n = 0;
+    apr_size_t len = 0;
     rs_hash_t *h;
+    int i;
 
     if (APR_SUCCESS != rs_hash_create(&h, "sha256", p)) {
         return NULL;
     }
-    rs_hash_update(h, dir, strlen(dir) + 1);
-    rs_hash_update(h, owner, strlen(owner) + 1);
-    rs_hash_update(h, client_key, strlen(client_key));
-    rs_hash_final(h, d, &n);
-    return apr_pstrcat(p, "k:", rs_util_hex(p, d, n), NULL);
+    for (i = 0; i < n; i++) {
+        rs_hash_update(h, pieces[i], strlen(pieces[i]) + (i < n - 1));
+    }
+    rs_hash_final(h, d, &len);
+    return apr_pstrcat(p, "k:", rs_util_hex(p, d, len), NULL);
+}
+
+/* The first form "k:<sha256 hex of dir NUL owner NUL client key>", shared
+ * by all protocols: read only (see the store layout above), and the base
+ * of the content index key (hkey). */
+static const char *kkey_v1(apr_pool_t *p, const char *dir, const char *owner,
+                           const char *client_key)
+{
+    const char *pieces[3];
+
+    pieces[0] = dir;
+    pieces[1] = owner;
+    pieces[2] = client_key;
+    return hash_key(p, pieces, 3);
+}
+
+/* "k:<sha256 hex of "k2" NUL dir NUL owner NUL proto NUL client key>": the
+ * client's own id, scoped to area, user and protocol, never used raw as
+ * a key. The "k2" (a dir is absolute: it starts with '/') keeps it apart
+ * from every first-form key. */
+static const char *kkey(apr_pool_t *p, const char *dir, const char *owner,
+                        rs_proto_id_t proto, const char *client_key)
+{
+    const char *pieces[5];
+
+    pieces[0] = "k2";
+    pieces[1] = dir;
+    pieces[2] = owner;
+    pieces[3] = apr_itoa(p, (int)proto);
+    pieces[4] = client_key;
+    return hash_key(p, pieces, 5);
 }
 
 static rs_error_t *check_key(const char *client_key, apr_pool_t *p)
@@ -130,15 +170,19 @@ apr_status_t rs_eng_txn_load(rs_txn_t *txn, const char *id, apr_pool_t *p,
     return rv;
 }
 
-/* The upload a client key maps to, in txn: *id, or NULL when there is
- * none (or, with active_only, when it is no longer active). */
-static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
+/* The upload a client key of protocol proto maps to, in txn: *id, or
+ * NULL when there is none (or, with active_only, when it is no longer
+ * active). An entry naming another protocol's upload (a first-form key,
+ * see above) is no match: logged, and ignored. */
+static apr_status_t key_target(rs_txn_t *txn, const char *key,
+                               rs_proto_id_t proto, int active_only,
                                apr_pool_t *p, const char **id)
 {
     char *val;
     apr_size_t len;
     rs_upload_t *u;
-    apr_status_t rv = rs_store_get(txn, key, p, &val, &len);
+    apr_status_t rv = key ? rs_store_get(txn, key, p, &val, &len)
+                          : APR_EGENERAL;
 
     *id = NULL;
     if (APR_STATUS_IS_ENOENT(rv)) {
@@ -148,6 +192,13 @@ static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
         return rv;
     }
     rv = rs_eng_txn_load(txn, val, p, &u);
+    if (APR_SUCCESS == rv && proto != u->proto) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09100)
+                      "upload %s: a client key of protocol %d names this "
+                      "upload of protocol %d: ignored", u->id, (int)proto,
+                      (int)u->proto);
+        return APR_SUCCESS;
+    }
     if (APR_SUCCESS == rv && (!active_only || RS_STATE_ACTIVE == u->state)) {
         *id = val;
     }
@@ -487,8 +538,9 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
 }
 
 rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
-                               const char *owner, const char *client_key,
-                               apr_pool_t *p, rs_upload_t **u)
+                               const char *owner, rs_proto_id_t proto,
+                               const char *client_key, apr_pool_t *p,
+                               rs_upload_t **u)
 {
     rs_txn_t *txn;
     const char *id = NULL;
@@ -501,8 +553,12 @@ rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
     }
     rv = rs_store_begin(e->store, 0, p, &txn);
     if (APR_SUCCESS == rv) {
-        rv = key_target(txn, kkey(p, a->dir, owner, client_key), 0, p,
-                        &id);
+        rv = key_target(txn, kkey(p, a->dir, owner, proto, client_key),
+                        proto, 0, p, &id);
+        if (APR_SUCCESS == rv && !id) {     /* an entry of the first form */
+            rv = key_target(txn, kkey_v1(p, a->dir, owner, client_key),
+                            proto, 0, p, &id);
+        }
         rs_store_end(txn);
     }
     if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
@@ -549,8 +605,8 @@ static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
         return rs_eng_state_error(p, rv, "write", u->id);
     }
     if (u->client_key) {
-        key = kkey(p, u->dir, u->owner, u->client_key);
-        rv = key_target(txn, key, 1, p, existing);
+        key = kkey(p, u->dir, u->owner, u->proto, u->client_key);
+        rv = key_target(txn, key, u->proto, 1, p, existing);
     }
     if (APR_SUCCESS == rv && !*existing && key) {
         rv = rs_store_put(txn, key, u->id, strlen(u->id));
@@ -669,7 +725,7 @@ static void wake_waiters(rs_engine_t *e, const rs_area_t *a,
 static const char *hkey(apr_pool_t *p, const char *dir, const char *owner,
                         const char *md5hex)
 {
-    const char *k = kkey(p, dir, owner ? owner : "", "");
+    const char *k = kkey_v1(p, dir, owner ? owner : "", "");
 
     return k ? apr_pstrcat(p, "h:md5:", md5hex, ":",
                            apr_pstrndup(p, k + 2, 32), NULL) : NULL;
@@ -1042,7 +1098,27 @@ static rs_error_t *declare_length(append_ctx *c)
     return NULL;
 }
 
-/* Everything that can be decided before reading the body. */
+int rs_eng_chunk_proto(rs_proto_id_t proto)
+{
+    return RS_PROTO_SLICE == proto || RS_PROTO_MD5 == proto
+           || RS_PROTO_FLOW == proto;
+}
+
+rs_error_t *rs_eng_wrong_mode(apr_pool_t *p, const rs_upload_t *u,
+                              const char *what)
+{
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09101)
+                  "upload %s: %s refused: the upload is of protocol %d%s",
+                  u->id, what, (int)u->proto, (u->flags & RS_UF_CHUNKED)
+                  ? " (chunk mode)" : "");
+    return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, "upload %s was created "
+                         "with another protocol: %s is not possible", u->id,
+                         what);
+}
+
+/* Everything that can be decided before reading the body. Only an
+ * append-mode upload takes appended bytes: a chunk-mode one (slice, md5,
+ * flow) has no data file to write through (issue 11). */
 static rs_error_t *precheck(append_ctx *c)
 {
     rs_upload_t *u = c->u;
@@ -1050,6 +1126,10 @@ static rs_error_t *precheck(append_ctx *c)
 
     if (u->flags & RS_UF_FINAL) {
         return rs_error_make(c->p, RS_ERR_MODIFY_FINAL, 0, NULL);
+    }
+    if ((u->flags & RS_UF_CHUNKED) || rs_eng_chunk_proto(u->proto)
+        || (!c->f && RS_STATE_COMPLETE != u->state)) {
+        return rs_eng_wrong_mode(c->p, u, "an append");
     }
     if (c->ap->offset != u->offset) {
         return rs_error_make(c->p, RS_ERR_MISMATCHED_OFFSET, 0,
@@ -1282,19 +1362,33 @@ cleanup:
 /* ------------------------------------------------------------------------ */
 /* termination and expiry                                                    */
 
-/* Remove u's "k:" entry when it still names u. */
-static apr_status_t drop_key(rs_txn_t *txn, const rs_upload_t *u,
-                             apr_pool_t *p)
+/* Remove "k:" entry key when it still names u. */
+static apr_status_t drop_key_entry(rs_txn_t *txn, const char *key,
+                                   const rs_upload_t *u, apr_pool_t *p)
 {
-    const char *key = kkey(p, u->dir, u->owner, u->client_key);
     char *val;
     apr_size_t len;
-    apr_status_t rv = rs_store_get(txn, key, p, &val, &len);
+    apr_status_t rv = key ? rs_store_get(txn, key, p, &val, &len)
+                          : APR_EGENERAL;
 
     if (APR_SUCCESS == rv && !strcmp(val, u->id)) {
         return rs_store_delete(txn, key);
     }
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+}
+
+/* Remove u's "k:" entries (either form) that still name u. */
+static apr_status_t drop_key(rs_txn_t *txn, const rs_upload_t *u,
+                             apr_pool_t *p)
+{
+    apr_status_t rv = drop_key_entry(txn, kkey(p, u->dir, u->owner, u->proto,
+                                               u->client_key), u, p);
+
+    if (APR_SUCCESS == rv) {
+        rv = drop_key_entry(txn, kkey_v1(p, u->dir, u->owner, u->client_key),
+                            u, p);
+    }
+    return rv;
 }
 
 /* APR_EBUSY when complete partial id is listed by a final that is not

@@ -373,8 +373,8 @@ static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
     rs_error_t *err;
     int placed = 0, base;
 
-    if (!(u->flags & RS_UF_CHUNKED)) {
-        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    if (!(u->flags & RS_UF_CHUNKED) || !rs_eng_chunk_proto(u->proto)) {
+        return rs_eng_wrong_mode(p, u, "a chunk");
     }
     if (RS_STATE_COMPLETE == u->state) {
         return NULL;                    /* a late re-send: nothing to do */
@@ -413,8 +413,8 @@ rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
                                   rs_upload_t *u, apr_off_t chunk_size,
                                   apr_pool_t *p)
 {
-    if (!(u->flags & RS_UF_CHUNKED)) {
-        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    if (!(u->flags & RS_UF_CHUNKED) || !rs_eng_chunk_proto(u->proto)) {
+        return rs_eng_wrong_mode(p, u, "a merge");
     }
     if (RS_STATE_COMPLETE == u->state) {
         return NULL;
