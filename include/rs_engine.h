@@ -139,6 +139,12 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
                              rs_body_t *body, apr_pool_t *p,
                              rs_append_result_t *res);
 
+/** A chunk list declared at creation (RS_UF_CHUNKED without
+ *  RS_UF_DEFER_LENGTH, chunk_count = n + 1) may have at most one chunk per
+ *  this many bytes of the area's maximum size (RS_ERR_MAX_SIZE beyond);
+ *  without a maximum, RS_UPLOAD_MAX_CHUNKS. */
+#define RS_ENGINE_MIN_CHUNK 1024
+
 /** Longest client key (a client-chosen file id) in bytes. */
 #define RS_ENGINE_MAX_KEY 1024
 
@@ -175,7 +181,9 @@ typedef struct rs_chunk_t {
 /**
  * Store chunk c of chunk-mode upload u (created with RS_UF_CHUNKED |
  * RS_UF_DEFER_LENGTH, chunk_count 0). The chunk keeps its own file in the
- * staging folder until assembly. Re-sending the same bytes succeeds and
+ * staging folder until assembly. With a maximum size, the staged chunks
+ * (u->offset counts their bytes) and the place of each chunk (index times
+ * its size) must fit it: else RS_ERR_MAX_SIZE, at every chunk. Re-sending the same bytes succeeds and
  * changes nothing; different bytes for a stored index are RS_ERR_CHUNK_
  * CONFLICT; an index beyond the declared count or mixing 0- and 1-based
  * numbering is RS_ERR_BAD_REQUEST. The first chunk bringing a total

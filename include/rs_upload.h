@@ -63,7 +63,8 @@ typedef struct rs_upload_t {
     rs_proto_id_t proto;
     unsigned int flags;          /* RS_UF_* */
     apr_off_t length;            /* total bytes, -1 while unknown */
-    apr_off_t offset;            /* append mode: bytes stored */
+    apr_off_t offset;            /* append mode: bytes stored; chunk
+                                    mode: bytes of the chunks staged */
     apr_off_t pending_from;      /* -1, or start of an unverified append:
                                     bytes past it are dropped on reconcile */
     apr_time_t created;

@@ -634,6 +634,29 @@ static rs_error_t *adopt(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
     return NULL;
 }
 
+/* A chunk list declared at creation (md5's handshake lists its chunks
+ * before any byte) is state the client pays nothing for: at most one
+ * chunk per RS_ENGINE_MIN_CHUNK bytes of ResumableMaxSize (issue 11). */
+static rs_error_t *check_chunk_list(const rs_area_t *a, const rs_upload_t *u,
+                                    apr_pool_t *p)
+{
+    apr_off_t n = u->chunk_count - 1;
+    apr_off_t max = a->max_size > 0
+                    ? (a->max_size + RS_ENGINE_MIN_CHUNK - 1)
+                      / RS_ENGINE_MIN_CHUNK : RS_UPLOAD_MAX_CHUNKS;
+
+    if (!(u->flags & RS_UF_CHUNKED) || (u->flags & RS_UF_DEFER_LENGTH)
+        || n <= max) {
+        return NULL;
+    }
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09102)
+                  "upload refused: %" APR_OFF_T_FMT " chunks declared, at "
+                  "most %" APR_OFF_T_FMT " fit the maximum size", n, max);
+    return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "%" APR_OFF_T_FMT " chunks "
+                         "are more than the maximum size allows (%"
+                         APR_OFF_T_FMT ")", n, max);
+}
+
 rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, apr_pool_t *p)
 {
@@ -642,7 +665,8 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     rs_error_t *err = rs_eng_check_size(a, u->length, p);
     apr_status_t rv;
 
-    if (err || (err = check_key(u->client_key, p))) {
+    if (err || (err = check_key(u->client_key, p))
+        || (err = check_chunk_list(a, u, p))) {
         return err;
     }
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &id))) {
