@@ -59,6 +59,12 @@ typedef struct rs_area_t {
     unsigned int protocols;         /* mask of 1 << rs_proto_id_t */
     const apr_array_header_t *deny_ext; /* extensions defused in published
                                            names (rs_util_defuse_name) */
+    apr_int64_t max_pending;        /* unfinished uploads holding no data,
+                                       per user; 0: unlimited */
+    apr_int64_t max_pending_area;   /* the same for the whole area */
+    const char *client;             /* the request's client address: an
+                                       anonymous client's pending uploads
+                                       count per address; NULL: as one */
 } rs_area_t;
 
 /**

@@ -60,6 +60,13 @@ rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
  *  it (a NULL: without waiting). An error: u must stay. */
 rs_error_t *rs_eng_release_partial(rs_engine_t *e, const rs_area_t *a,
                                    const rs_upload_t *u, apr_pool_t *p);
+/** In txn: upload id is no longer pending (ResumableMaxPending): lower
+ *  the counters its "q:" entry names and remove it (none: a no-op). */
+apr_status_t rs_eng_pending_release(struct rs_txn_t *txn, const char *id,
+                                    apr_pool_t *p);
+/** In txn: stored record cur now holds data; release it when pending. */
+apr_status_t rs_eng_pending_data(struct rs_txn_t *txn, rs_upload_t *cur,
+                                 apr_pool_t *p);
 /** 1 for the chunk protocols (slice, md5, flow). */
 int rs_eng_chunk_proto(rs_proto_id_t proto);
 /** An engine entry point was handed an upload of the wrong mode or

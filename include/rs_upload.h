@@ -56,6 +56,9 @@ typedef enum {
                                         (done by the sweep, off the request) */
 #define RS_UF_COMPOSED      0x0040   /* complete, but the data is still the
                                         parts in order (not yet published) */
+#define RS_UF_PENDING       0x0200   /* counted among the pending uploads
+                                        (created, no data yet): its "q:<id>"
+                                        entry names the counters */
 
 typedef struct rs_upload_t {
     const char *id;

@@ -241,7 +241,10 @@ static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
         rs_upload_chunk_set(cur, c->index);
         cur->updated = apr_time_now();
         cur->expires = rs_engine_expires(a, cur);
-        rv = rs_eng_txn_save(txn, cur, p);
+        rv = rs_eng_pending_data(txn, cur, p);
+        if (APR_SUCCESS == rv) {
+            rv = rs_eng_txn_save(txn, cur, p);
+        }
     }
     rs_store_end(txn);
     if (APR_SUCCESS != rv) {
