@@ -325,6 +325,42 @@ static void test_wrong_mode(apr_pool_t *p)
     RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
 }
 
+/* ResumableMaxPending: uploads without data count until they get a chunk
+ * or go; the count lives in the store, not in a scan. */
+static void test_pending(apr_pool_t *p)
+{
+    rs_upload_t *u[3], *x = rs_upload_make(p, NULL);
+    rs_chunk_t ch = { 0, 0, NULL, NULL };
+    int i;
+
+    area.max_pending = 2;
+    for (i = 0; i < 2; i++) {
+        u[i] = make(p, apr_psprintf(p, "pend-%d", i), "p.bin");
+        RS_CHECK(u[i]->flags & RS_UF_PENDING);
+    }
+    x->proto = RS_PROTO_SLICE;
+    x->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    x->client_key = "pend-2";
+    RS_CHECK(RS_ERR_TOO_MANY_PENDING == code(rs_engine_create(&eng, &area, x,
+                                                              p)));
+    ch.spool = spool(p, "data");
+    RS_CHECK(NULL == rs_engine_chunk_put(&eng, &area, u[0], &ch, p));
+    RS_CHECK(!(u[0]->flags & RS_UF_PENDING));
+    u[2] = make(p, "pend-2", "p.bin");          /* room again */
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u[1], p));
+    u[1] = make(p, "pend-3", "p.bin");          /* and again */
+    x = rs_upload_make(p, NULL);
+    x->proto = RS_PROTO_SLICE;
+    x->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    x->client_key = "pend-4";
+    RS_CHECK(RS_ERR_TOO_MANY_PENDING == code(rs_engine_create(&eng, &area, x,
+                                                              p)));
+    for (i = 0; i < 3; i++) {
+        RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u[i], p));
+    }
+    area.max_pending = 0;
+}
+
 void suite_chunk(apr_pool_t *p)
 {
     setup(p);
@@ -334,4 +370,5 @@ void suite_chunk(apr_pool_t *p)
     test_keys(p);
     test_old_keys(p);
     test_wrong_mode(p);
+    test_pending(p);
 }
