@@ -123,3 +123,25 @@ class TestPending:
         refused(tus_create(env, '/users/', alice))
         assert tus_create(env, '/users/', bob).status == 201   # bob's own
         refused(tus_create(env, '/users/', bob))               # area: 3
+
+
+class TestPendingConfig:
+
+    def test_rs_962_10_bad_values(self, env):
+        for bad in ('-1', 'many', '5 x', '1 2 3', '2000000000'):
+            env.install(areas=[RsArea('/files/', dir='pending-cfg',
+                                      directives=[f'ResumableMaxPending {bad}'])])
+            assert env.apache_fail() != 0, bad
+            assert 'ResumableMaxPending' in env.last_fail_output, bad
+
+    def test_rs_962_11_htaccess_only_lowers(self, env):
+        env.install(areas=[RsArea('/ht/', kind='htaccess', directives=[
+            'ResumableMaxPending 0'], section=['ResumableMaxPending 2'])])
+        env.start()
+        try:
+            tus = env.tus('/ht/')
+            for _ in range(2):
+                assert tus.create_resp(length=10).status == 201
+            refused(tus.create_resp(length=10))
+        finally:
+            env.stop()
