@@ -189,8 +189,9 @@ typedef struct rs_chunk_t {
  * RS_UF_DEFER_LENGTH, chunk_count 0). The chunk keeps its own file in the
  * staging folder until assembly. With a maximum size, the staged chunks
  * (u->offset counts their bytes) and the place of each chunk (index times
- * its size) must fit it: else RS_ERR_MAX_SIZE, at every chunk. Re-sending the same bytes succeeds and
- * changes nothing; different bytes for a stored index are RS_ERR_CHUNK_
+ * its size) must fit it: else RS_ERR_MAX_SIZE, at every chunk. Re-sending
+ * the same bytes succeeds and changes nothing; different bytes for a
+ * stored index are RS_ERR_CHUNK_
  * CONFLICT; an index beyond the declared count or mixing 0- and 1-based
  * numbering is RS_ERR_BAD_REQUEST. The first chunk bringing a total
  * declares the count; when all chunks of a declared count are present

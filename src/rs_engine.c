@@ -19,11 +19,12 @@
  *              ends prefix their keys ("slice:", "md5:", "flow:"), so an
  *              old upload is still found by its own protocol, never by
  *              another's. They are never written again and are removed
- *              with their upload. Written in the transaction that stores the new
- *              record (a concurrent create for the same key adopts the
- *              winner; a finished upload's key moves to a new upload of the
- *              same key), removed with the upload (terminate, expiry) when it
- *              still names it; a "k:" entry whose upload is gone is ignored.
+ *              with their upload. Written in the transaction that stores
+ *              the new record (a concurrent create for the same key adopts
+ *              the winner; a finished upload's key moves to a new upload of
+ *              the same key), removed with the upload (terminate, expiry)
+ *              when it still names it; a "k:" entry whose upload is gone is
+ *              ignored.
  *   "n:<hex>"  count of pending uploads (created, holding no data yet,
  *              RS_UF_PENDING) of a user in an area (<hex>: SHA-256 of
  *              "n\0<dir>\0u\0<owner>", or "n\0<dir>\0a\0<client address>"
@@ -32,7 +33,8 @@
  *              transaction that stores a new record (ResumableMaxPending:
  *              RS_ERR_TOO_MANY_PENDING beyond), lowered in the one that
  *              first records data for it (an append, a chunk, completion)
- *              or removes it. Never a scan: creation costs two reads.
+ *              or removes it. Never a scan: creation costs two reads
+ *              (rs_engine_pending.c).
  *   "q:<id>"   "<user counter key> <area counter key>" of a pending
  *              upload: what to lower, even without its record (resumablectl).
  *              A kill between two writes of one transaction can leave a
@@ -107,8 +109,8 @@ static const char *tkey(apr_pool_t *p, const char *id)
 
 /* prefix + hex SHA-256 of the given pieces, each followed by a NUL but
  * the last. */
-static const char *hash_key_as(apr_pool_t *p, const char *prefix,
-                               const char *const *pieces, int n)
+const char *rs_eng_hash_key(apr_pool_t *p, const char *prefix,
+                            const char *const *pieces, int n)
 {
     unsigned char d[RS_HASH_MAX];
     apr_size_t len = 0;
@@ -127,7 +129,7 @@ static const char *hash_key_as(apr_pool_t *p, const char *prefix,
 
 static const char *hash_key(apr_pool_t *p, const char *const *pieces, int n)
 {
-    return hash_key_as(p, "k:", pieces, n);
+    return rs_eng_hash_key(p, "k:", pieces, n);
 }
 
 /* The first form "k:<sha256 hex of dir NUL owner NUL client key>", shared
@@ -274,9 +276,6 @@ static void apply_progress(rs_upload_t *dst, const rs_upload_t *src)
     }
 }
 
-static apr_status_t pending_update(rs_txn_t *txn, rs_upload_t *cur,
-                                   int has_data, apr_pool_t *p);
-
 /* Write u's progress fields into the stored record (read-modify-write in
  * one short transaction). *fresh receives the stored result. */
 apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
@@ -295,8 +294,8 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
 
         apply_progress(cur, u);
         cur->flags = (cur->flags & ~RS_UF_PENDING) | pending;
-        rv = pending_update(txn, cur, cur->offset > 0
-                            || RS_STATE_COMPLETE == cur->state, p);
+        rv = rs_eng_pending_update(txn, cur, cur->offset > 0
+                                   || RS_STATE_COMPLETE == cur->state, p);
     }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_txn_save(txn, cur, p);
@@ -618,146 +617,6 @@ rs_error_t *rs_eng_check_size(const rs_area_t *a, apr_off_t length,
     return NULL;
 }
 
-/* ---- pending uploads: created, no data yet (see "n:" above) ---- */
-
-static const char *pending_user_key(apr_pool_t *p, const rs_area_t *a,
-                                    const rs_upload_t *u)
-{
-    const char *pieces[4];
-
-    pieces[0] = "n";
-    pieces[1] = u->dir;
-    pieces[2] = *u->owner ? "u" : "a";
-    pieces[3] = *u->owner ? u->owner : (a->client ? a->client : "");
-    return hash_key_as(p, "n:", pieces, 4);
-}
-
-static const char *pending_area_key(apr_pool_t *p, const char *dir)
-{
-    const char *pieces[2];
-
-    pieces[0] = "n";
-    pieces[1] = dir;
-    return hash_key_as(p, "n:", pieces, 2);
-}
-
-static apr_int64_t count_get(rs_txn_t *txn, const char *key, apr_pool_t *p)
-{
-    char *val;
-    apr_size_t len;
-    apr_int64_t n;
-
-    if (!key || APR_SUCCESS != rs_store_get(txn, key, p, &val, &len)) {
-        return 0;
-    }
-    n = apr_atoi64(val);
-    return n > 0 ? n : 0;
-}
-
-static apr_status_t count_add(rs_txn_t *txn, const char *key, int delta,
-                              apr_pool_t *p)
-{
-    apr_int64_t n = count_get(txn, key, p) + delta;
-    const char *v = apr_psprintf(p, "%" APR_INT64_T_FMT, n);
-
-    return n <= 0 ? rs_store_delete(txn, key)
-                  : rs_store_put(txn, key, v, strlen(v));
-}
-
-/* Does creating u count against ResumableMaxPending? Not a final (it
- * holds no data of its own) nor an upload of length 0 (complete at
- * once). */
-static int counts_pending(const rs_area_t *a, const rs_upload_t *u)
-{
-    return (a->max_pending > 0 || a->max_pending_area > 0)
-           && !(u->flags & RS_UF_FINAL) && 0 != u->length;
-}
-
-/* In txn: count new upload u (flagged RS_UF_PENDING, its "q:" entry
- * written), or *err when its user or the area is at the limit. */
-static apr_status_t pending_take(rs_txn_t *txn, const rs_area_t *a,
-                                 rs_upload_t *u, apr_pool_t *p,
-                                 rs_error_t **err)
-{
-    const char *uk = pending_user_key(p, a, u);
-    const char *ak = pending_area_key(p, u->dir);
-    const char *q = apr_pstrcat(p, uk, " ", ak, NULL);
-    apr_int64_t nu = count_get(txn, uk, p), na = count_get(txn, ak, p);
-    apr_status_t rv;
-
-    if ((a->max_pending > 0 && nu >= a->max_pending)
-        || (a->max_pending_area > 0 && na >= a->max_pending_area)) {
-        rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09103)
-                      "upload refused: %s '%s' has %" APR_INT64_T_FMT
-                      " unfinished uploads without data (limit %"
-                      APR_INT64_T_FMT "), the area %" APR_INT64_T_FMT
-                      " (limit %" APR_INT64_T_FMT ")", *u->owner ? "user"
-                      : "client", *u->owner ? u->owner : (a->client
-                      ? a->client : "-"), nu, a->max_pending, na,
-                      a->max_pending_area);
-        *err = rs_error_make(p, RS_ERR_TOO_MANY_PENDING, 0, "too many "
-                             "unfinished uploads that hold no data yet (%s "
-                             "limit %" APR_INT64_T_FMT "): send data to them "
-                             "or delete them first", (a->max_pending > 0
-                             && nu >= a->max_pending) ? "per user" : "area",
-                             (a->max_pending > 0 && nu >= a->max_pending)
-                             ? a->max_pending : a->max_pending_area);
-        return APR_SUCCESS;
-    }
-    rv = count_add(txn, uk, 1, p);
-    if (APR_SUCCESS == rv) {
-        rv = count_add(txn, ak, 1, p);
-    }
-    if (APR_SUCCESS == rv) {
-        rv = rs_store_put(txn, apr_pstrcat(p, "q:", u->id, NULL), q,
-                          strlen(q));
-    }
-    u->flags |= RS_UF_PENDING;
-    return rv;
-}
-
-apr_status_t rs_eng_pending_release(rs_txn_t *txn, const char *id,
-                                    apr_pool_t *p)
-{
-    const char *q = apr_pstrcat(p, "q:", id, NULL);
-    char *val, *sp;
-    apr_size_t len;
-    apr_status_t rv = rs_store_get(txn, q, p, &val, &len);
-
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        return APR_SUCCESS;
-    }
-    if (APR_SUCCESS != rv) {
-        return rv;
-    }
-    if ((sp = strchr(val, ' '))) {
-        *sp++ = '\0';
-        rv = count_add(txn, sp, -1, p);
-    }
-    if (APR_SUCCESS == rv) {
-        rv = count_add(txn, val, -1, p);
-    }
-    return APR_SUCCESS == rv ? rs_store_delete(txn, q) : rv;
-}
-
-/* In txn, for stored record cur: once it holds data, it is no longer
- * pending. */
-static apr_status_t pending_update(rs_txn_t *txn, rs_upload_t *cur,
-                                   int has_data, apr_pool_t *p)
-{
-    if (!(cur->flags & RS_UF_PENDING) || !has_data) {
-        return APR_SUCCESS;
-    }
-    cur->flags &= ~RS_UF_PENDING;
-    return rs_eng_pending_release(txn, cur->id, p);
-}
-
-apr_status_t rs_eng_pending_data(rs_txn_t *txn, rs_upload_t *cur,
-                                 apr_pool_t *p)
-{
-    return pending_update(txn, cur, 1, p);
-}
-
 /* Store a new record and, with a client key, its "k:" entry. When the key
  * already names an active upload (a concurrent create won), nothing is
  * stored and *existing is that upload's id. A key of a finished upload is
@@ -779,8 +638,8 @@ static rs_error_t *store_new(rs_engine_t *e, const rs_area_t *a,
         key = kkey(p, u->dir, u->owner, u->proto, u->client_key);
         rv = key_target(txn, key, u->proto, 1, p, existing);
     }
-    if (APR_SUCCESS == rv && !*existing && counts_pending(a, u)) {
-        rv = pending_take(txn, a, u, p, &refused);
+    if (APR_SUCCESS == rv && !*existing && rs_eng_counts_pending(a, u)) {
+        rv = rs_eng_pending_take(txn, a, u, p, &refused);
     }
     if (refused) {
         rs_store_end(txn);
