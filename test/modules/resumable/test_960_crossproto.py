@@ -5,7 +5,8 @@ gets a 4xx or the other protocol's own answer for an unknown upload (the
 offset status "0", a flow test 204, a new upload of that protocol's own),
 never a 5xx or a crashed child, and the upload is unchanged (staged bytes,
 its own protocol's status) and is then finished by its own protocol with
-its own bytes. Once in one area with all protocols on (/files/), once in
+its own bytes; then the same requests again on the finished upload.
+Once in one area with all protocols on (/files/), once in
 the seeds' layout (conf/seeds.conf: one directory, one protocol per
 location). Before the fix the offset front end found a slice, flow or md5
 upload by its prefixed key and crashed the child (file_fd(NULL)), and the
@@ -283,9 +284,10 @@ def four(rs):
     assert not bad, bad
 
 
-def by_url(env, t):
+def by_url(env, t, finished=False):
     """tus and IETF address uploads by URL; the id of any upload in the
-    area gives it."""
+    area gives it. A finished upload's URL downloads it (documented, for
+    every protocol's upload of the same owner)."""
     url = t.url or f'{env.url}{t.P.tus}{t.id}'
     rs = []
     if t.proto != 'tus':
@@ -308,18 +310,26 @@ def by_url(env, t):
                                             ietf_h(True, 0, patch=True), ZZ)),
                ('ietf DELETE', ireq(env, 'DELETE', url, ietf_h()))]
     four(rs)
-    r = env.client.get(url)             # a download: the upload is unfinished
-    assert 400 <= r.status < 500, r
+    r = env.client.get(url)
+    if finished:
+        assert r.status == 200 and r.body == t.data, r
+    else:
+        assert 400 <= r.status < 500, r     # not finished: no download
     return rs
 
 
-def by_offset(env, t):
+def by_offset(env, t, finished=False):
+    """finished: the first round made uploads of the attacker's own under
+    these keys; their answers are then the attacker's business (only no
+    5xx), t must still be unchanged."""
     rs = []
     for k in t.keys + [t.id]:
         r = offset_status(env, t.P, k)
-        assert r.status == 200 and r.body == b'0', (k, r)   # unknown id
+        assert finished or (r.status == 200 and r.body == b'0'), (k, r)
+        rs.append((f'offset status {k}', r))
         r = offset_post(env, t.P, k, 4, ZZ, SIZE)
-        assert r.status == 400 and r.body == b'0', (k, r)   # unknown id
+        assert finished or (r.status == 400 and r.body == b'0'), (k, r)
+        rs.append((f'offset POST 4 {k}', r))
         # the issue's crash: start 0 makes an upload of the offset
         # protocol's own (its own key space), never touches t
         rs.append((f'offset POST {k}', offset_post(env, t.P, k, 0, ZZ, 4)))
@@ -327,38 +337,40 @@ def by_offset(env, t):
     return rs
 
 
-def by_slice(env, t):
+def by_slice(env, t, finished=False):
     rs = []
     for k in t.keys + [t.id]:
         r = slice_merge(env, t.P, k)
-        assert r.status == 404, (k, r)
+        assert finished or r.status == 404, (k, r)
+        rs.append((f'slice merge {k}', r))
         rs.append((f'slice chunk {k}', slice_chunk(env, t.P, k, 0, ZZ)))
         rs.append((f'slice chunk 1 {k}', slice_chunk(env, t.P, k, 1, ZZ)))
     no_5xx(rs)
     return rs
 
 
-def by_md5(env, t):
+def by_md5(env, t, finished=False):
     rs = []
     zid = md5(ZZ) + '0'
     for k in t.keys + [t.id]:
         r = md5_chunk(env, t.P, k, zid, ZZ)
-        if len(k) == 32:
-            assert r.status == 404, (k, r)          # no handshake of md5's
-        else:
+        if len(k) != 32:
             assert r.status == 400, (k, r)          # not an MD5
+        elif not finished:
+            assert r.status == 404, (k, r)          # no handshake of md5's
+        rs.append((f'md5 chunk {k}', r))
         # the issue: a handshake on another upload's key terminated it
         rs.append((f'md5 handshake {k}', md5_handshake(env, t.P, k, [zid])))
     no_5xx(rs)
     return rs
 
 
-def by_flow(env, t):
+def by_flow(env, t, finished=False):
     rs = []
     for k in t.keys + [t.id]:
         for n in (1, 2):
             r = flow_test(env, t.P, k, n)
-            assert r.status == 204, (k, n, r)       # not a flow upload
+            assert r.status == (200 if finished and n == 2 else 204), (k, n, r)
         rs.append((f'flow chunk {k}', flow_chunk(env, t.P, k, 2, ZZ)))
     no_5xx(rs)
     return rs
@@ -382,6 +394,15 @@ def run_matrix(env, P, area, proto_tag, attackers):
         ATTACKS[name](env, t)
         assert t.snapshot() == before, (name, t.snapshot(), before)
     t.finish()
+    # finished: the same requests change nothing either
+    done = t.own_status() if t.proto not in ('md5', 'slice') else None
+    for name in attackers:
+        if name == proto and name != 'tus':
+            continue
+        ATTACKS[name](env, t, finished=True)
+        t.assert_published()
+        if done is not None:
+            assert t.own_status() == done, (name, t.own_status(), done)
 
 
 class TestCrossProtocolOneArea:
