@@ -8,7 +8,8 @@
  * and are read through rs_conf_server(); area settings are per-dir. Every
  * field starts "unset" (-1 / NULL) and merges as "the more specific one if
  * set, else the parent's", except that values from .htaccess may only
- * tighten a limit (max size, expiry) and never name a directory. Defaults
+ * tighten a limit (max size, expiry, pending uploads) and never name a
+ * directory. Defaults
  * are applied in the accessor rs_conf_area(), so "unset" survives nested
  * merges.
  */
@@ -46,6 +47,10 @@ typedef struct rs_dir_conf_t {
     apr_array_header_t *deny_ext;   /* NULL unset; empty: None */
     const char *files_url;          /* ResumableFilesURL; NULL unset */
     int publish;                    /* -1 unset, RS_PUBLISH_* */
+    apr_int64_t max_pending;        /* per user; -1 unset, 0 unlimited */
+    apr_int64_t ht_max_pending;     /* from .htaccess: only lowers */
+    apr_int64_t max_pending_area;   /* per area; -1 unset, 0 unlimited */
+    apr_int64_t ht_max_pending_area;
 } rs_dir_conf_t;
 
 /* ResumablePublish: who may read the files in an area's directory by their

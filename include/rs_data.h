@@ -18,6 +18,10 @@
  * their final position, so assembly copies nothing) share one path.
  * Concatenation copies ranges in the kernel: FICLONERANGE (reflink) where
  * the file system has it, else copy_file_range, else read/write.
+ *
+ * Every function taking an apr_file_t * answers APR_EBADF for a NULL file
+ * (a caller's mistake, e.g. an engine path reached for an upload that has
+ * no data file) instead of dereferencing it.
  */
 
 #include <apr_pools.h>

@@ -61,6 +61,12 @@ typedef struct rs_area_t {
                                            names (rs_util_defuse_name) */
     const char *files_url;          /* ResumableFilesURL: URL path ("/x/")
                                        at which httpd serves dir, or NULL */
+    apr_int64_t max_pending;        /* unfinished uploads holding no data,
+                                       per user; 0: unlimited */
+    apr_int64_t max_pending_area;   /* the same for the whole area */
+    const char *client;             /* the request's client address: an
+                                       anonymous client's pending uploads
+                                       count per address; NULL: as one */
 } rs_area_t;
 
 /**
@@ -141,13 +147,21 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
                              rs_body_t *body, apr_pool_t *p,
                              rs_append_result_t *res);
 
+/** A chunk list declared at creation (RS_UF_CHUNKED without
+ *  RS_UF_DEFER_LENGTH, chunk_count = n + 1) may have at most one chunk per
+ *  this many bytes of the area's maximum size (RS_ERR_MAX_SIZE beyond);
+ *  without a maximum, RS_UPLOAD_MAX_CHUNKS. */
+#define RS_ENGINE_MIN_CHUNK 1024
+
 /** Longest client key (a client-chosen file id) in bytes. */
 #define RS_ENGINE_MAX_KEY 1024
 
 /**
- * Look up the upload a client created under its own id client_key (set as
- * u->client_key at rs_engine_create) in area a for owner. The key is
- * scoped to area and owner and stored hashed. RS_ERR_NOT_FOUND when none
+ * Look up the upload a client of protocol proto created under its own id
+ * client_key (set as u->client_key at rs_engine_create, u->proto being
+ * proto) in area a for owner. The key is scoped to area, owner and
+ * protocol and stored hashed: a key never finds another protocol's upload.
+ * RS_ERR_NOT_FOUND when none
  * (also when it was terminated or expired), RS_ERR_BAD_REQUEST when the
  * key is empty or longer than RS_ENGINE_MAX_KEY. Opens like rs_engine_open.
  * rs_engine_create with a client key that already names an active upload
@@ -155,8 +169,9 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
  * key of a complete upload moves to the new upload.
  */
 rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
-                               const char *owner, const char *client_key,
-                               apr_pool_t *p, rs_upload_t **u);
+                               const char *owner, rs_proto_id_t proto,
+                               const char *client_key, apr_pool_t *p,
+                               rs_upload_t **u);
 
 /** One chunk for a chunk-mode upload (RS_UF_CHUNKED). */
 typedef struct rs_chunk_t {
@@ -174,8 +189,11 @@ typedef struct rs_chunk_t {
 /**
  * Store chunk c of chunk-mode upload u (created with RS_UF_CHUNKED |
  * RS_UF_DEFER_LENGTH, chunk_count 0). The chunk keeps its own file in the
- * staging folder until assembly. Re-sending the same bytes succeeds and
- * changes nothing; different bytes for a stored index are RS_ERR_CHUNK_
+ * staging folder until assembly. With a maximum size, the staged chunks
+ * (u->offset counts their bytes) and the place of each chunk (index times
+ * its size) must fit it: else RS_ERR_MAX_SIZE, at every chunk. Re-sending
+ * the same bytes succeeds and changes nothing; different bytes for a
+ * stored index are RS_ERR_CHUNK_
  * CONFLICT; an index beyond the declared count or mixing 0- and 1-based
  * numbering is RS_ERR_BAD_REQUEST. The first chunk bringing a total
  * declares the count; when all chunks of a declared count are present

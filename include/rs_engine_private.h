@@ -60,6 +60,34 @@ rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
  *  it (a NULL: without waiting). An error: u must stay. */
 rs_error_t *rs_eng_release_partial(rs_engine_t *e, const rs_area_t *a,
                                    const rs_upload_t *u, apr_pool_t *p);
+/** prefix + hex SHA-256 of pieces (each but the last followed by NUL). */
+const char *rs_eng_hash_key(apr_pool_t *p, const char *prefix,
+                            const char *const *pieces, int n);
+/** Does creating u in a count against ResumableMaxPending? */
+int rs_eng_counts_pending(const rs_area_t *a, const rs_upload_t *u);
+/** In txn: count new upload u (sets RS_UF_PENDING, writes its "q:"
+ *  entry), or set *err (RS_ERR_TOO_MANY_PENDING, logged RS09103) and
+ *  write nothing when its user or the area is at the limit. */
+apr_status_t rs_eng_pending_take(struct rs_txn_t *txn, const rs_area_t *a,
+                                 rs_upload_t *u, apr_pool_t *p,
+                                 rs_error_t **err);
+/** In txn: stored record cur holds data (has_data): no longer pending. */
+apr_status_t rs_eng_pending_update(struct rs_txn_t *txn, rs_upload_t *cur,
+                                   int has_data, apr_pool_t *p);
+/** In txn: upload id is no longer pending (ResumableMaxPending): lower
+ *  the counters its "q:" entry names and remove it (none: a no-op). */
+apr_status_t rs_eng_pending_release(struct rs_txn_t *txn, const char *id,
+                                    apr_pool_t *p);
+/** In txn: stored record cur now holds data; release it when pending. */
+apr_status_t rs_eng_pending_data(struct rs_txn_t *txn, rs_upload_t *cur,
+                                 apr_pool_t *p);
+/** 1 for the chunk protocols (slice, md5, flow). */
+int rs_eng_chunk_proto(rs_proto_id_t proto);
+/** An engine entry point was handed an upload of the wrong mode or
+ *  protocol (what: "an append", "a chunk"...): logs RS09101 (info) and
+ *  returns RS_ERR_WRONG_PROTOCOL (400). */
+rs_error_t *rs_eng_wrong_mode(apr_pool_t *p, const rs_upload_t *u,
+                              const char *what);
 /** The upload's writer lock (waits up to the area's lock_wait). */
 rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
                         apr_pool_t *p, struct rs_lock_t **lock);

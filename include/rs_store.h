@@ -22,9 +22,10 @@
  * segments are garbage, removed by the next put of the key or by
  * rs_store_gc). Layout in rs_store.c.
  *
- * Key space (by convention of rs_engine): "u:<id>" upload records,
- * "t:<id>" tombstones (410), "k:<area>:<key>" client keys, "h:<digest>"
- * content index. Iteration skips segment keys.
+ * Key space (by convention of rs_engine, layout in rs_engine.c): "u:<id>"
+ * upload records, "t:<id>" tombstones (410), "k:<hash>" client keys,
+ * "h:<digest>" content index, "n:<hash>" and "q:<id>" pending-upload
+ * counts. Iteration skips segment keys.
  */
 
 #include <apr_pools.h>

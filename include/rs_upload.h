@@ -56,6 +56,9 @@ typedef enum {
                                         (done by the sweep, off the request) */
 #define RS_UF_COMPOSED      0x0040   /* complete, but the data is still the
                                         parts in order (not yet published) */
+#define RS_UF_PENDING       0x0200   /* counted among the pending uploads
+                                        (created, no data yet): its "q:<id>"
+                                        entry names the counters */
 
 typedef struct rs_upload_t {
     const char *id;
@@ -63,7 +66,8 @@ typedef struct rs_upload_t {
     rs_proto_id_t proto;
     unsigned int flags;          /* RS_UF_* */
     apr_off_t length;            /* total bytes, -1 while unknown */
-    apr_off_t offset;            /* append mode: bytes stored */
+    apr_off_t offset;            /* append mode: bytes stored; chunk
+                                    mode: bytes of the chunks staged */
     apr_off_t pending_from;      /* -1, or start of an unverified append:
                                     bytes past it are dropped on reconcile */
     apr_time_t created;

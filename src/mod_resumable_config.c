@@ -23,6 +23,8 @@
 #define DEF_SWEEP       apr_time_from_sec(60)
 #define DEF_LOCK_WAIT   apr_time_from_sec(5)
 #define DEF_STALL       apr_time_from_sec(2)
+#define DEF_PENDING     1000            /* per user and area */
+#define DEF_PENDING_AREA 100000
 #define DEF_WRITE_BUF   (512 * 1024)
 #define MIN_WRITE_BUF   (4 * 1024)
 #define MAX_WRITE_BUF   (64 * 1024 * 1024)
@@ -70,6 +72,8 @@ void *rs_conf_create_dir(apr_pool_t *p, char *dir)
     d->sync = d->trust_forwarded = RS_UNSET;
     d->lock_wait = d->stall_time = RS_UNSET;
     d->publish = RS_UNSET;
+    d->max_pending = d->ht_max_pending = RS_UNSET;
+    d->max_pending_area = d->ht_max_pending_area = RS_UNSET;
     return d;
 }
 
@@ -105,6 +109,11 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(publish);
     n->ht_max_size = lower(base->ht_max_size, add->ht_max_size);
     n->ht_expire = lower(base->ht_expire, add->ht_expire);
+    MERGE(max_pending);
+    MERGE(max_pending_area);
+    n->ht_max_pending = lower(base->ht_max_pending, add->ht_max_pending);
+    n->ht_max_pending_area = lower(base->ht_max_pending_area,
+                                   add->ht_max_pending_area);
     MERGE(protocols);
     n->ht_protocols = (add->ht_protocols == RS_UNSET) ? base->ht_protocols
                       : (base->ht_protocols == RS_UNSET) ? add->ht_protocols
@@ -252,6 +261,39 @@ static const char *set_max_size(cmd_parms *cmd, void *dc, const char *arg)
     }
     else {
         d->max_size = v;
+    }
+    return NULL;
+}
+
+/* "ResumableMaxPending USER [AREA]": counts, 0 for no limit. */
+static const char *set_max_pending(cmd_parms *cmd, void *dc, const char *u,
+                                   const char *a)
+{
+    rs_dir_conf_t *d = dc;
+    apr_off_t v[2] = { 0, RS_UNSET };
+    const char *arg[2];
+    int i;
+
+    arg[0] = u;
+    arg[1] = a;
+    for (i = 0; i < 2 && arg[i]; i++) {
+        if (APR_SUCCESS != rs_util_parse_off(arg[i], &v[i])
+            || v[i] > 1000000000) {
+            return bad(cmd, arg[i], "expected a count (at most 10^9), 0 "
+                       "for no limit");
+        }
+    }
+    if (from_htaccess(cmd)) {
+        d->ht_max_pending = v[0] ? v[0] : RS_UNSET;  /* 0 lifts nothing */
+        if (v[1] != RS_UNSET) {
+            d->ht_max_pending_area = v[1] ? v[1] : RS_UNSET;
+        }
+    }
+    else {
+        d->max_pending = v[0];
+        if (v[1] != RS_UNSET) {
+            d->max_pending_area = v[1];
+        }
     }
     return NULL;
 }
@@ -486,6 +528,9 @@ const command_rec rs_conf_cmds[] = {
                   "[TYPE:]PATH of the apr_dbm state database"),
     AP_INIT_TAKE1("ResumableMaxSize", set_max_size, NULL, HT_OK,
                   "largest upload in bytes (K, M, G, T suffixes; 0: none)"),
+    AP_INIT_TAKE12("ResumableMaxPending", set_max_pending, NULL, HT_OK,
+                   "unfinished uploads holding no data: per user [and per "
+                   "area] (0: no limit)"),
     AP_INIT_TAKE1("ResumableExpire", set_expire, NULL, HT_OK,
                   "untouched incomplete uploads expire after this (or Off)"),
     AP_INIT_ITERATE("ResumableProtocols", set_protocols, NULL, HT_OK,
@@ -675,6 +720,12 @@ rs_area_t *rs_conf_area(request_rec *r)
     }
     a->deny_ext = d->deny_ext ? d->deny_ext : default_deny_list(r->pool);
     a->files_url = d->files_url;
+    a->max_pending = effective(d->max_pending, d->ht_max_pending,
+                               DEF_PENDING);
+    a->max_pending_area = effective(d->max_pending_area,
+                                    d->ht_max_pending_area,
+                                    DEF_PENDING_AREA);
+    a->client = r->useragent_ip;
     return a;
 }
 

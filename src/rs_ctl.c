@@ -20,6 +20,7 @@
 
 #include "rs_ctl.h"
 #include "rs_engine.h"
+#include "rs_engine_private.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_util.h"
@@ -237,6 +238,10 @@ static apr_status_t remove_record(rs_txn_t *txn, const char *id, int tomb,
 {
     apr_status_t rv = rs_store_delete(txn, apr_pstrcat(p, "u:", id, NULL));
     const char *now;
+
+    if (APR_SUCCESS == rv) {            /* ResumableMaxPending's count */
+        rv = rs_eng_pending_release(txn, id, p);
+    }
 
     if (APR_SUCCESS == rv && tomb) {
         now = apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_now());

@@ -61,11 +61,15 @@ struct rs_writer_t {
     apr_off_t wb_from;          /* file offset writeback has not covered */
 };
 
+/* The descriptor of f; -1 for no file (a caller handed NULL: every user
+ * then fails with APR_EBADF instead of dereferencing it). */
 static int file_fd(apr_file_t *f)
 {
     apr_os_file_t fd = -1;
 
-    apr_os_file_get(&fd, f);
+    if (f) {
+        apr_os_file_get(&fd, f);
+    }
     return fd;
 }
 
@@ -148,14 +152,24 @@ static apr_status_t file_error(apr_file_t *f, apr_status_t rv,
 
 apr_status_t rs_data_truncate(apr_file_t *f, apr_off_t size)
 {
-    apr_status_t rv = apr_file_trunc(f, size);
+    apr_status_t rv;
+
+    if (!f) {
+        return APR_EBADF;
+    }
+    rv = apr_file_trunc(f, size);
 
     return rv == APR_SUCCESS ? rv : file_error(f, rv, "truncate");
 }
 
 apr_status_t rs_data_sync(apr_file_t *f)
 {
-    apr_status_t rv = apr_file_datasync(f);
+    apr_status_t rv;
+
+    if (!f) {
+        return APR_EBADF;
+    }
+    rv = apr_file_datasync(f);
 
     return rv == APR_SUCCESS ? rv : file_error(f, rv, "fdatasync");
 }
@@ -166,6 +180,9 @@ apr_status_t rs_data_reserve(apr_file_t *f, apr_off_t off, apr_off_t len)
 
     if (len <= 0) {
         return APR_SUCCESS;
+    }
+    if (file_fd(f) < 0) {
+        return APR_EBADF;
     }
     do {
         rc = fallocate(file_fd(f), FALLOC_FL_KEEP_SIZE, off, len);
@@ -502,6 +519,9 @@ apr_status_t rs_data_copy_range(apr_file_t *dst, apr_off_t doff,
     int dfd = file_fd(dst), sfd = file_fd(src);
     apr_status_t rv;
 
+    if (dfd < 0 || sfd < 0) {
+        return APR_EBADF;
+    }
     if (len <= 0 || copy_clone(dfd, doff, sfd, soff, len)) {
         return APR_SUCCESS;
     }

@@ -7,14 +7,38 @@
  *   "u:<id>"   the upload record (rs_upload_encode)
  *   "t:<id>"   tombstone: decimal apr_time_t of removal (answers 410)
  *   "k:<hex>"  client key -> upload id. <hex> is the SHA-256 of
- *              "<area dir>\0<owner>\0<client key>": the client's own file
- *              id (untrusted, at most RS_ENGINE_MAX_KEY bytes) never
- *              becomes a key itself, and ids of different areas or users
- *              never meet. Written in the transaction that stores the new
- *              record (a concurrent create for the same key adopts the
- *              winner; a finished upload's key moves to a new upload of the
- *              same key), removed with the upload (terminate, expiry) when it
- *              still names it; a "k:" entry whose upload is gone is ignored.
+ *              "k2\0<area dir>\0<owner>\0<protocol id>\0<client key>":
+ *              the client's own file id (untrusted, at most
+ *              RS_ENGINE_MAX_KEY bytes) never becomes a key itself, and
+ *              ids of different areas, users or protocols never meet (the
+ *              offset front end's "slice:x.bin" is not the slice upload of
+ *              x.bin). Entries of the first form (before issue 11), the
+ *              SHA-256 of "<area dir>\0<owner>\0<client key>" without the
+ *              protocol, are still read when no new entry exists, but only
+ *              for the protocol of the upload they name: the chunk front
+ *              ends prefix their keys ("slice:", "md5:", "flow:"), so an
+ *              old upload is still found by its own protocol, never by
+ *              another's. They are never written again and are removed
+ *              with their upload. Written in the transaction that stores
+ *              the new record (a concurrent create for the same key adopts
+ *              the winner; a finished upload's key moves to a new upload of
+ *              the same key), removed with the upload (terminate, expiry)
+ *              when it still names it; a "k:" entry whose upload is gone is
+ *              ignored.
+ *   "n:<hex>"  count of pending uploads (created, holding no data yet,
+ *              RS_UF_PENDING) of a user in an area (<hex>: SHA-256 of
+ *              "n\0<dir>\0u\0<owner>", or "n\0<dir>\0a\0<client address>"
+ *              for anonymous clients) or of the whole area ("n\0<dir>"):
+ *              decimal, removed at 0. Checked and raised in the
+ *              transaction that stores a new record (ResumableMaxPending:
+ *              RS_ERR_TOO_MANY_PENDING beyond), lowered in the one that
+ *              first records data for it (an append, a chunk, completion)
+ *              or removes it. Never a scan: creation costs two reads
+ *              (rs_engine_pending.c).
+ *   "q:<id>"   "<user counter key> <area counter key>" of a pending
+ *              upload: what to lower, even without its record (resumablectl).
+ *              A kill between two writes of one transaction can leave a
+ *              count one off; it only ever counts uploads still flagged.
  *   "h:md5:<md5 hex>:<32 hex of SHA-256 of "<area dir>\0<owner>\0">"
  *              content index -> id of the owner's published upload with
  *              that content. Written when any upload is published (its MD5
@@ -88,23 +112,60 @@ static const char *tkey(apr_pool_t *p, const char *id)
     return apr_pstrcat(p, "t:", id, NULL);
 }
 
-/* "k:<sha256 hex of dir NUL owner NUL client key>": the client's own id,
- * scoped to area and user, never used raw as a key. */
-static const char *kkey(apr_pool_t *p, const char *dir, const char *owner,
-                        const char *client_key)
+/* prefix + hex SHA-256 of the given pieces, each followed by a NUL but
+ * the last. */
+const char *rs_eng_hash_key(apr_pool_t *p, const char *prefix,
+                            const char *const *pieces, int n)
 {
     unsigned char d[RS_HASH_MAX];
-    apr_size_t n = 0;
+    apr_size_t len = 0;
     rs_hash_t *h;
+    int i;
 
     if (APR_SUCCESS != rs_hash_create(&h, "sha256", p)) {
         return NULL;
     }
-    rs_hash_update(h, dir, strlen(dir) + 1);
-    rs_hash_update(h, owner, strlen(owner) + 1);
-    rs_hash_update(h, client_key, strlen(client_key));
-    rs_hash_final(h, d, &n);
-    return apr_pstrcat(p, "k:", rs_util_hex(p, d, n), NULL);
+    for (i = 0; i < n; i++) {
+        rs_hash_update(h, pieces[i], strlen(pieces[i]) + (i < n - 1));
+    }
+    rs_hash_final(h, d, &len);
+    return apr_pstrcat(p, prefix, rs_util_hex(p, d, len), NULL);
+}
+
+static const char *hash_key(apr_pool_t *p, const char *const *pieces, int n)
+{
+    return rs_eng_hash_key(p, "k:", pieces, n);
+}
+
+/* The first form "k:<sha256 hex of dir NUL owner NUL client key>", shared
+ * by all protocols: read only (see the store layout above), and the base
+ * of the content index key (hkey). */
+static const char *kkey_v1(apr_pool_t *p, const char *dir, const char *owner,
+                           const char *client_key)
+{
+    const char *pieces[3];
+
+    pieces[0] = dir;
+    pieces[1] = owner;
+    pieces[2] = client_key;
+    return hash_key(p, pieces, 3);
+}
+
+/* "k:<sha256 hex of "k2" NUL dir NUL owner NUL proto NUL client key>": the
+ * client's own id, scoped to area, user and protocol, never used raw as
+ * a key. The "k2" (a dir is absolute: it starts with '/') keeps it apart
+ * from every first-form key. */
+static const char *kkey(apr_pool_t *p, const char *dir, const char *owner,
+                        rs_proto_id_t proto, const char *client_key)
+{
+    const char *pieces[5];
+
+    pieces[0] = "k2";
+    pieces[1] = dir;
+    pieces[2] = owner;
+    pieces[3] = apr_itoa(p, (int)proto);
+    pieces[4] = client_key;
+    return hash_key(p, pieces, 5);
 }
 
 static rs_error_t *check_key(const char *client_key, apr_pool_t *p)
@@ -135,15 +196,19 @@ apr_status_t rs_eng_txn_load(rs_txn_t *txn, const char *id, apr_pool_t *p,
     return rv;
 }
 
-/* The upload a client key maps to, in txn: *id, or NULL when there is
- * none (or, with active_only, when it is no longer active). */
-static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
+/* The upload a client key of protocol proto maps to, in txn: *id, or
+ * NULL when there is none (or, with active_only, when it is no longer
+ * active). An entry naming another protocol's upload (a first-form key,
+ * see above) is no match: logged, and ignored. */
+static apr_status_t key_target(rs_txn_t *txn, const char *key,
+                               rs_proto_id_t proto, int active_only,
                                apr_pool_t *p, const char **id)
 {
     char *val;
     apr_size_t len;
     rs_upload_t *u;
-    apr_status_t rv = rs_store_get(txn, key, p, &val, &len);
+    apr_status_t rv = key ? rs_store_get(txn, key, p, &val, &len)
+                          : APR_EGENERAL;
 
     *id = NULL;
     if (APR_STATUS_IS_ENOENT(rv)) {
@@ -153,6 +218,13 @@ static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
         return rv;
     }
     rv = rs_eng_txn_load(txn, val, p, &u);
+    if (APR_SUCCESS == rv && proto != u->proto) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09100)
+                      "upload %s: a client key of protocol %d names this "
+                      "upload of protocol %d: ignored", u->id, (int)proto,
+                      (int)u->proto);
+        return APR_SUCCESS;
+    }
     if (APR_SUCCESS == rv && (!active_only || RS_STATE_ACTIVE == u->state)) {
         *id = val;
     }
@@ -223,7 +295,14 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
     }
     rv = rs_eng_txn_load(txn, u->id, p, &cur);
     if (APR_SUCCESS == rv) {
+        unsigned int pending = cur->flags & RS_UF_PENDING;
+
         apply_progress(cur, u);
+        cur->flags = (cur->flags & ~RS_UF_PENDING) | pending;
+        rv = rs_eng_pending_update(txn, cur, cur->offset > 0
+                                   || RS_STATE_COMPLETE == cur->state, p);
+    }
+    if (APR_SUCCESS == rv) {
         rv = rs_eng_txn_save(txn, cur, p);
     }
     rs_store_end(txn);
@@ -494,8 +573,9 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
 }
 
 rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
-                               const char *owner, const char *client_key,
-                               apr_pool_t *p, rs_upload_t **u)
+                               const char *owner, rs_proto_id_t proto,
+                               const char *client_key, apr_pool_t *p,
+                               rs_upload_t **u)
 {
     rs_txn_t *txn;
     const char *id = NULL;
@@ -508,8 +588,12 @@ rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
     }
     rv = rs_store_begin(e->store, 0, p, &txn);
     if (APR_SUCCESS == rv) {
-        rv = key_target(txn, kkey(p, a->dir, owner, client_key), 0, p,
-                        &id);
+        rv = key_target(txn, kkey(p, a->dir, owner, proto, client_key),
+                        proto, 0, p, &id);
+        if (APR_SUCCESS == rv && !id) {     /* an entry of the first form */
+            rv = key_target(txn, kkey_v1(p, a->dir, owner, client_key),
+                            proto, 0, p, &id);
+        }
         rs_store_end(txn);
     }
     if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
@@ -544,11 +628,13 @@ rs_error_t *rs_eng_check_size(const rs_area_t *a, apr_off_t length,
  * already names an active upload (a concurrent create won), nothing is
  * stored and *existing is that upload's id. A key of a finished upload is
  * taken over by the new one (the client uploads again). */
-static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
+static rs_error_t *store_new(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, apr_pool_t *p,
                              const char **existing)
 {
     rs_txn_t *txn;
     const char *key = NULL;
+    rs_error_t *refused = NULL;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
 
     *existing = NULL;
@@ -556,8 +642,15 @@ static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
         return rs_eng_state_error(p, rv, "write", u->id);
     }
     if (u->client_key) {
-        key = kkey(p, u->dir, u->owner, u->client_key);
-        rv = key_target(txn, key, 1, p, existing);
+        key = kkey(p, u->dir, u->owner, u->proto, u->client_key);
+        rv = key_target(txn, key, u->proto, 1, p, existing);
+    }
+    if (APR_SUCCESS == rv && !*existing && rs_eng_counts_pending(a, u)) {
+        rv = rs_eng_pending_take(txn, a, u, p, &refused);
+    }
+    if (refused) {
+        rs_store_end(txn);
+        return refused;
     }
     if (APR_SUCCESS == rv && !*existing && key) {
         rv = rs_store_put(txn, key, u->id, strlen(u->id));
@@ -585,6 +678,29 @@ static rs_error_t *adopt(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
     return NULL;
 }
 
+/* A chunk list declared at creation (md5's handshake lists its chunks
+ * before any byte) is state the client pays nothing for: at most one
+ * chunk per RS_ENGINE_MIN_CHUNK bytes of ResumableMaxSize (issue 11). */
+static rs_error_t *check_chunk_list(const rs_area_t *a, const rs_upload_t *u,
+                                    apr_pool_t *p)
+{
+    apr_off_t n = u->chunk_count - 1;
+    apr_off_t max = a->max_size > 0
+                    ? (a->max_size + RS_ENGINE_MIN_CHUNK - 1)
+                      / RS_ENGINE_MIN_CHUNK : RS_UPLOAD_MAX_CHUNKS;
+
+    if (!(u->flags & RS_UF_CHUNKED) || (u->flags & RS_UF_DEFER_LENGTH)
+        || n <= max) {
+        return NULL;
+    }
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09102)
+                  "upload refused: %" APR_OFF_T_FMT " chunks declared, at "
+                  "most %" APR_OFF_T_FMT " fit the maximum size", n, max);
+    return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "%" APR_OFF_T_FMT " chunks "
+                         "are more than the maximum size allows (%"
+                         APR_OFF_T_FMT ")", n, max);
+}
+
 rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, apr_pool_t *p)
 {
@@ -593,7 +709,8 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     rs_error_t *err = rs_eng_check_size(a, u->length, p);
     apr_status_t rv;
 
-    if (err || (err = check_key(u->client_key, p))) {
+    if (err || (err = check_key(u->client_key, p))
+        || (err = check_chunk_list(a, u, p))) {
         return err;
     }
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &id))) {
@@ -616,7 +733,8 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS != rv) {
         return rs_eng_io_error(p, rv, "creating the data file", id);
     }
-    if ((err = store_new(e, u, p, &existing))) {
+    if ((err = store_new(e, a, u, p, &existing))) {
+        rs_data_remove(rs_data_path(p, a->dir, id), p);
         return err;
     }
     if (existing) {
@@ -679,7 +797,7 @@ static void wake_waiters(rs_engine_t *e, const rs_area_t *a,
 static const char *hkey(apr_pool_t *p, const char *dir, const char *owner,
                         const char *md5hex)
 {
-    const char *k = kkey(p, dir, owner ? owner : "", "");
+    const char *k = kkey_v1(p, dir, owner ? owner : "", "");
 
     return k ? apr_pstrcat(p, "h:md5:", md5hex, ":",
                            apr_pstrndup(p, k + 2, 32), NULL) : NULL;
@@ -1106,7 +1224,27 @@ static rs_error_t *declare_length(append_ctx *c)
     return NULL;
 }
 
-/* Everything that can be decided before reading the body. */
+int rs_eng_chunk_proto(rs_proto_id_t proto)
+{
+    return RS_PROTO_SLICE == proto || RS_PROTO_MD5 == proto
+           || RS_PROTO_FLOW == proto;
+}
+
+rs_error_t *rs_eng_wrong_mode(apr_pool_t *p, const rs_upload_t *u,
+                              const char *what)
+{
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09101)
+                  "upload %s: %s refused: the upload is of protocol %d%s",
+                  u->id, what, (int)u->proto, (u->flags & RS_UF_CHUNKED)
+                  ? " (chunk mode)" : "");
+    return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, "upload %s was created "
+                         "with another protocol: %s is not possible", u->id,
+                         what);
+}
+
+/* Everything that can be decided before reading the body. Only an
+ * append-mode upload takes appended bytes: a chunk-mode one (slice, md5,
+ * flow) has no data file to write through (issue 11). */
 static rs_error_t *precheck(append_ctx *c)
 {
     rs_upload_t *u = c->u;
@@ -1114,6 +1252,10 @@ static rs_error_t *precheck(append_ctx *c)
 
     if (u->flags & RS_UF_FINAL) {
         return rs_error_make(c->p, RS_ERR_MODIFY_FINAL, 0, NULL);
+    }
+    if ((u->flags & RS_UF_CHUNKED) || rs_eng_chunk_proto(u->proto)
+        || (!c->f && RS_STATE_COMPLETE != u->state)) {
+        return rs_eng_wrong_mode(c->p, u, "an append");
     }
     if (c->ap->offset != u->offset) {
         return rs_error_make(c->p, RS_ERR_MISMATCHED_OFFSET, 0,
@@ -1349,19 +1491,33 @@ cleanup:
 /* ------------------------------------------------------------------------ */
 /* termination and expiry                                                    */
 
-/* Remove u's "k:" entry when it still names u. */
-static apr_status_t drop_key(rs_txn_t *txn, const rs_upload_t *u,
-                             apr_pool_t *p)
+/* Remove "k:" entry key when it still names u. */
+static apr_status_t drop_key_entry(rs_txn_t *txn, const char *key,
+                                   const rs_upload_t *u, apr_pool_t *p)
 {
-    const char *key = kkey(p, u->dir, u->owner, u->client_key);
     char *val;
     apr_size_t len;
-    apr_status_t rv = rs_store_get(txn, key, p, &val, &len);
+    apr_status_t rv = key ? rs_store_get(txn, key, p, &val, &len)
+                          : APR_EGENERAL;
 
     if (APR_SUCCESS == rv && !strcmp(val, u->id)) {
         return rs_store_delete(txn, key);
     }
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+}
+
+/* Remove u's "k:" entries (either form) that still name u. */
+static apr_status_t drop_key(rs_txn_t *txn, const rs_upload_t *u,
+                             apr_pool_t *p)
+{
+    apr_status_t rv = drop_key_entry(txn, kkey(p, u->dir, u->owner, u->proto,
+                                               u->client_key), u, p);
+
+    if (APR_SUCCESS == rv) {
+        rv = drop_key_entry(txn, kkey_v1(p, u->dir, u->owner, u->client_key),
+                            u, p);
+    }
+    return rv;
 }
 
 /* APR_EBUSY when complete partial id is listed by a final that is not
@@ -1412,6 +1568,9 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     }
     if (APR_SUCCESS == rv && u->client_key) {
         rv = drop_key(txn, u, p);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_eng_pending_release(txn, u->id, p);
     }
     rs_store_end(txn);
     rs_data_remove(rs_data_path(p, u->dir, u->id), p);

@@ -173,11 +173,49 @@ int rs_eng_chunk_run(const rs_upload_t *u, int *base)
     return n > 0 ? n : 0;
 }
 
-/* Record chunk c in the stored record (one transaction, so concurrent
- * chunks of one upload never lose each other's bits). */
+/* ResumableMaxSize bounds what is staged, at every chunk (issue 11), not
+ * only the merge: chunk c of size bytes, not stored yet in u, must keep
+ * the sum of u's staged chunks (u->offset in chunk mode) within the
+ * maximum, and its place must fit a file of at most the maximum. Every
+ * chunk but the last has the file's chunk size C; the last has at most C
+ * (ceil geometry: seeds, md5) or less than 2C (Flow.js' floor geometry,
+ * which always declares its count). So a chunk of size s at index i (0-
+ * or 1-based) ends a file of at least i * s bytes, unless it may be the
+ * last of a declared count T; and a chunk that is not is C: the file has
+ * more than (T - 1) * s bytes. */
+static rs_error_t *check_staged(const rs_area_t *a, const rs_upload_t *u,
+                                const rs_chunk_t *c, apr_off_t size,
+                                apr_pool_t *p)
+{
+    apr_off_t max = a->max_size;
+    int t = declared(u) ? u->chunk_count - 1 : c->total;
+    int maybe_last = t > 0 && c->index >= t - 1;
+
+    if (max <= 0 || rs_upload_chunk_has(u, c->index)) {
+        return NULL;
+    }
+    if (size > max - u->offset) {
+        return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "the staged chunks would "
+                             "exceed the maximum of %" APR_OFF_T_FMT " bytes",
+                             max);
+    }
+    if (size > 0 && ((!maybe_last && c->index > max / size)
+                     || (t > 1 && c->index < t - 1
+                         && (apr_off_t)(t - 1) > max / size))) {
+        return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "chunk %d of %"
+                             APR_OFF_T_FMT " bytes: the file would exceed the "
+                             "maximum of %" APR_OFF_T_FMT " bytes", c->index,
+                             size, max);
+    }
+    return NULL;
+}
+
+/* Record chunk c of size bytes in the stored record (one transaction, so
+ * concurrent chunks of one upload never lose each other's bits), and add
+ * its size to the staged bytes when its index is new. */
 static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
                               rs_upload_t *u, const rs_chunk_t *c,
-                              apr_pool_t *p)
+                              apr_off_t size, apr_pool_t *p)
 {
     rs_txn_t *txn;
     rs_upload_t *cur = NULL;
@@ -189,7 +227,11 @@ static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
     }
     rv = rs_eng_txn_load(txn, u->id, p, &cur);
     if (APR_SUCCESS == rv && RS_STATE_ACTIVE == cur->state
-        && !(err = check_chunk(cur, c, p))) {
+        && !(err = check_chunk(cur, c, p))
+        && !(err = check_staged(a, cur, c, size, p))) {
+        if (!rs_upload_chunk_has(cur, c->index)) {
+            cur->offset += size;
+        }
         if (c->total > 0 && !declared(cur)) {
             grow_map(cur, c->total + 1, p);
             cur->flags &= ~RS_UF_DEFER_LENGTH;
@@ -200,7 +242,10 @@ static rs_error_t *mark_chunk(rs_engine_t *e, const rs_area_t *a,
         rs_upload_chunk_set(cur, c->index);
         cur->updated = apr_time_now();
         cur->expires = rs_engine_expires(a, cur);
-        rv = rs_eng_txn_save(txn, cur, p);
+        rv = rs_eng_pending_data(txn, cur, p);
+        if (APR_SUCCESS == rv) {
+            rv = rs_eng_txn_save(txn, cur, p);
+        }
     }
     rs_store_end(txn);
     if (APR_SUCCESS != rv) {
@@ -372,18 +417,24 @@ static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
                              apr_pool_t *p)
 {
     rs_error_t *err;
+    apr_off_t size = 0;
+    apr_status_t rv;
     int placed = 0, base;
 
-    if (!(u->flags & RS_UF_CHUNKED)) {
-        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    if (!(u->flags & RS_UF_CHUNKED) || !rs_eng_chunk_proto(u->proto)) {
+        return rs_eng_wrong_mode(p, u, "a chunk");
     }
     if (RS_STATE_COMPLETE == u->state) {
         return NULL;                    /* a late re-send: nothing to do */
     }
-    if ((err = check_chunk(u, c, p)) || (err = place_chunk(u, c, p, &placed))) {
+    if (APR_SUCCESS != (rv = rs_data_size(c->spool, &size, p))) {
+        return rs_eng_io_error(p, rv, "reading a chunk", u->id);
+    }
+    if ((err = check_chunk(u, c, p)) || (err = check_staged(a, u, c, size, p))
+        || (err = place_chunk(u, c, p, &placed))) {
         return err;
     }
-    err = mark_chunk(e, a, u, c, p);
+    err = mark_chunk(e, a, u, c, size, p);
     if (placed && (err || RS_STATE_ACTIVE != u->state)) {
         /* refused, or late */
         rs_data_remove(rs_eng_chunk_path(p, u, c->index), p);
@@ -420,8 +471,8 @@ rs_error_t *rs_engine_chunk_merge(rs_engine_t *e, const rs_area_t *a,
                                   rs_upload_t *u, apr_off_t chunk_size,
                                   apr_pool_t *p)
 {
-    if (!(u->flags & RS_UF_CHUNKED)) {
-        return rs_error_make(p, RS_ERR_WRONG_PROTOCOL, 0, NULL);
+    if (!(u->flags & RS_UF_CHUNKED) || !rs_eng_chunk_proto(u->proto)) {
+        return rs_eng_wrong_mode(p, u, "a merge");
     }
     if (RS_STATE_COMPLETE == u->state) {
         return NULL;

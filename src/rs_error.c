@@ -62,6 +62,8 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(STORAGE_FULL,       507, "insufficient storage"),
     ROW(WRONG_PROTOCOL,     400, "the upload was created with another protocol"),
     ROW(CHUNK_CONFLICT,     409, "the chunk differs from the one stored"),
+    ROW(TOO_MANY_PENDING,   429, "too many unfinished uploads that hold no "
+                                 "data yet"),
 };
 
 #undef ROW

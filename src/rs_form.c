@@ -420,7 +420,7 @@ rs_error_t *rs_form_upload_of(rs_req_t *req, const char *key,
 {
     rs_upload_t *u;
     rs_error_t *err = rs_engine_find_key(req->engine, req->area, req->user,
-                                         key, req->pool, pu);
+                                         proto, key, req->pool, pu);
 
     if (!err && RS_STATE_ACTIVE == (*pu)->state) {
         return NULL;

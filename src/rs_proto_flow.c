@@ -182,7 +182,8 @@ static void flow_test(rs_req_t *req)
         return;
     }
     err = rs_engine_find_key(req->engine, req->area, req->user,
-                             client_key(req->pool, &f), req->pool, &u);
+                             RS_PROTO_FLOW, client_key(req->pool, &f),
+                             req->pool, &u);
     if (err && RS_ERR_NOT_FOUND != err->code) {
         rs_proto_error(req, err);
         return;

@@ -299,7 +299,8 @@ static void handshake(rs_req_t *req, json_t *j)
         return;
     }
     err = rs_engine_find_key(req->engine, req->area, req->user,
-                             client_key(req->pool, file_id), req->pool, &u);
+                             RS_PROTO_MD5, client_key(req->pool, file_id),
+                             req->pool, &u);
     if (!err && RS_STATE_ACTIVE == u->state
         && (!u->metadata || strcmp(u->metadata, list))) {
         /* the client cut the file differently: start over */
@@ -375,7 +376,8 @@ static void chunk(rs_req_t *req, rs_form_t *f)
         return;
     }
     err = rs_engine_find_key(req->engine, req->area, req->user,
-                             client_key(req->pool, file_id), req->pool, &u);
+                             RS_PROTO_MD5, client_key(req->pool, file_id),
+                             req->pool, &u);
     if (!err && RS_STATE_COMPLETE != u->state) {
         err = check_chunk(req, f, u, chunk_id, index);
     }

@@ -66,7 +66,8 @@ static void offset_status(rs_req_t *req, const char *fid)
 {
     rs_upload_t *u;
     rs_error_t *err = rs_engine_find_key(req->engine, req->area, req->user,
-                                         fid, req->pool, &u);
+                                         RS_PROTO_OFFSET, fid, req->pool,
+                                         &u);
 
     if (err && RS_ERR_NOT_FOUND == err->code) {
         reply(req, 200, "0");
@@ -140,7 +141,7 @@ static rs_error_t *find_or_create(rs_req_t *req, const char *fid,
                                  rs_upload_t **u)
 {
     rs_error_t *err = rs_engine_find_key(req->engine, req->area, req->user,
-                                         fid, req->pool, u);
+                                         RS_PROTO_OFFSET, fid, req->pool, u);
 
     if (!err || RS_ERR_NOT_FOUND != err->code) {
         return err;

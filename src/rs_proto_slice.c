@@ -134,7 +134,8 @@ static void slice_merge(rs_req_t *req, rs_form_t *f)
         return;
     }
     err = rs_engine_find_key(req->engine, req->area, req->user,
-                             client_key(req->pool, name), req->pool, &u);
+                             RS_PROTO_SLICE, client_key(req->pool, name),
+                             req->pool, &u);
     if (!err) {
         err = rs_engine_chunk_merge(req->engine, req->area, u,
                                     (apr_off_t)json_integer_value(js),

@@ -221,29 +221,160 @@ static void test_md5(apr_pool_t *p)
     RS_CHECK_STR(found->id, again->id);
 }
 
+static rs_error_t *find(apr_pool_t *p, const rs_area_t *a, const char *owner,
+                        const char *key, rs_upload_t **v)
+{
+    return rs_engine_find_key(&eng, a, owner, RS_PROTO_SLICE, key, p, v);
+}
+
 static void test_keys(apr_pool_t *p)
 {
     rs_upload_t *u = make(p, "key-1", "k.txt"), *v, *w;
     char *big = apr_pcalloc(p, RS_ENGINE_MAX_KEY + 2);
     rs_area_t other = area;
 
-    RS_CHECK(NULL == rs_engine_find_key(&eng, &area, "", "key-1", p, &v));
+    RS_CHECK(NULL == find(p, &area, "", "key-1", &v));
     RS_CHECK_STR(v->id, u->id);
-    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "bob",
-                                                         "key-1", p, &v)));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(find(p, &area, "bob", "key-1", &v)));
     other.dir = apr_pstrcat(p, area.dir, "/sub", NULL);
-    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &other, "",
-                                                         "key-1", p, &v)));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(find(p, &other, "", "key-1", &v)));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(find(p, &area, "", "key-2", &v)));
+    /* the same key of another protocol names nothing (issue 11) */
     RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "",
-                                                         "key-2", p, &v)));
+             RS_PROTO_OFFSET, "key-1", p, &v)));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "",
+             RS_PROTO_MD5, "key-1", p, &v)));
     memset(big, 'k', RS_ENGINE_MAX_KEY + 1);
-    RS_CHECK(RS_ERR_BAD_REQUEST == code(rs_engine_find_key(&eng, &area, "",
-                                                           big, p, &v)));
+    RS_CHECK(RS_ERR_BAD_REQUEST == code(find(p, &area, "", big, &v)));
     w = make(p, "key-1", "k2.txt");             /* a concurrent create */
     RS_CHECK_STR(w->id, u->id);
     RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u, p));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(find(p, &area, "", "key-1", &v)));
+}
+
+/* "k:" + sha256 hex of dir NUL owner NUL key: a client key stored before
+ * keys had a protocol. */
+static const char *old_key(apr_pool_t *p, const char *owner, const char *key)
+{
+    unsigned char d[RS_HASH_MAX];
+    apr_size_t n = 0;
+    rs_hash_t *h;
+
+    RS_CHECK(APR_SUCCESS == rs_hash_create(&h, "sha256", p));
+    rs_hash_update(h, area.dir, strlen(area.dir) + 1);
+    rs_hash_update(h, owner, strlen(owner) + 1);
+    rs_hash_update(h, key, strlen(key));
+    rs_hash_final(h, d, &n);
+    return apr_pstrcat(p, "k:", rs_util_hex(p, d, n), NULL);
+}
+
+/* An upload whose key was stored in the first form is still found by its
+ * own protocol, never by another; its entry goes with it. */
+static void test_old_keys(apr_pool_t *p)
+{
+    rs_upload_t *u = rs_upload_make(p, NULL), *v;
+    const char *k = old_key(p, "", "slice:old.bin");
+    rs_txn_t *txn;
+    char *val;
+    apr_size_t len;
+
+    u->proto = RS_PROTO_SLICE;
+    u->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    u->filename = "old.bin";
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, u, p));  /* no key */
+    u->client_key = "slice:old.bin";            /* as a 0.1 record has it */
+    RS_CHECK(APR_SUCCESS == rs_store_begin(eng.store, 1, p, &txn));
+    RS_CHECK(APR_SUCCESS == rs_store_put(txn, k, u->id, strlen(u->id)));
+    rs_store_end(txn);
+    RS_CHECK(NULL == find(p, &area, "", "slice:old.bin", &v));
+    RS_CHECK_STR(v->id, u->id);
     RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_find_key(&eng, &area, "",
-                                                         "key-1", p, &v)));
+             RS_PROTO_OFFSET, "slice:old.bin", p, &v)));
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u, p));
+    RS_CHECK(APR_STATUS_IS_ENOENT(rs_store_get1(eng.store, k, p, &val,
+                                                &len)));
+}
+
+static apr_status_t one_read(rs_body_t *b, const char **data,
+                             apr_size_t *len)
+{
+    if (!b->ctx) {
+        return APR_EOF;
+    }
+    *data = b->ctx;
+    *len = strlen(b->ctx);
+    b->ctx = NULL;
+    return APR_SUCCESS;
+}
+
+/* Each entry point refuses an upload of the other mode with a 4xx
+ * (issue 11: an append through a chunk upload crashed the child). */
+static void test_wrong_mode(apr_pool_t *p)
+{
+    rs_upload_t *c = make(p, "mode-1", "mode.bin"), *a = rs_upload_make(p,
+                                                                       NULL);
+    rs_body_t body = { one_read, NULL, 4, (void *)"ZZZZ" };
+    rs_chunk_t ch = { 0, 0, NULL, NULL };
+    rs_append_t ap;
+    rs_append_result_t res;
+
+    ch.spool = spool(p, "AAAA");
+    RS_CHECK(NULL == rs_engine_chunk_put(&eng, &area, c, &ch, p));
+    memset(&ap, 0, sizeof(ap));
+    ap.declare_length = -1;
+    RS_CHECK(RS_ERR_WRONG_PROTOCOL == code(rs_engine_append(&eng, &area, c,
+                                                            &ap, &body, p,
+                                                            &res)));
+    RS_CHECK(0 == res.stored && rs_upload_chunk_has(c, 0));
+    a->proto = RS_PROTO_OFFSET;
+    a->length = 8;
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, a, p));
+    ch.spool = spool(p, "BBBB");
+    RS_CHECK(RS_ERR_WRONG_PROTOCOL == code(rs_engine_chunk_put(&eng, &area, a,
+                                                               &ch, p)));
+    RS_CHECK(RS_ERR_WRONG_PROTOCOL == code(rs_engine_chunk_merge(&eng, &area,
+                                                                 a, 0, p)));
+    a->flags |= RS_UF_CHUNKED;      /* a forged record: still refused */
+    RS_CHECK(RS_ERR_WRONG_PROTOCOL == code(rs_engine_chunk_merge(&eng, &area,
+                                                                 a, 0, p)));
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, c, p));
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
+}
+
+/* ResumableMaxPending: uploads without data count until they get a chunk
+ * or go; the count lives in the store, not in a scan. */
+static void test_pending(apr_pool_t *p)
+{
+    rs_upload_t *u[3], *x = rs_upload_make(p, NULL);
+    rs_chunk_t ch = { 0, 0, NULL, NULL };
+    int i;
+
+    area.max_pending = 2;
+    for (i = 0; i < 2; i++) {
+        u[i] = make(p, apr_psprintf(p, "pend-%d", i), "p.bin");
+        RS_CHECK(u[i]->flags & RS_UF_PENDING);
+    }
+    x->proto = RS_PROTO_SLICE;
+    x->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    x->client_key = "pend-2";
+    RS_CHECK(RS_ERR_TOO_MANY_PENDING == code(rs_engine_create(&eng, &area, x,
+                                                              p)));
+    ch.spool = spool(p, "data");
+    RS_CHECK(NULL == rs_engine_chunk_put(&eng, &area, u[0], &ch, p));
+    RS_CHECK(!(u[0]->flags & RS_UF_PENDING));
+    u[2] = make(p, "pend-2", "p.bin");          /* room again */
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u[1], p));
+    u[1] = make(p, "pend-3", "p.bin");          /* and again */
+    x = rs_upload_make(p, NULL);
+    x->proto = RS_PROTO_SLICE;
+    x->flags = RS_UF_CHUNKED | RS_UF_DEFER_LENGTH;
+    x->client_key = "pend-4";
+    RS_CHECK(RS_ERR_TOO_MANY_PENDING == code(rs_engine_create(&eng, &area, x,
+                                                              p)));
+    for (i = 0; i < 3; i++) {
+        RS_CHECK(NULL == rs_engine_terminate(&eng, &area, u[i], p));
+    }
+    area.max_pending = 0;
 }
 
 void suite_chunk(apr_pool_t *p)
@@ -253,4 +384,7 @@ void suite_chunk(apr_pool_t *p)
     test_declared(p);
     test_md5(p);
     test_keys(p);
+    test_old_keys(p);
+    test_wrong_mode(p);
+    test_pending(p);
 }

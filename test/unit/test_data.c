@@ -364,6 +364,24 @@ static void test_publish(const char *dir, apr_pool_t *p)
     RS_CHECK(access(apr_pstrcat(p, dir, "/m.txt", NULL), F_OK) != 0);
 }
 
+/* A NULL file is an error, never a dereference (issue 11: an append
+ * reached rs_data through an upload that had no data file). */
+static void test_null_file(const char *dir, apr_pool_t *p)
+{
+    rs_writer_t *w = NULL;
+    apr_file_t *f;
+    const char *path = apr_pstrcat(p, dir, "/null-src", NULL);
+
+    RS_CHECK(APR_EBADF == rs_data_truncate(NULL, 0));
+    RS_CHECK(APR_EBADF == rs_data_sync(NULL));
+    RS_CHECK(APR_EBADF == rs_data_reserve(NULL, 0, 10));
+    RS_CHECK(APR_EBADF == rs_writer_create(&w, NULL, 0, 4096, p));
+    RS_CHECK(APR_SUCCESS == rs_data_open(&f, path, 1, p));
+    RS_CHECK(APR_EBADF == rs_data_copy_range(NULL, 0, f, 0, 10));
+    RS_CHECK(APR_EBADF == rs_data_copy_range(f, 0, NULL, 0, 10));
+    apr_file_close(f);
+}
+
 void suite_data(apr_pool_t *p)
 {
     const char *dir = rs_test_tmpdir(p, "data");
@@ -384,4 +402,5 @@ void suite_data(apr_pool_t *p)
     test_chunks(dir, p);
     test_copy(dir, p);
     test_publish(dir, p);
+    test_null_file(dir, p);
 }
