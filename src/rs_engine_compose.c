@@ -22,7 +22,10 @@
  *                kill before the transaction leaves the composed record
  *                and its parts, the data file is rewritten next time.
  *   partials     a partial records the finals using it (waiters); before
- *                it is removed, those still composed are materialised.
+ *                it is removed, those still composed are materialised. A
+ *                final leaves its partials' lists in the transaction that
+ *                records it published (the lists hold only finals that
+ *                still need the partial, so they stay short).
  */
 
 #include <apr_strings.h>
@@ -179,7 +182,46 @@ static apr_status_t copy_parts(apr_file_t *dst,
     return APR_SUCCESS == rv ? rs_data_sync(dst) : rv;
 }
 
-/* The data file holds the parts: publish it and record that. */
+/* Take final f off the waiter list of each of its partials (in txn): it
+ * no longer needs them, and the lists stay bounded. A failure only leaves
+ * an entry that a full list drops (rs_engine.c, add_waiter); logged. */
+static void leave_partials(rs_txn_t *txn, const rs_upload_t *f,
+                           apr_pool_t *p)
+{
+    rs_upload_t *pu;
+    apr_status_t rv;
+    int i, j, n;
+
+    for (i = 0; f->parts && i < f->parts->nelts; i++) {
+        const char *pid = APR_ARRAY_IDX(f->parts, i, const char *);
+
+        if (APR_SUCCESS != (rv = rs_eng_txn_load(txn, pid, p, &pu))
+            || !pu->waiters) {
+            continue;                   /* gone already (or unreadable) */
+        }
+        for (j = n = 0; j < pu->waiters->nelts; j++) {
+            const char *w = APR_ARRAY_IDX(pu->waiters, j, const char *);
+
+            if (strcmp(w, f->id)) {
+                APR_ARRAY_IDX(pu->waiters, n++, const char *) = w;
+            }
+        }
+        if (n == pu->waiters->nelts) {
+            continue;                   /* not listed (any more) */
+        }
+        pu->waiters->nelts = n;
+        if (APR_SUCCESS != (rv = rs_eng_txn_save(txn, pu, p))) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, p, RS_LOGNO(09204)
+                          "upload %s: taking published final %s off its "
+                          "waiters failed", pid, f->id);
+        }
+    }
+}
+
+/* The data file holds the parts: publish it and record that, in one
+ * transaction with leaving the partials. When the record can not be
+ * written the published file is removed again (the upload stays composed,
+ * its parts its data): nothing else points to it. */
 static apr_status_t publish(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
 {
     rs_txn_t *txn;
@@ -189,18 +231,25 @@ static apr_status_t publish(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
                                       u->dir, u->path ? u->path : u->id, 0,
                                       &path);
 
-    if (APR_SUCCESS != rv || APR_SUCCESS != (rv = rs_store_begin(
-                                                 e->store, 1, p, &txn))) {
+    if (APR_SUCCESS != rv) {
         return rv;
     }
-    rv = rs_eng_txn_load(txn, u->id, p, &cur);
-    if (APR_SUCCESS == rv) {
-        cur->flags = (cur->flags & ~RS_UF_COMPOSED) | RS_UF_PUBLISHED
-                     | RS_UF_UNINDEXED;
-        cur->path = path;
-        rv = rs_eng_txn_save(txn, cur, p);
+    if (APR_SUCCESS == (rv = rs_store_begin(e->store, 1, p, &txn))) {
+        rv = rs_eng_txn_load(txn, u->id, p, &cur);
+        if (APR_SUCCESS == rv) {
+            cur->flags = (cur->flags & ~RS_UF_COMPOSED) | RS_UF_PUBLISHED
+                         | RS_UF_UNINDEXED;
+            cur->path = path;
+            rv = rs_eng_txn_save(txn, cur, p);
+        }
+        if (APR_SUCCESS == rv && (cur->flags & RS_UF_FINAL)) {
+            leave_partials(txn, cur, p);
+        }
+        rs_store_end(txn);
     }
-    rs_store_end(txn);
+    if (APR_SUCCESS != rv) {
+        rs_data_remove(path, p);
+    }
     return rv;
 }
 

@@ -103,6 +103,7 @@
 
 #include <sys/stat.h>
 
+#include <apr_atomic.h>
 #include <apr_dbm.h>
 #include <apr_file_info.h>
 #include <apr_hash.h>
@@ -130,6 +131,7 @@ struct rs_store_t {
     const char *path;
     apr_global_mutex_t *mutex;
     int sdbm;                   /* guarded pages, reads without the mutex */
+    volatile apr_uint32_t puts; /* values stored (rs_store_puts) */
 };
 
 struct rs_txn_t {
@@ -821,8 +823,8 @@ static apr_status_t check_put(rs_txn_t *txn, const char *key,
     return APR_SUCCESS;
 }
 
-apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
-                          apr_size_t len)
+static apr_status_t put_value(rs_txn_t *txn, const char *key,
+                              const char *val, apr_size_t len)
 {
     seg_head_t old, h;
     int found;
@@ -847,6 +849,22 @@ apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
         return rv;
     }
     return segs_sweep(txn, key, old.gen - 1);
+}
+
+apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
+                          apr_size_t len)
+{
+    apr_status_t rv = put_value(txn, key, val, len);
+
+    if (APR_SUCCESS == rv) {
+        apr_atomic_inc32(&txn->store->puts);
+    }
+    return rv;
+}
+
+apr_uint32_t rs_store_puts(const rs_store_t *s)
+{
+    return apr_atomic_read32((volatile apr_uint32_t *)&s->puts);
 }
 
 apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
