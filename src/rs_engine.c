@@ -783,7 +783,7 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                 apr_pool_t *p)
 {
     const char *path;
-    rs_upload_t *fresh;
+    rs_upload_t *fresh, before = *u;
     apr_status_t rv = APR_SUCCESS;
 
     if (!(u->flags & RS_UF_PARTIAL)) {
@@ -805,6 +805,16 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                            area sharing the directory dedups */
     }
     if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, &fresh))) {
+        /* the record still says active: its bytes go back where it
+         * looks for them, so none are lost */
+        if ((u->flags & RS_UF_PUBLISHED) && !(before.flags & RS_UF_PUBLISHED)
+            && APR_SUCCESS != apr_file_rename(u->path, rs_data_path(
+                                                  p, u->dir, u->id), p)) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, 0, p, RS_LOGNO(09206)
+                          "upload %s: its record says active, but its "
+                          "bytes are at %s", u->id, u->path);
+        }
+        *u = before;
         return rs_eng_state_error(p, rv, "write", u->id);
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01008)
