@@ -1025,7 +1025,7 @@ static rs_error_t *register_final(rs_engine_t *e, const rs_area_t *a,
     }
     if (!err) {
         u->length = total;
-        u->state = RS_STATE_ASSEMBLING;     /* composed by assemble() */
+        u->state = ready ? RS_STATE_ACTIVE : RS_STATE_ASSEMBLING;
         rv = write_final(txn, u, parts, before, n, p);
         if (APR_SUCCESS != rv) {
             err = rs_eng_state_error(p, rv, "write", u->id);
