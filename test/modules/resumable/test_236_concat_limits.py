@@ -78,6 +78,9 @@ class TestConcatLimits:
         ua, ub = self.partial(tus, a), self.partial(tus, b)
         self.refused(env, tus, [ua, ub, ua], 400, 'listed twice')
         self.refused(env, tus, [ua, ua], 400, 'listed twice')
+        # the amplification of issue 11: one partial listed 250 times
+        self.refused(env, tus, [ua] * 250, 400, f'more than {MAX_PARTS}')
+        self.refused(env, tus, [ua] * MAX_PARTS, 400, 'listed twice')
         assert show(env, upload_id(ua), 'waiters') == []
         # the same URL spelled absolute and as a path is the same upload
         r = tus.create_resp(concat=f'final;{ua} {path_of(ua)}')
