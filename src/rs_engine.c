@@ -1088,11 +1088,14 @@ rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
     if ((err = register_final(e, a, u, allow_unfinished, p))) {
         return err;
     }
-    if (!(err = assemble(e, a, u->id, p))
-        && !rs_engine_open(e, a, u->id, u->owner, p, &fresh)) {
+    if ((err = assemble(e, a, u->id, p))) {
+        rs_engine_terminate(e, a, u, p);    /* refused: nothing is kept */
+        return err;
+    }
+    if (!rs_engine_open(e, a, u->id, u->owner, p, &fresh)) {
         *u = *fresh;
     }
-    return err;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
