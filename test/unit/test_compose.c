@@ -388,6 +388,41 @@ static void test_length_overflow(apr_pool_t *p)
     RS_CHECK(0 == waiters(p, a->id));
 }
 
+/* Publishing succeeds but the record saying so can not be written (with
+ * the full path it would exceed RS_UPLOAD_MAX_RECORD): the published file
+ * is removed again, the upload stays composed, its parts still its data. */
+static void test_publish_record_fails(apr_pool_t *p)
+{
+    rs_upload_t *a = partial(p, "pub"), *b = partial(p, "lish"), *f, *v;
+    const char *ids[] = { a->id, b->id };
+    apr_array_header_t *parts;
+    apr_size_t len;
+    char *buf, *meta;
+    long k;
+
+    f = final_of(p, ids, 2);
+    f->metadata = "m";
+    RS_CHECK(NULL == rs_engine_concat(&eng, &area, f, 1, p));
+    RS_CHECK(APR_SUCCESS == rs_upload_encode(reopen(p, f->id), p, &buf, &len));
+    /* the same final with metadata making its composed record 2 bytes
+     * short of the maximum; publishing adds the directory to its path */
+    k = (long)(RS_UPLOAD_MAX_RECORD - len) - 1;
+    meta = apr_palloc(p, k + 1);
+    memset(meta, 'm', k);
+    meta[k] = '\0';
+    f = final_of(p, ids, 2);
+    f->metadata = meta;
+    RS_CHECK(NULL == rs_engine_concat(&eng, &area, f, 1, p));
+    RS_CHECK(f->flags & RS_UF_COMPOSED);
+    RS_CHECK(NULL != rs_engine_materialise(&eng, &area, f->id, p));
+    v = reopen(p, f->id);
+    RS_CHECK((v->flags & RS_UF_COMPOSED) && !(v->flags & RS_UF_PUBLISHED));
+    RS_CHECK(!rs_test_content(p, apr_pstrcat(p, area.dir, "/", f->id, NULL)));
+    RS_CHECK(!rs_test_content(p, rs_data_path(p, area.dir, f->id)));
+    RS_CHECK(NULL == rs_engine_parts(&eng, v, p, &parts) && 2 == parts->nelts);
+    RS_CHECK(RS_ERR_LOCKED == code(rs_engine_terminate(&eng, &area, a, p)));
+}
+
 void suite_compose(apr_pool_t *p)
 {
     setup(p);
@@ -400,4 +435,5 @@ void suite_compose(apr_pool_t *p)
     test_waiter_limit(p);
     test_all_or_nothing(p);
     test_length_overflow(p);
+    test_publish_record_fails(p);
 }
