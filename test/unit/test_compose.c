@@ -423,6 +423,44 @@ static void test_publish_record_fails(apr_pool_t *p)
     RS_CHECK(RS_ERR_LOCKED == code(rs_engine_terminate(&eng, &area, a, p)));
 }
 
+/* Completion publishes, but the record saying so can not be written
+ * (with its path it would exceed RS_UPLOAD_MAX_RECORD): the bytes go back
+ * into the data file, where the still active record looks for them. */
+static void test_complete_record_fails(apr_pool_t *p)
+{
+    rs_upload_t *u = rs_upload_make(p, NULL), *v;
+    rs_body_t body = { mem_read, NULL, 5, "hello" };
+    rs_append_t ap;
+    rs_append_result_t res;
+    apr_size_t len;
+    char *buf, *meta;
+    long k;
+
+    u->proto = RS_PROTO_TUS;
+    u->length = 5;
+    u->metadata = "m";
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, u, p));
+    RS_CHECK(APR_SUCCESS == rs_upload_encode(reopen(p, u->id), p, &buf, &len));
+    k = (long)(RS_UPLOAD_MAX_RECORD - len) - 2;    /* 3 bytes to spare */
+    meta = apr_palloc(p, k + 1);
+    memset(meta, 'm', k);
+    meta[k] = '\0';
+    u = rs_upload_make(p, NULL);
+    u->proto = RS_PROTO_TUS;
+    u->length = 5;
+    u->metadata = meta;
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, u, p));
+    memset(&ap, 0, sizeof(ap));
+    ap.declare_length = -1;
+    RS_CHECK(RS_ERR_STATE == code(rs_engine_append(&eng, &area, u, &ap, &body,
+                                                   p, &res)));
+    RS_CHECK_STR(rs_test_content(p, rs_data_path(p, area.dir, u->id)),
+                 "hello");
+    RS_CHECK(!rs_test_content(p, apr_pstrcat(p, area.dir, "/", u->id, NULL)));
+    v = reopen(p, u->id);
+    RS_CHECK(RS_STATE_ACTIVE == v->state && 5 == v->offset);
+}
+
 void suite_compose(apr_pool_t *p)
 {
     setup(p);
@@ -436,4 +474,5 @@ void suite_compose(apr_pool_t *p)
     test_all_or_nothing(p);
     test_length_overflow(p);
     test_publish_record_fails(p);
+    test_complete_record_fails(p);
 }
