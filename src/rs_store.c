@@ -69,7 +69,9 @@
  * (written upwards, deleted downwards), so steps 1 and 5 stop at the first
  * missing number: one failed lookup each when there is nothing to clean.
  * rs_store_delete removes the head first (atomic switch to "absent"), then
- * the segments, highest first. Segments orphaned by a delete that was killed
+ * the segments, highest first. Once the head switched the put or delete
+ * has happened: a failure in steps 4-5 (or in a delete's segment removal)
+ * is logged and leaves garbage, it is not reported as a failed change. Segments orphaned by a delete that was killed
  * half way are not reachable by a later put (which restarts at generation
  * 1); rs_store_gc finds them by iteration.
  *
@@ -823,6 +825,18 @@ static apr_status_t check_put(rs_txn_t *txn, const char *key,
     return APR_SUCCESS;
 }
 
+/* After the head switched (a put or delete is done), removing old
+ * segments failed: they are garbage for rs_store_gc (resumablectl
+ * repair) and the change stands; reporting it as failed would make the
+ * caller undo or repeat work that took effect. */
+static void log_garbage(rs_txn_t *txn, const char *key, apr_status_t rv)
+{
+    rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, txn->pool,
+                  RS_LOGNO(09207) "state \"%s\" written, but removing its "
+                  "old segments failed (garbage for resumablectl repair)",
+                  key);
+}
+
 static apr_status_t put_value(rs_txn_t *txn, const char *key,
                               const char *val, apr_size_t len)
 {
@@ -845,10 +859,12 @@ static apr_status_t put_value(rs_txn_t *txn, const char *key,
         || found <= 0) {
         return rv;
     }
-    if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS) {
-        return rv;
+    /* stored: a failure from here on only leaves garbage (rs_store_gc) */
+    if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS
+        || (rv = segs_sweep(txn, key, old.gen - 1)) != APR_SUCCESS) {
+        log_garbage(txn, key, rv);
     }
-    return segs_sweep(txn, key, old.gen - 1);
+    return APR_SUCCESS;
 }
 
 apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
@@ -883,11 +899,13 @@ apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
     if ((rv = db_delete(txn, key_datum(key))) != APR_SUCCESS || found < 0) {
         return rv;
     }
+    /* deleted: a failure from here on only leaves garbage (rs_store_gc) */
     if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS
-        || (rv = segs_sweep(txn, key, old.gen + 1)) != APR_SUCCESS) {
-        return rv;
+        || (rv = segs_sweep(txn, key, old.gen + 1)) != APR_SUCCESS
+        || (rv = segs_sweep(txn, key, old.gen - 1)) != APR_SUCCESS) {
+        log_garbage(txn, key, rv);
     }
-    return segs_sweep(txn, key, old.gen - 1);
+    return APR_SUCCESS;
 }
 
 /* ---- iteration ---------------------------------------------------------- */
