@@ -461,6 +461,61 @@ static void test_complete_record_fails(apr_pool_t *p)
     RS_CHECK(RS_STATE_ACTIVE == v->state && 5 == v->offset);
 }
 
+/* The original defect: a partial's record can not take the new waiter
+ * (it would exceed RS_UPLOAD_MAX_RECORD). The final was stored anyway (the
+ * final's save overwrote that error) and answered 201 unregistered; now
+ * it is refused, the partial written before it is put back, nothing kept. */
+static void test_partial_write_fails(apr_pool_t *p)
+{
+    rs_upload_t *a = partial(p, "first"), *big = rs_upload_make(p, NULL), *f;
+    rs_body_t body = { mem_read, NULL, 3, "big" };
+    const char *ids[2];
+    rs_append_t ap;
+    rs_append_result_t res;
+    apr_size_t len;
+    char *buf, *meta;
+    long k;
+
+    big->proto = RS_PROTO_TUS;
+    big->flags = RS_UF_PARTIAL;
+    big->length = 3;
+    big->metadata = "m";
+    RS_CHECK(APR_SUCCESS == rs_upload_encode(big, p, &buf, &len));
+    k = (long)(RS_UPLOAD_MAX_RECORD - len) - 200;   /* room for ids, times */
+    meta = apr_palloc(p, k + 1);
+    memset(meta, 'm', k);
+    meta[k] = '\0';
+    big->metadata = meta;
+    RS_CHECK(NULL == rs_engine_create(&eng, &area, big, p));
+    memset(&ap, 0, sizeof(ap));
+    ap.declare_length = -1;
+    RS_CHECK(NULL == rs_engine_append(&eng, &area, big, &ap, &body, p, &res));
+    RS_CHECK(RS_STATE_COMPLETE == big->state);
+    /* fill the record to 10 bytes short of the maximum: no room for a
+     * waiter entry (4 + 22 bytes) */
+    RS_CHECK(APR_SUCCESS == rs_upload_encode(reopen(p, big->id), p, &buf,
+                                             &len));
+    RS_CHECK(len < RS_UPLOAD_MAX_RECORD - 10);
+    k += (long)(RS_UPLOAD_MAX_RECORD - 10 - len);
+    meta = apr_palloc(p, k + 1);
+    memset(meta, 'm', k);
+    meta[k] = '\0';
+    big = reopen(p, big->id);
+    big->metadata = meta;
+    RS_CHECK(APR_SUCCESS == rs_upload_encode(big, p, &buf, &len)
+             && RS_UPLOAD_MAX_RECORD - 10 == len);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(eng.store, apr_pstrcat(p, "u:",
+                                          big->id, NULL), buf, len, p));
+    ids[0] = a->id;
+    ids[1] = big->id;
+    f = final_of(p, ids, 2);
+    RS_CHECK(RS_ERR_STATE == code(rs_engine_concat(&eng, &area, f, 1, p)));
+    RS_CHECK(RS_ERR_NOT_FOUND == code(rs_engine_open(&eng, &area, f->id, "",
+                                                     p, &f)));
+    RS_CHECK(0 == waiters(p, a->id) && 0 == waiters(p, big->id));
+    RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
+}
+
 void suite_compose(apr_pool_t *p)
 {
     setup(p);
@@ -472,6 +527,7 @@ void suite_compose(apr_pool_t *p)
     test_work_bounded(p);
     test_waiter_limit(p);
     test_all_or_nothing(p);
+    test_partial_write_fails(p);
     test_length_overflow(p);
     test_publish_record_fails(p);
     test_complete_record_fails(p);
