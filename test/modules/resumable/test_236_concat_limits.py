@@ -47,6 +47,11 @@ def records(env):
     return {ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()}
 
 
+def logged(env, mark, tag, text):
+    """A line tagged tag, mentioning text, in the error log since mark."""
+    return any(tag in ln and text in ln for ln in env.log_lines(mark))
+
+
 def verified(env):
     rc, out = resumablectl(env, env.statedb, 'verify')
     return rc == 0 and ' 0 problems' in out
@@ -76,7 +81,9 @@ class TestConcatLimits:
     def test_rs_236_01_duplicate_refused(self, env, tus):
         a, b = make_data(3000, seed=2361), make_data(2000, seed=2362)
         ua, ub = self.partial(tus, a), self.partial(tus, b)
+        mark = env.log_mark()
         self.refused(env, tus, [ua, ub, ua], 400, 'listed twice')
+        assert wait_for(lambda: logged(env, mark, 'RS09203', upload_id(ua)))
         self.refused(env, tus, [ua, ua], 400, 'listed twice')
         # the amplification of issue 11: one partial listed 250 times
         self.refused(env, tus, [ua] * 250, 400, f'more than {MAX_PARTS}')
@@ -123,7 +130,9 @@ class TestConcatLimits:
         value = f'final;{path_of(ua)} {path_of(ub)}'
         finals = [tus.create(concat=value) for _ in range(MAX_WAITERS)]
         assert len(show(env, upload_id(ua), 'waiters')) == MAX_WAITERS
+        mark = env.log_mark()
         r = self.refused(env, tus, [ua, ub], 423, f'at most {MAX_WAITERS}')
+        assert wait_for(lambda: logged(env, mark, 'RS09201', upload_id(ua)))
         assert len(show(env, upload_id(ua), 'waiters')) == MAX_WAITERS
         assert tus.delete(ua).status == 423     # the finals still need it
         assert tus.head(ua).status == 200
