@@ -15,9 +15,12 @@
  *                their records), a chunk-mode upload's its chunk files of
  *                the complete run (lengths from the files).
  *   materialise  under the writer lock: copy the parts into "<id>.data"
- *                (rs_data_copy_range), sync, publish (rs_data_publish), then
- *                one transaction turns COMPOSED into PUBLISHED, and only
- *                then are chunk files removed. A failure removes the copy
+ *                (rs_data_copy_range), sync, link it into the area
+ *                (rs_data_publish, keeping "<id>.data"), then one
+ *                transaction turns COMPOSED into PUBLISHED, and only then
+ *                are "<id>.data" and chunk files removed. A kill after the
+ *                link leaves "<id>.data" with a second link in the area:
+ *                the next attempt records that one (no copy, no "name (1)"). A failure removes the copy
  *                (the upload stays composed; the sweep tries again); a
  *                kill before the transaction leaves the composed record
  *                and its parts, the data file is rewritten next time.
@@ -218,18 +221,57 @@ static void leave_partials(rs_txn_t *txn, const rs_upload_t *f,
     }
 }
 
-/* The data file holds the parts: publish it and record that, in one
- * transaction with leaving the partials. When the record can not be
- * written the published file is removed again (the upload stays composed,
+/* The area's other link to data file src, or NULL: a materialisation
+ * killed after it linked the copy into the area and before it recorded
+ * that left one (the data file is unlinked only once the record says
+ * published). The copy was complete and synced before it was linked, so
+ * that file is the one to record: no second copy, no second name. */
+static const char *linked_in(apr_pool_t *p, const char *src, const char *dir)
+{
+    apr_finfo_t fs, fe, fc;
+    apr_dir_t *d;
+    const char *path = NULL, *cand;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != apr_stat(&fs, src, APR_FINFO_NLINK | APR_FINFO_INODE
+                                | APR_FINFO_DEV, p)
+        || fs.nlink < 2 || APR_SUCCESS != apr_dir_open(&d, dir, p)) {
+        return NULL;
+    }
+    while (!path) {
+        rv = apr_dir_read(&fe, APR_FINFO_NAME | APR_FINFO_INODE, d);
+        if (APR_SUCCESS != rv && APR_INCOMPLETE != rv) {
+            break;
+        }
+        if ((fe.valid & APR_FINFO_INODE) && fe.inode != fs.inode) {
+            continue;
+        }
+        cand = apr_pstrcat(p, dir, "/", fe.name, NULL);
+        if (APR_SUCCESS == apr_stat(&fc, cand, APR_FINFO_TYPE | APR_FINFO_INODE
+                                    | APR_FINFO_DEV | APR_FINFO_LINK, p)
+            && APR_REG == fc.filetype && fc.inode == fs.inode
+            && fc.device == fs.device) {
+            path = cand;
+        }
+    }
+    apr_dir_close(d);
+    return path;
+}
+
+/* The data file holds the parts: publish it (linked: it is in the area
+ * already) and record that, in one transaction with leaving the partials;
+ * only then the data file's own name goes. When the record can not be
+ * written the published name is removed again (the upload stays composed,
  * its parts its data): nothing else points to it. */
-static apr_status_t publish(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+static apr_status_t publish(rs_engine_t *e, rs_upload_t *u,
+                            const char *linked, apr_pool_t *p)
 {
     rs_txn_t *txn;
     rs_upload_t *cur;
-    const char *path;
-    apr_status_t rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id),
-                                      u->dir, u->path ? u->path : u->id, 0,
-                                      &path);
+    const char *src = rs_data_path(p, u->dir, u->id), *path = linked;
+    apr_status_t rv = linked ? APR_SUCCESS
+                      : rs_data_publish(p, src, u->dir,
+                                        u->path ? u->path : u->id, 1, &path);
 
     if (APR_SUCCESS != rv) {
         return rv;
@@ -247,9 +289,7 @@ static apr_status_t publish(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
         }
         rs_store_end(txn);
     }
-    if (APR_SUCCESS != rv) {
-        rs_data_remove(path, p);
-    }
+    rs_data_remove(APR_SUCCESS == rv ? src : path, p);
     return rv;
 }
 
@@ -260,18 +300,21 @@ static rs_error_t *materialise(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
     apr_file_t *dst;
     apr_time_t start = apr_time_now();
     rs_error_t *err = rs_engine_parts(e, u, p, &parts);
-    apr_status_t rv;
+    const char *linked;
+    apr_status_t rv = APR_SUCCESS;
 
     if (err) {
         return err;
     }
-    rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
-    if (APR_SUCCESS == rv) {
+    linked = linked_in(p, rs_data_path(p, u->dir, u->id), u->dir);
+    if (!linked && APR_SUCCESS == (rv = rs_data_open(
+                                       &dst, rs_data_path(p, u->dir, u->id),
+                                       1, p))) {
         rv = copy_parts(dst, parts, p);
         apr_file_close(dst);
     }
     if (APR_SUCCESS == rv) {
-        rv = publish(e, u, p);
+        rv = publish(e, u, linked, p);
     }
     if (APR_SUCCESS != rv) {
         rs_data_remove(rs_data_path(p, u->dir, u->id), p);  /* no space kept */

@@ -516,6 +516,34 @@ static void test_partial_write_fails(apr_pool_t *p)
     RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
 }
 
+/* A materialisation killed after it linked the copy into the area and
+ * before it recorded that: the next one records that file (no second
+ * copy under "name (1)", no orphan), and the data file's name goes. */
+static void test_killed_after_link(apr_pool_t *p)
+{
+    rs_upload_t *a = partial(p, "li"), *b = partial(p, "nk"), *f, *v;
+    const char *src, *pub;
+    apr_file_t *fd;
+    apr_size_t n = 4;
+
+    f = final(p, a, b, "linked.txt");
+    src = rs_data_path(p, area.dir, f->id);
+    pub = apr_pstrcat(p, area.dir, "/linked.txt", NULL);
+    RS_CHECK(APR_SUCCESS == apr_file_open(&fd, src, APR_FOPEN_WRITE
+                                          | APR_FOPEN_CREATE, 0644, p));
+    RS_CHECK(APR_SUCCESS == apr_file_write(fd, "link", &n) && 4 == n);
+    apr_file_close(fd);
+    RS_CHECK(APR_SUCCESS == apr_file_link(src, pub));
+    RS_CHECK(NULL == rs_engine_materialise(&eng, &area, f->id, p));
+    v = reopen(p, f->id);
+    RS_CHECK((v->flags & RS_UF_PUBLISHED) && !(v->flags & RS_UF_COMPOSED));
+    RS_CHECK_STR(v->path, pub);
+    RS_CHECK_STR(rs_test_content(p, pub), "link");
+    RS_CHECK(!rs_test_content(p, apr_pstrcat(p, area.dir, "/linked (1).txt",
+                                             NULL)));
+    RS_CHECK(!rs_test_content(p, src));
+}
+
 void suite_compose(apr_pool_t *p)
 {
     setup(p);
@@ -531,4 +559,5 @@ void suite_compose(apr_pool_t *p)
     test_length_overflow(p);
     test_publish_record_fails(p);
     test_complete_record_fails(p);
+    test_killed_after_link(p);
 }
