@@ -31,6 +31,7 @@
  *                still need the partial, so they stay short).
  */
 
+#include <errno.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 
@@ -269,10 +270,14 @@ static apr_status_t publish(rs_engine_t *e, rs_upload_t *u,
     rs_txn_t *txn;
     rs_upload_t *cur;
     const char *src = rs_data_path(p, u->dir, u->id), *path = linked;
+    const char *name = u->path ? u->path : u->id;
     apr_status_t rv = linked ? APR_SUCCESS
-                      : rs_data_publish(p, src, u->dir,
-                                        u->path ? u->path : u->id, 1, &path);
+                      : rs_data_publish(p, src, u->dir, name, 1, &path);
 
+    if (EPERM == rv || EOPNOTSUPP == rv || EMLINK == rv) {
+        /* no second link possible here: move it (as before the record) */
+        rv = rs_data_publish(p, src, u->dir, name, 0, &path);
+    }
     if (APR_SUCCESS != rv) {
         return rv;
     }
