@@ -8,7 +8,6 @@ holds the final once, and it leaves the list when it is published.
 Every wait and loop is bounded."""
 import time
 
-import pytest
 
 from pyrs.client import make_data, sha256, split_url, upload_id
 from pyrs.ctl import resumablectl
