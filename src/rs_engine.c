@@ -82,6 +82,11 @@
 
 #define TOMB_LIFETIME apr_time_from_sec(7 * 86400)
 
+#if RS_ENGINE_MAX_PARTS > RS_UPLOAD_MAX_PARTS \
+    || RS_ENGINE_MAX_WAITERS > RS_UPLOAD_MAX_PARTS
+#error "a record holds at most RS_UPLOAD_MAX_PARTS parts or waiters"
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* records                                                                   */
 
