@@ -235,12 +235,24 @@ rs_error_t *rs_engine_content_find(rs_engine_t *e, const rs_area_t *a,
 rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
                                 rs_upload_t *u, apr_pool_t *p);
 
+/** Most partials one final concatenation lists (each distinct). Bounds
+ *  the state work of one request: one record write per partial. */
+#define RS_ENGINE_MAX_PARTS 100
+/** Most finals not yet published (waiting or composed) that may use one
+ *  partial at a time: bounds the partial's record (its waiter list). */
+#define RS_ENGINE_MAX_WAITERS 100
+
 /**
  * Create a final concatenation of u->parts (ids, already resolved by the
- * front end). Each part must exist, belong to owner, be a partial. When all
- * are complete the final is composed now (complete, nothing copied); else
- * it waits (RS_STATE_ASSEMBLING) and is composed when the last partial
- * completes. allow_unfinished = 0 refuses unfinished partials.
+ * front end). Each part must exist, belong to owner, be a partial, and be
+ * listed once (RS_ERR_INVALID_CONCAT); 1 to RS_ENGINE_MAX_PARTS parts. A
+ * partial already used by RS_ENGINE_MAX_WAITERS unpublished finals refuses
+ * another (RS_ERR_LOCKED, until some are published). The final and the
+ * waiter lists of its partials are stored in one transaction, all or
+ * nothing: on any error nothing is kept. When all are complete the final
+ * is composed now (complete, nothing copied); else it waits
+ * (RS_STATE_ASSEMBLING) and is composed when the last partial completes.
+ * allow_unfinished = 0 refuses unfinished partials.
  */
 rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, int allow_unfinished,
@@ -264,10 +276,13 @@ rs_error_t *rs_engine_parts(rs_engine_t *e, const rs_upload_t *u,
 
 /**
  * Copy the parts of composed upload id into its data file, sync, publish
- * it and clear RS_UF_COMPOSED (one store transaction); then remove its
- * chunk files. A no-op (NULL) when id is not composed (any more). Takes
- * the writer lock, waiting a->lock_wait (a NULL: no wait, as the sweep
- * does): RS_ERR_LOCKED when another request holds it. A kill at any point
+ * it and clear RS_UF_COMPOSED (one store transaction, which also takes a
+ * final off its partials' waiter lists); then remove its chunk files. A
+ * failure removes the copy and the published file: the upload stays
+ * composed and is still served from its parts. A no-op (NULL) when id is
+ * not composed (any more). Takes the writer lock, waiting a->lock_wait (a
+ * NULL: no wait, as the sweep does): RS_ERR_LOCKED when another request
+ * holds it. A kill at any point
  * leaves the composed record valid (the data file is rewritten next time).
  * Logs success (info) and failure (warning) itself.
  */

@@ -70,6 +70,9 @@ apr_status_t rs_store_get(rs_txn_t *txn, const char *key, apr_pool_t *p,
                           char **val, apr_size_t *len);
 apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
                           apr_size_t len);
+/** Values this process stored through s (successful rs_store_put calls)
+ *  so far: a measure of state work, for tests. */
+apr_uint32_t rs_store_puts(const rs_store_t *s);
 /** Remove key and its segments; APR_SUCCESS also when absent. */
 apr_status_t rs_store_delete(rs_txn_t *txn, const char *key);
 

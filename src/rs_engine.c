@@ -77,6 +77,17 @@
  * (rs_engine_compose.c); its partials list it among their waiters, and a
  * complete partial is not removed (DELETE, expiry) while a final that is
  * not published yet lists it (checked in the removing transaction).
+ *   - Registration (register_final) is one write transaction: every
+ *     check first (parts distinct and at most RS_ENGINE_MAX_PARTS, each a
+ *     partial of the owner, sizes, room on each waiter list), then one
+ *     record write per partial and the final's record last. The first
+ *     failing write stops it and the partials written so far are put back,
+ *     so a refused final leaves nothing; a kill in the middle leaves at
+ *     most waiter entries naming no record, which nothing counts.
+ *   - A waiter list holds only finals that still need the partial: a final
+ *     leaves its partials' lists when it is materialised (published), and
+ *     a full list (RS_ENGINE_MAX_WAITERS) is first cleared of published
+ *     and vanished finals before a new final is refused (RS_ERR_LOCKED).
  */
 
 #define _GNU_SOURCE 1
@@ -84,6 +95,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 
@@ -98,6 +110,11 @@
 #include "rs_stats.h"
 
 #define TOMB_LIFETIME apr_time_from_sec(7 * 86400)
+
+#if RS_ENGINE_MAX_PARTS > RS_UPLOAD_MAX_PARTS \
+    || RS_ENGINE_MAX_WAITERS > RS_UPLOAD_MAX_PARTS
+#error "a record holds at most RS_UPLOAD_MAX_PARTS parts or waiters"
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* records                                                                   */
@@ -951,7 +968,7 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                 apr_pool_t *p)
 {
     const char *path;
-    rs_upload_t *fresh;
+    rs_upload_t *fresh, before = *u;
     apr_status_t rv = APR_SUCCESS;
 
     if (!(u->flags & RS_UF_PARTIAL)) {
@@ -973,6 +990,16 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                            area sharing the directory dedups */
     }
     if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, &fresh))) {
+        /* the record still says active: its bytes go back where it
+         * looks for them, so none are lost */
+        if ((u->flags & RS_UF_PUBLISHED) && !(before.flags & RS_UF_PUBLISHED)
+            && APR_SUCCESS != apr_file_rename(u->path, rs_data_path(
+                                                  p, u->dir, u->id), p)) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, 0, p, RS_LOGNO(09206)
+                          "upload %s: its record says active, but its "
+                          "bytes are at %s", u->id, u->path);
+        }
+        *u = before;
         return rs_eng_state_error(p, rv, "write", u->id);
     }
     rs_stats_add(RS_STAT_COMPLETED, 1);
@@ -986,6 +1013,8 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
     wake_waiters(e, a, fresh, p);
     return NULL;
 }
+
+#define OFF_MAX ((apr_off_t)APR_INT64_MAX)
 
 /* Load every part of final u. *ready: all complete. *total: summed length
  * (-1 when some length is unknown). */
@@ -1011,6 +1040,11 @@ static rs_error_t *load_parts(rs_engine_t *e, rs_txn_t *txn,
         }
         (*parts)[i] = pu;
         *ready = *ready && RS_STATE_COMPLETE == pu->state;
+        if (*total >= 0 && pu->length > OFF_MAX - *total) {
+            return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "the partial "
+                                 "uploads' lengths add up to more than %"
+                                 APR_OFF_T_FMT " bytes", OFF_MAX);
+        }
         *total = (*total < 0 || pu->length < 0) ? -1 : *total + pu->length;
     }
     return NULL;
@@ -1062,17 +1096,104 @@ static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
     return assemble_wait(e, a, final_id, a->lock_wait, p);
 }
 
-/* In one transaction: store final u and register it with its unfinished
- * partials, so a partial completing concurrently sees it. */
-static rs_error_t *register_final(rs_engine_t *e, rs_upload_t *u,
-                                  int allow_unfinished, apr_pool_t *p)
+/* Partial pu's waiters without the finals that no longer need it
+ * (published, or gone): a list full of finals that were published before
+ * they could leave it (a kill) or were removed unpublished. */
+static apr_status_t prune_waiters(rs_txn_t *txn, rs_upload_t *pu,
+                                  apr_pool_t *p)
+{
+    apr_array_header_t *keep = apr_array_make(p, pu->waiters->nelts,
+                                               sizeof(const char *));
+    rs_upload_t *f;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < pu->waiters->nelts; i++) {
+        const char *fid = APR_ARRAY_IDX(pu->waiters, i, const char *);
+
+        rv = rs_eng_txn_load(txn, fid, p, &f);
+        if (APR_SUCCESS == rv && !(f->flags & RS_UF_PUBLISHED)) {
+            APR_ARRAY_PUSH(keep, const char *) = fid;
+        }
+        else if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
+            return rv;
+        }
+    }
+    pu->waiters = keep;
+    return APR_SUCCESS;
+}
+
+/* Add final fid to the waiters of partial pu (in memory: a new list, so
+ * the loaded one can be put back). RS_ERR_LOCKED when RS_ENGINE_MAX_WAITERS
+ * finals that are not published yet use it already. */
+static rs_error_t *add_waiter(rs_txn_t *txn, rs_upload_t *pu, const char *fid,
+                              apr_pool_t *p)
+{
+    apr_array_header_t *w;
+    apr_status_t rv;
+
+    if (pu->waiters && pu->waiters->nelts >= RS_ENGINE_MAX_WAITERS
+        && APR_SUCCESS != (rv = prune_waiters(txn, pu, p))) {
+        return rs_eng_state_error(p, rv, "read", pu->id);
+    }
+    if (pu->waiters && pu->waiters->nelts >= RS_ENGINE_MAX_WAITERS) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09201)
+                      "upload %s: final %s refused: %d finals that are not "
+                      "published yet use this partial", pu->id, fid,
+                      pu->waiters->nelts);
+        return rs_error_make(p, RS_ERR_LOCKED, 0, "partial upload %s is used "
+                             "by %d final uploads that are not complete or "
+                             "not published yet (at most %d): try again "
+                             "later", pu->id, pu->waiters->nelts,
+                             RS_ENGINE_MAX_WAITERS);
+    }
+    w = pu->waiters ? apr_array_copy(p, pu->waiters)
+                    : apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(w, const char *) = fid;
+    pu->waiters = w;
+    return NULL;
+}
+
+/* Write partials parts[0..n-1] (with their new waiter lists), then final
+ * u; all or nothing: after a failed write the partials written so far get
+ * their records as loaded (before[]) back. */
+static apr_status_t write_final(rs_txn_t *txn, rs_upload_t *u,
+                                rs_upload_t **parts, rs_upload_t **before,
+                                int n, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS, undo;
+    int i, written;
+
+    for (written = 0; APR_SUCCESS == rv && written < n; written++) {
+        rv = rs_eng_txn_save(txn, parts[written], p);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_eng_txn_save(txn, u, p);
+    }
+    for (i = 0; APR_SUCCESS != rv && i < written; i++) {
+        if (APR_SUCCESS != (undo = rs_eng_txn_save(txn, before[i], p))) {
+            /* only a waiter entry naming no record stays: harmless */
+            rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, undo, p,
+                          RS_LOGNO(09202) "upload %s: taking refused final "
+                          "%s off its waiters failed", before[i]->id, u->id);
+        }
+    }
+    return rv;
+}
+
+/* In one transaction: check final u against its partials, then store it
+ * and register it with them (a partial completing or being removed
+ * concurrently sees it). On any error nothing is stored. */
+static rs_error_t *register_final(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, int allow_unfinished,
+                                  apr_pool_t *p)
 {
     rs_txn_t *txn;
-    rs_upload_t **parts;
+    rs_upload_t **parts, **before;
     rs_error_t *err;
     apr_off_t total;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
-    int i, ready;
+    int i, ready, n = u->parts->nelts;
 
     if (APR_SUCCESS != rv) {
         return rs_eng_state_error(p, rv, "open", u->id);
@@ -1081,23 +1202,53 @@ static rs_error_t *register_final(rs_engine_t *e, rs_upload_t *u,
     if (!err && !ready && !allow_unfinished) {
         err = rs_error_make(p, RS_ERR_NOT_FINISHED, 0, NULL);
     }
-    for (i = 0; !err && APR_SUCCESS == rv && i < u->parts->nelts; i++) {
-        if (!parts[i]->waiters) {       /* waiting for it, or using it */
-            parts[i]->waiters = apr_array_make(p, 1, sizeof(char *));
-        }
-        APR_ARRAY_PUSH(parts[i]->waiters, const char *) = u->id;
-        rv = rs_eng_txn_save(txn, parts[i], p);
+    if (!err && total >= 0) {
+        err = rs_eng_check_size(a, total, p);
+    }
+    before = apr_pcalloc(p, sizeof(rs_upload_t *) * (n + 1));
+    for (i = 0; !err && i < n; i++) {
+        before[i] = apr_pmemdup(p, parts[i], sizeof(rs_upload_t));
+        err = add_waiter(txn, parts[i], u->id, p);
     }
     if (!err) {
         u->length = total;
         u->state = ready ? RS_STATE_ACTIVE : RS_STATE_ASSEMBLING;
-        rv = rs_eng_txn_save(txn, u, p);
+        rv = write_final(txn, u, parts, before, n, p);
+        if (APR_SUCCESS != rv) {
+            err = rs_eng_state_error(p, rv, "write", u->id);
+        }
     }
     rs_store_end(txn);
-    if (!err && APR_SUCCESS != rv) {
-        err = rs_eng_state_error(p, rv, "write", u->id);
-    }
     return err;
+}
+
+/* 1 to RS_ENGINE_MAX_PARTS parts, none listed twice (each would cost a
+ * record write, and a final of the same bytes twice needs a partial
+ * uploaded twice). */
+static rs_error_t *check_parts(const rs_upload_t *u, apr_pool_t *p)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    int i;
+
+    if (!u->parts || u->parts->nelts < 1
+        || u->parts->nelts > RS_ENGINE_MAX_PARTS) {
+        return rs_error_make(p, RS_ERR_INVALID_CONCAT, 0,
+                             "a final upload needs 1 to %d partial uploads",
+                             RS_ENGINE_MAX_PARTS);
+    }
+    for (i = 0; i < u->parts->nelts; i++) {
+        const char *pid = APR_ARRAY_IDX(u->parts, i, const char *);
+
+        if (apr_hash_get(seen, pid, APR_HASH_KEY_STRING)) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09203)
+                          "final concatenation refused: it lists partial "
+                          "upload %s twice", pid);
+            return rs_error_make(p, RS_ERR_INVALID_CONCAT, 0, "partial "
+                                 "upload %s is listed twice", pid);
+        }
+        apr_hash_set(seen, pid, APR_HASH_KEY_STRING, pid);
+    }
+    return NULL;
 }
 
 rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
@@ -1109,11 +1260,8 @@ rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
     const char *id;
     apr_status_t rv;
 
-    if (!u->parts || u->parts->nelts < 1
-        || u->parts->nelts > RS_UPLOAD_MAX_PARTS) {
-        return rs_error_make(p, RS_ERR_INVALID_CONCAT, 0,
-                             "a final upload needs 1 to %d partial uploads",
-                             RS_UPLOAD_MAX_PARTS);
+    if ((err = check_parts(u, p))) {
+        return err;
     }
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &id))) {
         return rs_error_make(p, RS_ERR_STORAGE, rv, "no random id");
@@ -1124,18 +1272,17 @@ rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
     u->owner = u->owner ? u->owner : "";
     u->created = u->updated = apr_time_now();
     u->expires = rs_engine_expires(a, u);
-    if ((err = register_final(e, u, allow_unfinished, p))) {
+    if ((err = register_final(e, a, u, allow_unfinished, p))) {
         return err;
     }
-    if ((err = rs_eng_check_size(a, u->length, p))) {
-        rs_engine_terminate(e, a, u, p);
+    if ((err = assemble(e, a, u->id, p))) {
+        rs_engine_terminate(e, a, u, p);    /* refused: nothing is kept */
         return err;
     }
-    if (!(err = assemble(e, a, u->id, p))
-        && !rs_engine_open(e, a, u->id, u->owner, p, &fresh)) {
+    if (!rs_engine_open(e, a, u->id, u->owner, p, &fresh)) {
         *u = *fresh;
     }
-    return err;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1552,7 +1699,7 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
 {
     rs_txn_t *txn;
     char stamp[32];
-    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+    apr_status_t kv, rv = rs_store_begin(e->store, 1, p, &txn);
 
     if (APR_SUCCESS != rv) {
         return rv;
@@ -1562,17 +1709,25 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
         rs_store_end(txn);
         return rv;
     }
-    rv = rs_store_delete(txn, ukey(p, u->id));
+    /* the record's deletion decides: before it nothing is removed (a
+     * tombstone next to a record is not read), after it a "k:" entry
+     * naming no record is ignored */
+    rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
     if (APR_SUCCESS == rv) {
-        rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
+        rv = rs_store_delete(txn, ukey(p, u->id));
     }
-    if (APR_SUCCESS == rv && u->client_key) {
-        rv = drop_key(txn, u, p);
+    if (APR_SUCCESS == rv && u->client_key
+        && APR_SUCCESS != (kv = drop_key(txn, u, p))) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, kv, p, RS_LOGNO(09205)
+                      "upload %s: removed, but not its client key", u->id);
     }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_pending_release(txn, u->id, p);
     }
     rs_store_end(txn);
+    if (APR_SUCCESS != rv) {
+        return rv;                      /* the upload stays, files and all */
+    }
     rs_data_remove(rs_data_path(p, u->dir, u->id), p);
     if (u->flags & RS_UF_CHUNKED) {
         rs_eng_remove_chunks(u, p);

@@ -15,16 +15,23 @@
  *                their records), a chunk-mode upload's its chunk files of
  *                the complete run (lengths from the files).
  *   materialise  under the writer lock: copy the parts into "<id>.data"
- *                (rs_data_copy_range), sync, publish (rs_data_publish), then
- *                one transaction turns COMPOSED into PUBLISHED, and only
- *                then are chunk files removed. A failure removes the copy
+ *                (rs_data_copy_range), sync, link it into the area
+ *                (rs_data_publish, keeping "<id>.data"), then one
+ *                transaction turns COMPOSED into PUBLISHED, and only then
+ *                are "<id>.data" and chunk files removed. A kill after the
+ *                link leaves "<id>.data" with a second link in the area:
+ *                the next attempt records that one (no copy, no "name (1)"). A failure removes the copy
  *                (the upload stays composed; the sweep tries again); a
  *                kill before the transaction leaves the composed record
  *                and its parts, the data file is rewritten next time.
  *   partials     a partial records the finals using it (waiters); before
- *                it is removed, those still composed are materialised.
+ *                it is removed, those still composed are materialised. A
+ *                final leaves its partials' lists in the transaction that
+ *                records it published (the lists hold only finals that
+ *                still need the partial, so they stay short).
  */
 
+#include <errno.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 
@@ -181,28 +188,115 @@ static apr_status_t copy_parts(apr_file_t *dst,
     return APR_SUCCESS == rv ? rs_data_sync(dst) : rv;
 }
 
-/* The data file holds the parts: publish it and record that. */
-static apr_status_t publish(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+/* Take final f off the waiter list of each of its partials (in txn): it
+ * no longer needs them, and the lists stay bounded. A failure only leaves
+ * an entry that a full list drops (rs_engine.c, add_waiter); logged. */
+static void leave_partials(rs_txn_t *txn, const rs_upload_t *f,
+                           apr_pool_t *p)
+{
+    rs_upload_t *pu;
+    apr_status_t rv;
+    int i, j, n;
+
+    for (i = 0; f->parts && i < f->parts->nelts; i++) {
+        const char *pid = APR_ARRAY_IDX(f->parts, i, const char *);
+
+        if (APR_SUCCESS != (rv = rs_eng_txn_load(txn, pid, p, &pu))
+            || !pu->waiters) {
+            continue;                   /* gone already (or unreadable) */
+        }
+        for (j = n = 0; j < pu->waiters->nelts; j++) {
+            const char *w = APR_ARRAY_IDX(pu->waiters, j, const char *);
+
+            if (strcmp(w, f->id)) {
+                APR_ARRAY_IDX(pu->waiters, n++, const char *) = w;
+            }
+        }
+        if (n == pu->waiters->nelts) {
+            continue;                   /* not listed (any more) */
+        }
+        pu->waiters->nelts = n;
+        if (APR_SUCCESS != (rv = rs_eng_txn_save(txn, pu, p))) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, p, RS_LOGNO(09204)
+                          "upload %s: taking published final %s off its "
+                          "waiters failed", pid, f->id);
+        }
+    }
+}
+
+/* The area's other link to data file src, or NULL: a materialisation
+ * killed after it linked the copy into the area and before it recorded
+ * that left one (the data file is unlinked only once the record says
+ * published). The copy was complete and synced before it was linked, so
+ * that file is the one to record: no second copy, no second name. */
+static const char *linked_in(apr_pool_t *p, const char *src, const char *dir)
+{
+    apr_finfo_t fs, fe, fc;
+    apr_dir_t *d;
+    const char *path = NULL, *cand;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != apr_stat(&fs, src, APR_FINFO_NLINK | APR_FINFO_INODE
+                                | APR_FINFO_DEV, p)
+        || fs.nlink < 2 || APR_SUCCESS != apr_dir_open(&d, dir, p)) {
+        return NULL;
+    }
+    while (!path) {
+        rv = apr_dir_read(&fe, APR_FINFO_NAME | APR_FINFO_INODE, d);
+        if (APR_SUCCESS != rv && APR_INCOMPLETE != rv) {
+            break;
+        }
+        if ((fe.valid & APR_FINFO_INODE) && fe.inode != fs.inode) {
+            continue;
+        }
+        cand = apr_pstrcat(p, dir, "/", fe.name, NULL);
+        if (APR_SUCCESS == apr_stat(&fc, cand, APR_FINFO_TYPE | APR_FINFO_INODE
+                                    | APR_FINFO_DEV | APR_FINFO_LINK, p)
+            && APR_REG == fc.filetype && fc.inode == fs.inode
+            && fc.device == fs.device) {
+            path = cand;
+        }
+    }
+    apr_dir_close(d);
+    return path;
+}
+
+/* The data file holds the parts: publish it (linked: it is in the area
+ * already) and record that, in one transaction with leaving the partials;
+ * only then the data file's own name goes. When the record can not be
+ * written the published name is removed again (the upload stays composed,
+ * its parts its data): nothing else points to it. */
+static apr_status_t publish(rs_engine_t *e, rs_upload_t *u,
+                            const char *linked, apr_pool_t *p)
 {
     rs_txn_t *txn;
     rs_upload_t *cur;
-    const char *path;
-    apr_status_t rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id),
-                                      u->dir, u->path ? u->path : u->id, 0,
-                                      &path);
+    const char *src = rs_data_path(p, u->dir, u->id), *path = linked;
+    const char *name = u->path ? u->path : u->id;
+    apr_status_t rv = linked ? APR_SUCCESS
+                      : rs_data_publish(p, src, u->dir, name, 1, &path);
 
-    if (APR_SUCCESS != rv || APR_SUCCESS != (rv = rs_store_begin(
-                                                 e->store, 1, p, &txn))) {
+    if (EPERM == rv || EOPNOTSUPP == rv || EMLINK == rv) {
+        /* no second link possible here: move it (as before the record) */
+        rv = rs_data_publish(p, src, u->dir, name, 0, &path);
+    }
+    if (APR_SUCCESS != rv) {
         return rv;
     }
-    rv = rs_eng_txn_load(txn, u->id, p, &cur);
-    if (APR_SUCCESS == rv) {
-        cur->flags = (cur->flags & ~RS_UF_COMPOSED) | RS_UF_PUBLISHED
-                     | RS_UF_UNINDEXED;
-        cur->path = path;
-        rv = rs_eng_txn_save(txn, cur, p);
+    if (APR_SUCCESS == (rv = rs_store_begin(e->store, 1, p, &txn))) {
+        rv = rs_eng_txn_load(txn, u->id, p, &cur);
+        if (APR_SUCCESS == rv) {
+            cur->flags = (cur->flags & ~RS_UF_COMPOSED) | RS_UF_PUBLISHED
+                         | RS_UF_UNINDEXED;
+            cur->path = path;
+            rv = rs_eng_txn_save(txn, cur, p);
+        }
+        if (APR_SUCCESS == rv && (cur->flags & RS_UF_FINAL)) {
+            leave_partials(txn, cur, p);
+        }
+        rs_store_end(txn);
     }
-    rs_store_end(txn);
+    rs_data_remove(APR_SUCCESS == rv ? src : path, p);
     return rv;
 }
 
@@ -213,18 +307,21 @@ static rs_error_t *materialise(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
     apr_file_t *dst;
     apr_time_t start = apr_time_now();
     rs_error_t *err = rs_engine_parts(e, u, p, &parts);
-    apr_status_t rv;
+    const char *linked;
+    apr_status_t rv = APR_SUCCESS;
 
     if (err) {
         return err;
     }
-    rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
-    if (APR_SUCCESS == rv) {
+    linked = linked_in(p, rs_data_path(p, u->dir, u->id), u->dir);
+    if (!linked && APR_SUCCESS == (rv = rs_data_open(
+                                       &dst, rs_data_path(p, u->dir, u->id),
+                                       1, p))) {
         rv = copy_parts(dst, parts, p);
         apr_file_close(dst);
     }
     if (APR_SUCCESS == rv) {
-        rv = publish(e, u, p);
+        rv = publish(e, u, linked, p);
     }
     if (APR_SUCCESS != rv) {
         rs_data_remove(rs_data_path(p, u->dir, u->id), p);  /* no space kept */

@@ -211,6 +211,8 @@ static const char *concat_id(rs_req_t *req, const char *url)
     return slash + 1;
 }
 
+/* The URLs of a final: each in this collection, at most
+ * RS_ENGINE_MAX_PARTS (the engine refuses duplicates). 0: refused. */
 static int parse_final(rs_req_t *req, rs_upload_t *u, const char *list)
 {
     char *copy = apr_pstrdup(req->pool, list), *tok, *last;
@@ -219,9 +221,15 @@ static int parse_final(rs_req_t *req, rs_upload_t *u, const char *list)
     for (tok = apr_strtok(copy, " ", &last); tok;
          tok = apr_strtok(NULL, " ", &last)) {
         const char *id = concat_id(req, tok);
-        if (!id || u->parts->nelts >= RS_UPLOAD_MAX_PARTS) {
+        if (!id) {
             fail(req, RS_ERR_INVALID_CONCAT, "Upload-Concat names an upload "
-                 "outside this collection or too many uploads");
+                 "outside this collection");
+            return 0;
+        }
+        if (u->parts->nelts >= RS_ENGINE_MAX_PARTS) {
+            fail(req, RS_ERR_INVALID_CONCAT, apr_psprintf(req->pool,
+                 "Upload-Concat lists more than %d uploads",
+                 RS_ENGINE_MAX_PARTS));
             return 0;
         }
         APR_ARRAY_PUSH(u->parts, const char *) = id;

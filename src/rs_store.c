@@ -69,7 +69,9 @@
  * (written upwards, deleted downwards), so steps 1 and 5 stop at the first
  * missing number: one failed lookup each when there is nothing to clean.
  * rs_store_delete removes the head first (atomic switch to "absent"), then
- * the segments, highest first. Segments orphaned by a delete that was killed
+ * the segments, highest first. Once the head switched the put or delete
+ * has happened: a failure in steps 4-5 (or in a delete's segment removal)
+ * is logged and leaves garbage, it is not reported as a failed change. Segments orphaned by a delete that was killed
  * half way are not reachable by a later put (which restarts at generation
  * 1); rs_store_gc finds them by iteration.
  *
@@ -103,6 +105,7 @@
 
 #include <sys/stat.h>
 
+#include <apr_atomic.h>
 #include <apr_dbm.h>
 #include <apr_file_info.h>
 #include <apr_hash.h>
@@ -130,6 +133,7 @@ struct rs_store_t {
     const char *path;
     apr_global_mutex_t *mutex;
     int sdbm;                   /* guarded pages, reads without the mutex */
+    volatile apr_uint32_t puts; /* values stored (rs_store_puts) */
 };
 
 struct rs_txn_t {
@@ -821,8 +825,20 @@ static apr_status_t check_put(rs_txn_t *txn, const char *key,
     return APR_SUCCESS;
 }
 
-apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
-                          apr_size_t len)
+/* After the head switched (a put or delete is done), removing old
+ * segments failed: they are garbage for rs_store_gc (resumablectl
+ * repair) and the change stands; reporting it as failed would make the
+ * caller undo or repeat work that took effect. */
+static void log_garbage(rs_txn_t *txn, const char *key, apr_status_t rv)
+{
+    rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, txn->pool,
+                  RS_LOGNO(09207) "state \"%s\" written, but removing its "
+                  "old segments failed (garbage for resumablectl repair)",
+                  key);
+}
+
+static apr_status_t put_value(rs_txn_t *txn, const char *key,
+                              const char *val, apr_size_t len)
 {
     seg_head_t old, h;
     int found;
@@ -843,10 +859,28 @@ apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
         || found <= 0) {
         return rv;
     }
-    if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS) {
-        return rv;
+    /* stored: a failure from here on only leaves garbage (rs_store_gc) */
+    if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS
+        || (rv = segs_sweep(txn, key, old.gen - 1)) != APR_SUCCESS) {
+        log_garbage(txn, key, rv);
     }
-    return segs_sweep(txn, key, old.gen - 1);
+    return APR_SUCCESS;
+}
+
+apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
+                          apr_size_t len)
+{
+    apr_status_t rv = put_value(txn, key, val, len);
+
+    if (APR_SUCCESS == rv) {
+        apr_atomic_inc32(&txn->store->puts);
+    }
+    return rv;
+}
+
+apr_uint32_t rs_store_puts(const rs_store_t *s)
+{
+    return apr_atomic_read32((volatile apr_uint32_t *)&s->puts);
 }
 
 apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
@@ -865,11 +899,13 @@ apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
     if ((rv = db_delete(txn, key_datum(key))) != APR_SUCCESS || found < 0) {
         return rv;
     }
+    /* deleted: a failure from here on only leaves garbage (rs_store_gc) */
     if ((rv = segs_delete(txn, key, old.gen, 1, old.nseg)) != APR_SUCCESS
-        || (rv = segs_sweep(txn, key, old.gen + 1)) != APR_SUCCESS) {
-        return rv;
+        || (rv = segs_sweep(txn, key, old.gen + 1)) != APR_SUCCESS
+        || (rv = segs_sweep(txn, key, old.gen - 1)) != APR_SUCCESS) {
+        log_garbage(txn, key, rv);
     }
-    return segs_sweep(txn, key, old.gen - 1);
+    return APR_SUCCESS;
 }
 
 /* ---- iteration ---------------------------------------------------------- */

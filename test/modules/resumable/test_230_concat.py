@@ -117,11 +117,15 @@ class TestConcat:
         assert r.headers.get('Upload-Length') == str(len(a) + len(b)), r
 
     def test_rs_230_10_partial_twice(self, env, tus):
+        """A partial listed twice is refused (issue 11: each listing cost a
+        record write); test_236 checks that nothing is stored."""
         a, b = b'AAAA', b'bb'
         ua, ub = self.partial(tus, a), self.partial(tus, b)
-        final = tus.create(concat=f'final;{path_of(ua)} {path_of(ua)} {path_of(ub)}')
-        r = tus.get(final)
-        assert r.status == 200 and r.body == a + a + b, r
+        r = tus.create_resp(concat=f'final;{path_of(ua)} {path_of(ua)} {path_of(ub)}')
+        assert r.status == 400 and b'listed twice' in r.body, r
+        assert 'Location' not in r.headers
+        final = tus.create(concat=f'final;{path_of(ua)} {path_of(ub)}')
+        assert tus.get(final).body == a + b
 
     def test_rs_230_11_partial_in_two_finals(self, env, tus):
         ua, ub = self.partial(tus, b'one'), self.partial(tus, b'two')

@@ -110,8 +110,9 @@ class TestComposeTus:
         db = db_path(env, 'state235')
         fl = wait_for(lambda: flags(env, db, upload_id(final)) & PUBLISHED)
         assert fl and not flags(env, db, upload_id(final)) & COMPOSED
-        assert not (env.area_dir('compose235') / '.resumable'
-                    / f'{upload_id(final)}.data').exists()
+        # its data file's name goes right after the record says published
+        assert wait_for(lambda: not (env.area_dir('compose235') / '.resumable'
+                                     / f'{upload_id(final)}.data').exists())
         for u in urls:                          # partials stay until expiry
             assert tus.head(u).status == 200
         assert_verified(env, db)

@@ -5,10 +5,11 @@ freed. If mounting is impossible the class fails with the exact error (it
 is not skipped)."""
 import os
 import subprocess
+import time
 
 import pytest
 
-from pyrs.client import make_data, sha256, upload_id
+from pyrs.client import make_data, sha256, split_url, upload_id
 from pyrs.env import RsArea
 
 ALLOW = dict(tags=['RS01003', 'RS03102', 'RS04020'],
@@ -119,3 +120,44 @@ class TestDiskFull:
         else:
             url = tus.create(length=len(data), body=data)
         assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_912_03_materialise_disk_full(self, env):
+        """A composed final whose single file does not fit (issue 11): the
+        final answered 201 and complete, so it is served from its parts
+        while the copy fails, its partials can not be deleted (423), and
+        the sweep materialises it once space is freed."""
+        env.allow_errors(tags=['RS03104'])    # the copy: no space left
+        area = mount_point(env)
+        tus = env.tus('/full/')
+        a, b = make_data(1024 * 1024, seed=9123), make_data(1024 * 1024 + 7, seed=9124)
+        urls = []
+        for d in (a, b):
+            u = tus.create(length=len(d), concat='partial')
+            assert tus.patch(u, 0, d).status == 204
+            urls.append(u)
+        filler = area / '.filler'
+        st = os.statvfs(area)
+        fill(filler, max(0, st.f_bavail * st.f_frsize - 256 * 1024))
+        value = 'final;' + ' '.join(split_url(u)[0] for u in urls)
+        r = tus.create_resp(concat=value)
+        assert r.status == 201, r
+        final = r.headers['Location']
+        published = area / upload_id(final)
+        for _ in range(3):          # the copy after the response failed
+            r = tus.head(final)
+            assert r.status == 200 and r.headers['Upload-Offset'] == str(len(a + b)), r
+            r = tus.get(final)
+            assert r.status == 200 and sha256(r.body) == sha256(a + b), r
+            assert tus.delete(urls[0]).status == 423
+            time.sleep(0.3)
+        assert not published.exists()
+        os.unlink(filler)
+        deadline = time.monotonic() + 20
+        while not published.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert published.exists(), 'the sweep did not materialise it'
+        assert env.sha256_file(published) == sha256(a + b)
+        assert tus.delete(urls[0]).status == 204
+        r = tus.get(final)
+        assert r.status == 200 and sha256(r.body) == sha256(a + b), r
+        assert tus.delete(final).status == 204
