@@ -164,9 +164,16 @@ class TestMd5Urls:
         handshake asks for the chunks again, never answers a dead URL."""
         data = make_data(2 * CHUNK + 1, seed=8214)
         fid, ids, _ = md5_upload(env, '/loc/', data, '.dat')
-        os.remove(env.area_dir('md5-loc') / f'{fid}.dat')
-        r, j = shake(env, '/loc/', fid, '.dat', ids)
-        assert r.status == 200 and j['data'] == ids, j
+        path = env.area_dir('md5-loc') / f'{fid}.dat'
+        os.remove(path)
+        try:
+            r, j = shake(env, '/loc/', fid, '.dat', ids)
+            assert r.status == 200 and j['data'] == ids, j
+        finally:
+            # put it back: the session's state database is shared, and later
+            # suites verify it with resumablectl (a missing published file
+            # is a problem it reports)
+            path.write_bytes(data)
 
 
 def users_conf(env):
