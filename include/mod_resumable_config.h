@@ -16,6 +16,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include "rs_engine.h"
+#include "rs_hook.h"
 
 #define RS_UNSET (-1)
 
@@ -44,6 +45,9 @@ typedef struct rs_dir_conf_t {
     apr_interval_time_t stall_time; /* -1 unset */
     apr_array_header_t *inline_types; /* NULL unset */
     apr_array_header_t *deny_ext;   /* NULL unset; empty: None */
+    rs_hooks_t *hooks;              /* NULL: no ResumableHook here */
+    unsigned int hooks_set;         /* events set here (1 << event), also
+                                       by "none" */
 } rs_dir_conf_t;
 
 extern const command_rec rs_conf_cmds[];
@@ -70,4 +74,16 @@ int rs_conf_trust_forwarded(const rs_dir_conf_t *d);
 /** Is media type `type` on the inline list of the area? */
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type);
 
+/** The area's hooks, NULL when it has none (the request path then costs
+ *  nothing more). */
+const rs_hooks_t *rs_conf_hooks(const rs_dir_conf_t *d);
+/** 1 when any ResumableHook was read in this configuration. */
+int rs_conf_any_hooks(void);
+/** A new configuration is about to be read (pre_config). */
+void rs_conf_reset_hooks(void);
+/** Per section (sec_dir/sec_url of every server): its ResumableDir (or
+ *  <Directory> path) and its hooks, merged over the server's: for events
+ *  without a request (post-expire). */
+const rs_hooks_t *rs_conf_hooks_of_dir(server_rec *s, const char *dir,
+                                       apr_pool_t *p);
 #endif

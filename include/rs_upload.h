@@ -56,6 +56,9 @@ typedef enum {
                                         (done by the sweep, off the request) */
 #define RS_UF_COMPOSED      0x0040   /* complete, but the data is still the
                                         parts in order (not yet published) */
+#define RS_UF_REJECTED      0x4000   /* the application's pre-finish hook
+                                        refused it: never published, every
+                                        request for it fails (RS_ERR_REJECTED) */
 
 typedef struct rs_upload_t {
     const char *id;

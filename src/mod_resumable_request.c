@@ -523,6 +523,9 @@ int rs_httpd_handle(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     req = make_req(r, e, a);
+    if (e->hooks) {
+        rs_httpd_hook_request(r);
+    }
     if (is_preflight(r)) {
         preflight(req);
         return render(r, req);

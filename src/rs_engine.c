@@ -61,6 +61,7 @@
 
 #include "rs_engine.h"
 #include "rs_engine_private.h"
+#include "rs_hook.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_lock.h"
@@ -209,6 +210,12 @@ static void apply_progress(rs_upload_t *dst, const rs_upload_t *src)
 apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
                                   apr_pool_t *p, rs_upload_t **fresh)
 {
+    return rs_eng_save_event(e, u, -1, p, fresh);
+}
+
+apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
+                               int event, apr_pool_t *p, rs_upload_t **fresh)
+{
     rs_txn_t *txn;
     rs_upload_t *cur = NULL;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
@@ -220,6 +227,9 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
     if (APR_SUCCESS == rv) {
         apply_progress(cur, u);
         rv = rs_eng_txn_save(txn, cur, p);
+    }
+    if (APR_SUCCESS == rv && event >= 0) {
+        rv = rs_eng_record(e, txn, event, cur, p);
     }
     rs_store_end(txn);
     if (fresh) {
@@ -331,7 +341,7 @@ static int expired(const rs_upload_t *u, apr_time_t now)
 }
 
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
-                                  rs_lock_t *lock, apr_pool_t *p);
+                                  rs_lock_t *lock, int event, apr_pool_t *p);
 
 /* Remove an expired upload unless a writer holds it (then it is in use
  * and not expired after all) or, for a partial, a final still needs its
@@ -345,7 +355,7 @@ static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
     if (APR_SUCCESS == rs_data_staging(p, u->dir, 0, &staging)
         && !rs_eng_release_partial(e, NULL, u, p)
         && APR_SUCCESS == rs_lock_acquire(&lock, staging, u->id, 0, p)) {
-        if (APR_SUCCESS == remove_upload(e, u, lock, p)) {
+        if (APR_SUCCESS == remove_upload(e, u, lock, RS_HOOK_POST_EXPIRE, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
                           "upload %s: expired, removed", u->id);
             removed = 1;
@@ -470,6 +480,9 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (strcmp(u->dir, a->dir) || strcmp(u->owner, owner ? owner : "")) {
         return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
     }
+    if (u->flags & RS_UF_REJECTED) {
+        return rs_error_make(p, RS_ERR_REJECTED, 0, NULL);
+    }
     if (expired(u, apr_time_now()) && expire_now(e, u, p)) {
         return rs_error_make(p, RS_ERR_GONE, 0, "upload expired");
     }
@@ -558,6 +571,9 @@ static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_txn_save(txn, u, p);
     }
+    if (APR_SUCCESS == rv && !*existing) {
+        rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, u, p);
+    }
     rs_store_end(txn);
     return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "write", u->id);
 }
@@ -598,6 +614,9 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     u->expires = rs_engine_expires(a, u);
     if (!u->owner) {
         u->owner = "";
+    }
+    if ((err = rs_eng_gate(e, RS_HOOK_PRE_CREATE, u, p))) {
+        return err;
     }
     rv = rs_data_staging(p, a->dir, 1, &staging);
     if (APR_SUCCESS == rv && !(u->flags & RS_UF_FINAL)) {
@@ -774,6 +793,11 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
     rs_upload_t *fresh;
     apr_status_t rv = APR_SUCCESS;
 
+    rs_error_t *err = rs_eng_finish_gate(e, u, p);
+
+    if (err) {
+        return err;
+    }
     if (!(u->flags & RS_UF_PARTIAL)) {
         rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id), u->dir,
                              rs_eng_publish_name(p, a, u), 0, &path);
@@ -792,7 +816,9 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
         u->flags |= RS_UF_UNINDEXED;    /* hashed later by the sweep, so any
                                            area sharing the directory dedups */
     }
-    if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, &fresh))) {
+    rv = rs_eng_save_event(e, u, (u->flags & RS_UF_PARTIAL) ? -1
+                           : RS_HOOK_POST_FINISH, p, &fresh);
+    if (APR_SUCCESS != rv) {
         return rs_eng_state_error(p, rv, "write", u->id);
     }
     rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01008)
@@ -1325,7 +1351,7 @@ static apr_status_t check_unused(rs_txn_t *txn, const char *id, apr_pool_t *p)
 /* Delete data, published file and record; leave a tombstone. The caller
  * holds the upload's lock. APR_EBUSY: a partial still in use, kept. */
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
-                                  rs_lock_t *lock, apr_pool_t *p)
+                                  rs_lock_t *lock, int event, apr_pool_t *p)
 {
     rs_txn_t *txn;
     char stamp[32];
@@ -1345,6 +1371,9 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     }
     if (APR_SUCCESS == rv && u->client_key) {
         rv = drop_key(txn, u, p);
+    }
+    if (APR_SUCCESS == rv && !(u->flags & RS_UF_REJECTED)) {
+        rv = rs_eng_record(e, txn, event, u, p);
     }
     rs_store_end(txn);
     rs_data_remove(rs_data_path(p, u->dir, u->id), p);
@@ -1377,7 +1406,7 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
         rv = APR_EBUSY;
     }
     if (APR_SUCCESS == rv) {
-        rv = remove_upload(e, u, c.lock, p);
+        rv = remove_upload(e, u, c.lock, RS_HOOK_POST_TERMINATE, p);
     }
     rs_lock_release(c.lock);
     if (APR_STATUS_IS_EBUSY(rv)) {

@@ -62,6 +62,10 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(STORAGE_FULL,       507, "insufficient storage"),
     ROW(WRONG_PROTOCOL,     400, "the upload was created with another protocol"),
     ROW(CHUNK_CONFLICT,     409, "the chunk differs from the one stored"),
+    ROW(HOOK_REJECTED,      403, "refused by the application"),
+    ROW(HOOK_UNAVAILABLE,   503, "the application's hook is unavailable"),
+    ROW(HOOK_FAILED,        502, "the application's hook answered badly"),
+    ROW(REJECTED,           403, "the application refused this upload"),
 };
 
 #undef ROW
