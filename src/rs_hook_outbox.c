@@ -35,11 +35,12 @@ apr_status_t rs_outbox_add(rs_txn_t *txn, rs_outbox_ev_t *ev, apr_pool_t *p)
     }
     ev->key = apr_psprintf(p, PREFIX "%016" APR_UINT64_T_HEX_FMT "%s",
                            (apr_uint64_t)apr_time_now(), ev->id);
-    o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s?,s:s}",
+    o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
                   "id", ev->id, "event", ev->event, "url", ev->url,
                   "host", ev->host, "timeout", (json_int_t)ev->timeout,
                   "attempts", ev->attempts, "next", (json_int_t)ev->next,
-                  "error", ev->last_error, "payload", ev->payload);
+                  "error", ev->last_error ? ev->last_error : "",
+                  "payload", ev->payload);
     if (!o) {
         return APR_EINVAL;
     }
@@ -63,7 +64,7 @@ apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,
     json_int_t timeout, next;
     int attempts;
 
-    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s?s,s:s}",
+    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
                           "id", &id, "event", &event, "url", &url,
                           "host", &host, "timeout", &timeout,
                           "attempts", &attempts, "next", &next,
@@ -79,7 +80,7 @@ apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,
     ev->timeout = timeout;
     ev->attempts = attempts;
     ev->next = next;
-    ev->last_error = error ? apr_pstrdup(p, error) : NULL;
+    ev->last_error = error && *error ? apr_pstrdup(p, error) : NULL;
     ev->payload = apr_pstrdup(p, payload);
     json_decref(o);
     *pev = ev;
@@ -136,12 +137,13 @@ apr_status_t rs_outbox_list(rs_store_t *s, apr_pool_t *p, int max,
 apr_status_t rs_outbox_update(rs_store_t *s, const rs_outbox_ev_t *ev,
                               apr_pool_t *p)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s?,s:s}",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
                           "id", ev->id, "event", ev->event, "url", ev->url,
                           "host", ev->host, "timeout", (json_int_t)ev->timeout,
                           "attempts", ev->attempts,
                           "next", (json_int_t)ev->next,
-                          "error", ev->last_error, "payload", ev->payload);
+                          "error", ev->last_error ? ev->last_error : "",
+                  "payload", ev->payload);
     rs_txn_t *txn;
     char *val, *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
     apr_size_t len;
