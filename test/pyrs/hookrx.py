@@ -62,6 +62,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.srv = None
         self.thread = None
+        self.delay = 0              # seconds before answering a notification
 
     @property
     def url(self):
@@ -87,14 +88,19 @@ class Receiver:
                     rx.events.append((p.get('event'), p.get('id'), p))
                     rx.headers.append(dict(self.headers))
                 status, out, ctype = decide(p)
-                self.send_response(status)
-                self.send_header('Content-Type', ctype)
-                self.send_header('Content-Length', str(len(out)))
-                self.send_header('X-Injected', 'evil')
-                self.send_header('Set-Cookie', 'session=stolen')
-                self.send_header('Location', 'http://evil.example/')
-                self.end_headers()
-                self.wfile.write(out)
+                if rx.delay and p.get('event', '').startswith('post-'):
+                    time.sleep(rx.delay)
+                try:
+                    self.send_response(status)
+                    self.send_header('Content-Type', ctype)
+                    self.send_header('Content-Length', str(len(out)))
+                    self.send_header('X-Injected', 'evil')
+                    self.send_header('Set-Cookie', 'session=stolen')
+                    self.send_header('Location', 'http://evil.example/')
+                    self.end_headers()
+                    self.wfile.write(out)
+                except OSError:     # the caller is gone (a killed child)
+                    pass
 
         self.srv = ThreadingHTTPServer(('127.0.0.1', self.port), H)
         self.srv.daemon_threads = True
