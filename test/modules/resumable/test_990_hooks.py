@@ -14,6 +14,7 @@ from pyrs.client import encode_metadata, make_data
 from pyrs.env import BASE_MODULES, RsArea
 from pyrs.hookrx import CGI_SCRIPT, Receiver, free_port
 from pyrs.seeds import post_form, seeds_conf
+from test_900_tusjs import node_bin  # noqa: F401 (fixture)
 
 RX = Receiver()
 DEAD = free_port()          # nothing listens there
@@ -337,3 +338,32 @@ class TestHookConfig:
             'ResumableHook post-expire none'])])
         rc, out = env.configtest()
         assert rc == 0, out
+
+
+class TestHookClients:
+    """tus-js-client (test/js/tus_client.mjs, as test_900) on an area whose
+    pre-finish hook refuses infected content: the client reports failure,
+    never success, and nothing is published (tus/tus-js-client#557)."""
+    CONF = staticmethod(conf)
+    ALLOW_ERRORS = ALLOW
+
+    @pytest.mark.parametrize('protocol,chunk', [
+        ('tus-v1', None), ('tus-v1', 4096), ('ietf-draft-05', None)])
+    def test_rs_990_40_tusjs_pre_finish_refused(self, env, node_bin,
+                                                 protocol, chunk):
+        from test_900_tusjs import run_client
+        path = env.gen / f'infected-{protocol}-{chunk}.bin'
+        path.write_bytes(b'header ' + b'x' * 10000 + b'VIRUS' + b'y' * 100)
+        res = run_client(node_bin, env.url + '/abs/', path, 'plain',
+                         chunk_size=chunk, protocol=protocol,
+                         metadata={'filename': path.name})
+        assert res['ok'] is False and res['_exit'] == 1, res
+        assert '422' in str(res['error']) or 'infected' in str(res['error']), res
+        assert not (env.area_dir('hooks-abs') / path.name).exists()
+        ok = env.gen / f'clean-{protocol}-{chunk}.bin'
+        ok.write_bytes(b'z' * 10000)
+        res = run_client(node_bin, env.url + '/abs/', ok, 'plain',
+                         chunk_size=chunk, protocol=protocol,
+                         metadata={'filename': ok.name})
+        assert res['ok'] is True, res
+        assert published(env.area_dir('hooks-abs'), ok.name)
