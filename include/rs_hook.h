@@ -105,13 +105,16 @@ extern const char *const rs_hook_headers[];
 
 /**
  * The payload of event ev about u (JSON text from p). event_id: a fresh
- * id (rs_util_id_new) the receiver may deduplicate with; req may be NULL;
- * data_path: for pre-finish, the file holding all bytes (upload.data_path,
- * for the application to check the content), else NULL.
+ * id (rs_util_id_new) the receiver may deduplicate with; req may be NULL.
+ * For pre-finish, where the application may check the content: data_path,
+ * the file holding all bytes (upload.data_path), or data_parts, the files
+ * whose leading bytes make it up in order (rs_part_t, upload.data_parts:
+ * [{"path","length"}], a concatenation or merged chunks); else NULL.
  */
 const char *rs_hook_payload(apr_pool_t *p, rs_hook_event_t ev,
                             const char *event_id, const rs_upload_t *u,
-                            const rs_hook_req_t *req, const char *data_path);
+                            const rs_hook_req_t *req, const char *data_path,
+                            const apr_array_header_t *data_parts);
 
 /** What a 2xx answer changes (NULL / -1: nothing). */
 typedef struct rs_hook_change_t {

@@ -163,19 +163,29 @@ static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
     return NULL;
 }
 
-/* pre-finish: the file that holds all of u's bytes, when one does (append
- * mode, or chunks assembled to verify an MD5); not for composed uploads. */
-static const char *data_path(apr_pool_t *p, int event, const rs_upload_t *u)
+/* pre-finish: the file that holds all of u's bytes (append mode, chunks
+ * assembled to verify an MD5), else the parts that make them up (a
+ * concatenation, merged chunks), for the application to check. */
+static const char *data_of(apr_pool_t *p, int event, const rs_upload_t *u,
+                           const apr_array_header_t **parts)
 {
     const char *path = rs_data_path(p, u->dir, u->id);
+    apr_array_header_t *pa;
     apr_finfo_t fi;
 
-    if (RS_HOOK_PRE_FINISH != event
-        || APR_SUCCESS != apr_stat(&fi, path, APR_FINFO_SIZE, p)
-        || fi.size != u->length) {
+    *parts = NULL;
+    if (RS_HOOK_PRE_FINISH != event) {
         return NULL;
     }
-    return path;
+    if (APR_SUCCESS == apr_stat(&fi, path, APR_FINFO_SIZE, p)
+        && fi.size == u->length) {
+        return path;
+    }
+    if ((u->flags & (RS_UF_CHUNKED | RS_UF_FINAL)) && rs_httpd_engine()
+        && !rs_engine_parts(rs_httpd_engine(), u, p, &pa)) {
+        *parts = pa;
+    }
+    return NULL;
 }
 
 static rs_error_t *gate(void *baton, int event, rs_upload_t *u,
@@ -185,7 +195,8 @@ static rs_error_t *gate(void *baton, int event, rs_upload_t *u,
     const rs_hook_t *h = c ? c->hooks->on[event] : NULL;
     rs_hook_resp_t resp;
     rs_error_t *err;
-    const char *id;
+    const char *id, *path;
+    const apr_array_header_t *parts;
     apr_status_t rv;
 
     if (!h) {
@@ -194,8 +205,9 @@ static rs_error_t *gate(void *baton, int event, rs_upload_t *u,
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &id))) {
         return rs_error_make(p, RS_ERR_STORAGE, rv, "no random id");
     }
-    rv = call(p, c, h, id, rs_hook_payload(p, event, id, u, &c->req,
-                                           data_path(p, event, u)), &resp);
+    path = data_of(p, event, u, &parts);
+    rv = call(p, c, h, id, rs_hook_payload(p, event, id, u, &c->req, path,
+                                           parts), &resp);
     if (APR_SUCCESS != rv) {
         rs_log_perror(RS_LOG_MARK, h->failopen ? RS_LOG_WARNING : RS_LOG_ERR,
                       rv, p, RS_LOGNO(09701) "upload %s: %s hook %s %s%s",
@@ -231,13 +243,16 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
                            const rs_upload_t *u, apr_pool_t *p)
 {
     hook_ctx *c = find_ctx(p);
-    const rs_hooks_t *hooks = c ? c->hooks
-                              : rs_conf_hooks_of_dir(main_server, u->dir, p);
-    const rs_hook_t *h = hooks ? hooks->on[event] : NULL;
+    const rs_hooks_t *hooks = c ? c->hooks : NULL;
+
+    if (!c && RS_HOOK_POST_EXPIRE == event) {   /* the sweep: no request */
+        hooks = rs_conf_hooks_of_dir(main_server, u->dir, p);
+    }
+    const rs_hook_t *h;
     rs_outbox_ev_t ev = { 0 };
     apr_status_t rv;
 
-    if (!h) {
+    if (!(h = hooks ? hooks->on[event] : NULL)) {
         return APR_SUCCESS;
     }
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &ev.id))) {
@@ -247,7 +262,7 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
     ev.url = target_url(p, h, c ? c->host : NULL, &ev.host);
     ev.timeout = h->timeout;
     ev.payload = rs_hook_payload(p, event, ev.id, u, c ? &c->req : NULL,
-                                 NULL);
+                                 NULL, NULL);
     return rs_outbox_add(txn, &ev, p);
 }
 

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "rs_hook.h"
+#include "rs_engine.h"
 #include "rs_meta.h"
 #include "rs_util.h"
 
@@ -247,9 +248,11 @@ static json_t *request_json(const rs_hook_req_t *req)
 
 const char *rs_hook_payload(apr_pool_t *p, rs_hook_event_t ev,
                             const char *event_id, const rs_upload_t *u,
-                            const rs_hook_req_t *req, const char *data_path)
+                            const rs_hook_req_t *req, const char *data_path,
+                            const apr_array_header_t *data_parts)
 {
-    json_t *o = json_object();
+    json_t *o = json_object(), *arr;
+    int i;
     char *s, *out;
 
     set_str(o, "event", rs_hook_event_name(ev));
@@ -259,6 +262,16 @@ const char *rs_hook_payload(apr_pool_t *p, rs_hook_event_t ev,
     json_object_set_new(o, "upload", upload_json(p, u));
     if (data_path) {
         set_str(json_object_get(o, "upload"), "data_path", data_path);
+    }
+    if (data_parts) {
+        arr = json_array();
+        for (i = 0; i < data_parts->nelts; i++) {
+            const rs_part_t *pt = &APR_ARRAY_IDX(data_parts, i, rs_part_t);
+            json_array_append_new(arr, json_pack("{s:s,s:I}", "path",
+                                                 pt->path, "length",
+                                                 (json_int_t)pt->len));
+        }
+        json_object_set_new(json_object_get(o, "upload"), "data_parts", arr);
     }
     json_object_set_new(o, "request", req ? request_json(req) : json_null());
     s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);

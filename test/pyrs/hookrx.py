@@ -22,6 +22,21 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def content(up):
+    """The bytes of a finished upload, from data_path or data_parts."""
+    out = b''
+    try:
+        if up.get('data_path'):
+            with open(up['data_path'], 'rb') as f:
+                return f.read()
+        for part in up.get('data_parts') or []:
+            with open(part['path'], 'rb') as f:
+                out += f.read(part['length'])
+    except OSError:             # gone: the hook was too slow (failopen)
+        pass
+    return out
+
+
 def decide(p):
     """(status, body bytes, content type) for payload p."""
     ev = p.get('event')
@@ -36,13 +51,8 @@ def decide(p):
         return 403, b'name refused', 'text/plain'
     if 'slow' in name:
         time.sleep(3)
-    if ev == 'pre-finish' and up.get('data_path'):
-        try:
-            with open(up['data_path'], 'rb') as f:
-                if b'VIRUS' in f.read():
-                    return 422, b'infected', 'text/plain'
-        except OSError:         # gone: the hook was too slow (failopen)
-            pass
+    if ev == 'pre-finish' and b'VIRUS' in content(up):
+        return 422, b'infected', 'text/plain'
     if ev == 'pre-create' and name.startswith('rename'):
         meta = dict(up.get('metadata') or {})
         meta['approved'] = 'yes'

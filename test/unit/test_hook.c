@@ -98,6 +98,8 @@ static void test_payload(apr_pool_t *p)
     rs_hook_req_t req = { "POST", "/files/?a=1", "127.0.0.1", "alice", NULL };
     const char *js;
     json_t *o, *up;
+    apr_array_header_t *parts;
+    rs_part_t pt = { "/c0", 9 };
 
     u->proto = RS_PROTO_TUS;
     u->length = 10;
@@ -113,7 +115,7 @@ static void test_payload(apr_pool_t *p)
     apr_table_set(req.headers, "User-Agent", "t");
     apr_table_set(req.headers, "Authorization", "Basic secret");
     apr_table_set(req.headers, "Cookie", "s=1");
-    js = rs_hook_payload(p, RS_HOOK_PRE_CREATE, "EV", u, &req, NULL);
+    js = rs_hook_payload(p, RS_HOOK_PRE_CREATE, "EV", u, &req, NULL, NULL);
     o = json_loads(js, 0, NULL);
     RS_CHECK(o != NULL);
     up = json_object_get(o, "upload");
@@ -141,13 +143,17 @@ static void test_payload(apr_pool_t *p)
 
     u->flags = RS_UF_PUBLISHED;
     u->length = -1;
-    js = rs_hook_payload(p, RS_HOOK_POST_EXPIRE, "E2", u, NULL, "/d");
+    parts = apr_array_make(p, 2, sizeof(rs_part_t));
+    APR_ARRAY_PUSH(parts, rs_part_t) = pt;
+    js = rs_hook_payload(p, RS_HOOK_POST_EXPIRE, "E2", u, NULL, "/d", parts);
     o = json_loads(js, 0, NULL);
     up = json_object_get(o, "upload");
     RS_CHECK(json_is_null(json_object_get(o, "request")));
     RS_CHECK(json_is_null(json_object_get(up, "size")));
     RS_CHECK_STR(json_string_value(json_object_get(up, "path")), "/x/a.txt");
     RS_CHECK_STR(json_string_value(json_object_get(up, "data_path")), "/d");
+    RS_CHECK(json_integer_value(json_object_get(json_array_get(
+        json_object_get(up, "data_parts"), 0), "length")) == 9);
     json_decref(o);
 }
 
@@ -403,7 +409,7 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int ev,
     o.event = rs_hook_event_name(ev);
     o.url = "http://127.0.0.1:9/";
     o.host = "h";
-    o.payload = rs_hook_payload(p, ev, "x", u, NULL, NULL);
+    o.payload = rs_hook_payload(p, ev, "x", u, NULL, NULL, NULL);
     return rs_outbox_add(txn, &o, p);
 }
 

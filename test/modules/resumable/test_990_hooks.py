@@ -223,7 +223,8 @@ class TestHooks:
         tus, url, r = tus_upload(env, '/plain/', b'abc', 'reject.txt')
         assert r.status == 204, r
         time.sleep(1.5)
-        assert RX.events == []
+        uid = url.rsplit('/', 1)[1]
+        assert [e for e in RX.events if e[2]['upload']['id'] == uid] == []
 
     def test_rs_990_10_ietf(self, env):
         h = {'Upload-Draft-Interop-Version': '6', 'Upload-Complete': '?1',
@@ -292,10 +293,17 @@ class TestSeedHooks:
                                {'Content-Type': 'text/plain;charset=UTF-8'},
                                json.dumps({'name': 'sl.bin',
                                            'size': 6}).encode())
-        # a composed merge: the hook has no single file to read, it allows
-        assert r.status == 200, r
-        assert any(e[0] == 'pre-finish' and e[2]['upload']['protocol']
-                   == 'slice' for e in RX.events)
+        # a composed merge: the hook reads the chunk files (data_parts)
+        assert r.status == 422 and b'infected' in r.body, r
+        fin = [e[2] for e in RX.events if e[0] == 'pre-finish']
+        assert fin and fin[0]['upload']['protocol'] == 'slice'
+        assert fin[0]['upload']['data_parts'][0]['length'] == 6
+        assert not (env.area_dir('hooks-seeds') / 'sl.bin').exists()
+        r = env.client.request('POST', '/sliceMerge',
+                               {'Content-Type': 'text/plain;charset=UTF-8'},
+                               json.dumps({'name': 'sl.bin',
+                                           'size': 6}).encode())
+        assert r.status != 200, r            # failed, never a success
         r = post_form(env, '/sliceUpload', [
             ('chunk', ('blob', b'x', 'application/octet-stream')),
             ('index', 0), ('name', 'reject.bin')])
