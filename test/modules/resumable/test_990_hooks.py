@@ -375,3 +375,27 @@ class TestHookClients:
                          metadata={'filename': ok.name})
         assert res['ok'] is True, res
         assert published(env.area_dir('hooks-abs'), ok.name)
+
+
+class TestHookLatency:
+    """What a pre-create hook adds to a creation, per target kind (medians
+    of 30 tus creations; printed with pytest -s as "LATENCY ...")."""
+    CONF = staticmethod(conf)
+    ALLOW_ERRORS = ALLOW
+
+    def test_rs_990_50_latency(self, env):
+        import statistics
+        out = {}
+        for area in ('/plain/', '/abs/', '/app/', '/cgi/'):
+            tus = env.tus(area)
+            times = []
+            for i in range(30):
+                t0 = time.perf_counter()
+                r = tus.create_resp(length=10, metadata={'filename': 'l.txt'})
+                times.append(time.perf_counter() - t0)
+                assert r.status == 201, r
+            out[area] = statistics.median(times) * 1000
+        print('\nLATENCY creation median ms: ' + ', '.join(
+            f'{k.strip("/")}={v:.2f}' for k, v in out.items()))
+        for area in ('/abs/', '/app/', '/cgi/'):
+            assert out[area] < 1000, out
