@@ -401,21 +401,29 @@ static apr_status_t empty_read(rs_body_t *b, const char **data,
  * killed after the last write): complete it now with an empty append,
  * unless a writer holds it (it is completing it then). */
 static rs_upload_t *recover_complete(rs_engine_t *e, const rs_area_t *a,
-                                     rs_upload_t *u, apr_pool_t *p)
+                                     rs_upload_t *u, apr_pool_t *p,
+                                     rs_error_t **hook_err)
 {
     rs_area_t now = *a;
     rs_body_t empty = { empty_read, NULL, 0, NULL };
     rs_append_t ap;
     rs_append_result_t res;
     rs_upload_t *fresh;
+    rs_error_t *err;
 
     memset(&ap, 0, sizeof(ap));
     ap.offset = u->offset;
     ap.declare_length = -1;
     now.lock_wait = 0;
-    if (!rs_engine_append(e, &now, u, &ap, &empty, p, &res)
-        && !rs_eng_lookup(e, u->id, p, &fresh)) {
+    err = rs_engine_append(e, &now, u, &ap, &empty, p, &res);
+    if (!err && !rs_eng_lookup(e, u->id, p, &fresh)) {
         return fresh;
+    }
+    if (err && (RS_ERR_HOOK_REJECTED == err->code
+                || RS_ERR_HOOK_UNAVAILABLE == err->code
+                || RS_ERR_HOOK_FAILED == err->code)) {
+        *hook_err = err;        /* pre-finish said no or could not be
+                                   asked: never looks finished */
     }
     return u;
 }
@@ -493,10 +501,10 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
         u = offset_now(e, a, u, p);
     }
     if (rs_upload_append_mode(u) && u->length >= 0 && u->offset == u->length) {
-        u = recover_complete(e, a, u, p);
+        u = recover_complete(e, a, u, p, &err);
     }
     *pu = u;
-    return NULL;
+    return err;
 }
 
 rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,

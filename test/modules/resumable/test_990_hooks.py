@@ -17,6 +17,7 @@ from pyrs.seeds import post_form, seeds_conf
 from test_900_tusjs import node_bin  # noqa: F401 (fixture)
 
 RX = Receiver()
+LATER = Receiver()          # started by a test: down until then
 DEAD = free_port()          # nothing listens there
 BLOCKING = ('pre-create', 'pre-finish')
 NOTIFY = ('post-create', 'post-finish', 'post-terminate')
@@ -74,6 +75,9 @@ def conf(env):
         RsArea('/slowopen/', dir='hooks-slowopen',
                directives=hooks(RX.url + '/slow', BLOCKING,
                                 'timeout=1 failopen=on')),
+        RsArea('/finlater/', dir='hooks-finlater',
+               directives=hooks(LATER.url + '/later', ('pre-finish',),
+                                'timeout=2')),
         RsArea('/plain/', dir='hooks-plain',
                directives=hooks('none', BLOCKING + NOTIFY)),
     ]
@@ -217,6 +221,28 @@ class TestHooks:
             tus, url, r = tus_upload(env, area, b'0123456789', 'slow.txt')
             assert r.status == 204, (area, r)
             assert tus.get(url).body == b'0123456789'
+
+    def test_rs_990_11_pre_finish_unreachable(self, env):
+        """pre-finish cannot be asked: 503, and the upload never looks
+        finished (a HEAD asks again), until the application is back."""
+        env.allow_errors(tags=['RS09701', 'RS04020'])
+        data = b'all bytes are in'
+        tus, url, r = tus_upload(env, '/finlater/', data, 'later.txt')
+        assert r.status == 503, r
+        for _ in range(2):
+            h = tus.head(url)
+            assert h.status == 503, h        # never offset == length
+        assert not (env.area_dir('hooks-finlater') / 'later.txt').exists()
+        LATER.start()
+        try:
+            h = tus.head(url)
+            assert h.status == 200 and h.headers['Upload-Offset'] == \
+                str(len(data)), h
+            assert tus.get(url).body == data
+            assert published(env.area_dir('hooks-finlater'), 'later.txt')
+            assert len(LATER.of('pre-finish')) == 1
+        finally:
+            LATER.stop()
 
     def test_rs_990_09_no_hook(self, env):
         RX.clear()
