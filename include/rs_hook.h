@@ -180,6 +180,19 @@ apr_status_t rs_outbox_update(struct rs_store_t *s, const rs_outbox_ev_t *ev,
                               apr_pool_t *p);
 apr_status_t rs_outbox_drop(struct rs_store_t *s, const char *key,
                             apr_pool_t *p);
+/**
+ * Is a round of the deliverer due (a scan could find a due event)?
+ * APR_SUCCESS with *gen (the marker's generation) if so, APR_EAGAIN when
+ * the earliest retry is later, APR_ENOENT when the outbox is empty.
+ */
+apr_status_t rs_outbox_due(struct rs_store_t *s, apr_pool_t *p,
+                           apr_time_t now, apr_uint64_t *gen);
+/** After a round that began at generation gen: left events remain, the
+ *  earliest due at next (ignored when a new event came meanwhile). */
+apr_status_t rs_outbox_settle(struct rs_store_t *s, apr_pool_t *p,
+                              apr_uint64_t gen, int left, apr_time_t next);
+/** Make the deliverer scan now (after replaying events). */
+apr_status_t rs_outbox_wake(struct rs_store_t *s, apr_pool_t *p);
 /** Backoff before attempt n+1 (1 s doubling, at most 10 min). */
 apr_interval_time_t rs_outbox_backoff(int attempts);
 /** Deliver ev once: APR_SUCCESS on a 2xx answer. */

@@ -140,14 +140,14 @@ static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
         return h->failopen ? NULL : rs_error_make(p, RS_ERR_HOOK_FAILED, 0,
                                                   NULL);
     }
+    if (RS_HOOK_PRE_CREATE != h->event) {
+        return NULL;        /* pre-finish: only yes or no */
+    }
     if (chg.size_limit >= 0 && u->length > chg.size_limit) {
         return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "upload length %"
                              APR_OFF_T_FMT " exceeds the application's "
                              "limit of %" APR_OFF_T_FMT, u->length,
                              chg.size_limit);
-    }
-    if (RS_HOOK_PRE_CREATE != h->event) {
-        return NULL;        /* pre-finish: only yes or no */
     }
     if (chg.size_limit >= 0 && u->length < 0) {
         return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "the application limits "
@@ -266,7 +266,9 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
     return rs_outbox_add(txn, &ev, p);
 }
 
-static void deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
+/* Send ev once; 1 when it is done (delivered), else it is stored again
+ * with its next attempt. */
+static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
 {
     int status;
     apr_status_t rv = rs_outbox_send(ev, p, &status);
@@ -276,7 +278,7 @@ static void deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, main_server, RS_LOGNO(09710)
                      "hook event %s (%s) delivered to %s after %d retries",
                      ev->id, ev->event, ev->url, ev->attempts);
-        return;
+        return 1;
     }
     ev->last_error = status ? apr_psprintf(p, "answered %d", status)
                      : apr_psprintf(p, "%pm", &rv);
@@ -288,17 +290,22 @@ static void deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
                  ev->last_error, ev->attempts,
                  apr_time_sec(ev->next - apr_time_now()));
     rs_outbox_update(s, ev, p);
+    return 0;
 }
 
+/* One round: only when the outbox marker says a scan can find something
+ * due (no scan of the store otherwise), oldest first. */
 static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
 {
     rs_engine_t *e = rs_httpd_engine();
     apr_array_header_t *evs;
-    apr_time_t now = apr_time_now();
+    apr_time_t now = apr_time_now(), next = 0;
+    apr_uint64_t gen;
     apr_pool_t *iter;
-    int i;
+    int i, left = 0;
 
     if (AP_WATCHDOG_STATE_RUNNING != state || !e
+        || APR_SUCCESS != rs_outbox_due(e->store, ptemp, now, &gen)
         || APR_SUCCESS != rs_outbox_list(e->store, ptemp, DELIVER_BATCH,
                                          &evs)) {
         return APR_SUCCESS;
@@ -306,12 +313,17 @@ static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
     apr_pool_create(&iter, ptemp);
     for (i = 0; i < evs->nelts; i++) {
         rs_outbox_ev_t *ev = APR_ARRAY_IDX(evs, i, rs_outbox_ev_t *);
-        if (ev->next <= now) {
-            deliver_one(e->store, ev, iter);
-            apr_pool_clear(iter);
+        if (ev->next > now || !deliver_one(e->store, ev, iter)) {
+            next = (!left || ev->next < next) ? ev->next : next;
+            left++;
         }
+        apr_pool_clear(iter);
     }
     apr_pool_destroy(iter);
+    if (evs->nelts == DELIVER_BATCH) {
+        left++, next = 0;               /* more than a batch: again soon */
+    }
+    rs_outbox_settle(e->store, ptemp, gen, left, next);
     return APR_SUCCESS;
 }
 

@@ -12,6 +12,15 @@
  * later `next` (exponential backoff). A deliverer killed between the send
  * and the drop sends the event again: delivery is at least once, and the
  * event id lets the receiver deduplicate.
+ *
+ * Finding events costs a scan of every key (the store has no ordered
+ * index), about a second per million records: the deliverer must not do
+ * that every second. A marker record, MARK = "<generation> <not before>",
+ * says whether a scan can find anything due: rs_outbox_add (in the same
+ * transaction) and rs_outbox_wake bump the generation and make it due now;
+ * the deliverer scans only when it is due (rs_outbox_due), then settles it
+ * (rs_outbox_settle): removed when nothing is left, else due at the
+ * earliest retry - unless the generation moved meanwhile (a new event).
  */
 
 #include <stdlib.h>
@@ -23,6 +32,91 @@
 #include "rs_util.h"
 
 #define PREFIX "o:"
+#define MARK "O:outbox"
+
+static apr_status_t mark_get(rs_txn_t *txn, apr_pool_t *p, apr_uint64_t *gen,
+                             apr_time_t *not_before)
+{
+    char *val, *end;
+    apr_size_t len;
+    apr_status_t rv = rs_store_get(txn, MARK, p, &val, &len);
+
+    *gen = 0;
+    *not_before = 0;
+    if (APR_SUCCESS == rv) {
+        *gen = (apr_uint64_t)apr_strtoi64(val, &end, 10);
+        *not_before = (apr_time_t)apr_strtoi64(end, NULL, 10);
+    }
+    return rv;
+}
+
+static apr_status_t mark_put(rs_txn_t *txn, apr_pool_t *p, apr_uint64_t gen,
+                             apr_time_t not_before)
+{
+    const char *v = apr_psprintf(p, "%" APR_UINT64_T_FMT " %" APR_TIME_T_FMT,
+                                 gen, not_before);
+
+    return rs_store_put(txn, MARK, v, strlen(v));
+}
+
+/* A new or replayed event: due now, new generation. */
+static apr_status_t mark_bump(rs_txn_t *txn, apr_pool_t *p)
+{
+    apr_uint64_t gen;
+    apr_time_t nb;
+    apr_status_t rv = mark_get(txn, p, &gen, &nb);
+
+    if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
+        return rv;
+    }
+    return mark_put(txn, p, gen + 1, 0);
+}
+
+apr_status_t rs_outbox_wake(rs_store_t *s, apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    apr_status_t rv = rs_store_begin(s, 1, p, &txn);
+
+    if (APR_SUCCESS == rv) {
+        rv = mark_bump(txn, p);
+        rs_store_end(txn);
+    }
+    return rv;
+}
+
+apr_status_t rs_outbox_due(rs_store_t *s, apr_pool_t *p, apr_time_t now,
+                           apr_uint64_t *gen)
+{
+    rs_txn_t *txn;
+    apr_time_t nb;
+    apr_status_t rv = rs_store_begin(s, 0, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    rv = mark_get(txn, p, gen, &nb);
+    rs_store_end(txn);
+    return APR_SUCCESS == rv && nb > now ? APR_EAGAIN : rv;
+}
+
+apr_status_t rs_outbox_settle(rs_store_t *s, apr_pool_t *p, apr_uint64_t gen,
+                              int left, apr_time_t next)
+{
+    rs_txn_t *txn;
+    apr_uint64_t cur;
+    apr_time_t nb;
+    apr_status_t rv = rs_store_begin(s, 1, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    rv = mark_get(txn, p, &cur, &nb);
+    if (APR_SUCCESS == rv && cur == gen) {      /* nothing new meanwhile */
+        rv = left ? mark_put(txn, p, gen, next) : rs_store_delete(txn, MARK);
+    }
+    rs_store_end(txn);
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+}
 
 apr_status_t rs_outbox_add(rs_txn_t *txn, rs_outbox_ev_t *ev, apr_pool_t *p)
 {
@@ -51,7 +145,7 @@ apr_status_t rs_outbox_add(rs_txn_t *txn, rs_outbox_ev_t *ev, apr_pool_t *p)
     }
     rv = rs_store_put(txn, ev->key, s, strlen(s));
     free(s);
-    return rv;
+    return APR_SUCCESS == rv ? mark_bump(txn, p) : rv;
 }
 
 apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,

@@ -355,6 +355,9 @@ static int cmd_event_op(ctl_t *c, int drop, const char *id)
             n++;
         }
     }
+    if (APR_SUCCESS == rv && n && !drop) {
+        rv = rs_outbox_wake(c->store, c->p);    /* the deliverer looks now */
+    }
     if (APR_SUCCESS != rv) {
         return fail(rv, "cannot write the state database", c->db);
     }

@@ -374,6 +374,43 @@ static void test_outbox(apr_pool_t *p)
     RS_CHECK(rs_outbox_backoff(40) == apr_time_from_sec(600));
 }
 
+/* The marker: no scan unless something can be due. */
+static void test_outbox_mark(apr_pool_t *p)
+{
+    const char *dir = rs_test_tmpdir(p, "hook-mark");
+    rs_store_t *s;
+    rs_txn_t *txn;
+    rs_outbox_ev_t a = { 0 };
+    apr_uint64_t gen, gen2;
+    apr_time_t now = apr_time_now();
+
+    rs_store_create(&s, "sdbm", apr_pstrcat(p, dir, "/state", NULL), NULL, p);
+    RS_CHECK(APR_STATUS_IS_ENOENT(rs_outbox_due(s, p, now, &gen)));
+    a.event = "post-create";
+    a.url = "http://127.0.0.1:9/";
+    a.host = "h";
+    a.payload = "{}";
+    rs_store_begin(s, 1, p, &txn);
+    RS_CHECK(APR_SUCCESS == rs_outbox_add(txn, &a, p));
+    rs_store_end(txn);
+    RS_CHECK(APR_SUCCESS == rs_outbox_due(s, p, now, &gen));
+    /* a round found it failing: due again in a minute */
+    RS_CHECK(APR_SUCCESS == rs_outbox_settle(s, p, gen, 1, now
+                                             + apr_time_from_sec(60)));
+    RS_CHECK(APR_STATUS_IS_EAGAIN(rs_outbox_due(s, p, now, &gen2)));
+    RS_CHECK(APR_SUCCESS == rs_outbox_due(s, p, now + apr_time_from_sec(61),
+                                          &gen2) && gen2 == gen);
+    /* replay: due now */
+    RS_CHECK(APR_SUCCESS == rs_outbox_wake(s, p));
+    RS_CHECK(APR_SUCCESS == rs_outbox_due(s, p, now, &gen2) && gen2 > gen);
+    /* a round that began before a new event does not hide it */
+    RS_CHECK(APR_SUCCESS == rs_outbox_settle(s, p, gen, 0, 0));
+    RS_CHECK(APR_SUCCESS == rs_outbox_due(s, p, now, &gen));
+    RS_CHECK(gen == gen2);
+    RS_CHECK(APR_SUCCESS == rs_outbox_settle(s, p, gen, 0, 0));
+    RS_CHECK(APR_STATUS_IS_ENOENT(rs_outbox_due(s, p, now, &gen)));
+}
+
 /* ---- the engine's callbacks --------------------------------------------- */
 
 typedef struct cb_t {
@@ -531,5 +568,6 @@ void suite_hook(apr_pool_t *p)
     test_answer(p);
     test_http(p);
     test_outbox(p);
+    test_outbox_mark(p);
     test_engine(p);
 }
