@@ -118,7 +118,8 @@ const char *rs_hook_payload(apr_pool_t *p, rs_hook_event_t ev,
 
 /** What a 2xx answer changes (NULL / -1: nothing). */
 typedef struct rs_hook_change_t {
-    const char *metadata;           /* tus Upload-Metadata form */
+    const char *metadata;           /* tus Upload-Metadata form ("": an
+                                       empty object, no metadata) */
     const char *filename;
     apr_off_t size_limit;
 } rs_hook_change_t;

@@ -155,7 +155,7 @@ static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
                              "declare its length", chg.size_limit);
     }
     if (chg.metadata) {
-        u->metadata = chg.metadata;
+        u->metadata = *chg.metadata ? chg.metadata : NULL;    /* {}: none */
     }
     if (chg.filename) {
         u->filename = chg.filename;

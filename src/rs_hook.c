@@ -284,6 +284,20 @@ const char *rs_hook_payload(apr_pool_t *p, rs_hook_event_t ev,
 /* ------------------------------------------------------------------------ */
 /* answers                                                                   */
 
+/* A key rs_meta_parse accepts: 1..RS_META_KEY_MAX visible ASCII, no ','. */
+static int meta_key_ok(const char *k)
+{
+    apr_size_t n = 0;
+
+    for (; k[n]; n++) {
+        if ((unsigned char)k[n] <= 0x20 || (unsigned char)k[n] >= 0x7f
+            || k[n] == ',') {
+            return 0;
+        }
+    }
+    return n > 0 && n <= RS_META_KEY_MAX;
+}
+
 /* Metadata object -> tus Upload-Metadata form. */
 static const char *answer_metadata(apr_pool_t *p, json_t *m,
                                    const char **hdr)
@@ -298,8 +312,7 @@ static const char *answer_metadata(apr_pool_t *p, json_t *m,
     json_object_foreach(m, k, v) {
         const char *s = json_string_value(v);
 
-        if (!s || !*k || strlen(k) > RS_META_KEY_MAX || strpbrk(k, ", \t")
-            || !rs_util_header_safe(k) || ++n > RS_META_MAX_PAIRS) {
+        if (!s || !meta_key_ok(k) || ++n > RS_META_MAX_PAIRS) {
             return "\"metadata\" must map up to 64 plain keys to strings";
         }
         out = apr_pstrcat(p, out, *out ? "," : "", k, " ",

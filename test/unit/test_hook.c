@@ -186,6 +186,9 @@ static void test_answer(apr_pool_t *p)
     RS_CHECK(answer(p, "{\"metadata\":{\"a\":1}}", &c) != NULL);
     RS_CHECK(answer(p, "{\"metadata\":{\"a b\":\"c\"}}", &c) != NULL);
     RS_CHECK(answer(p, "{\"metadata\":{\"a,b\":\"c\"}}", &c) != NULL);
+    RS_CHECK(answer(p, "{\"metadata\":{\"k\u00e9\":\"c\"}}", &c) != NULL);
+    RS_CHECK(!answer(p, "{\"metadata\":{}}", &c) && c.metadata
+             && !*c.metadata);                  /* cleared */
     RS_CHECK(answer(p, "{\"filename\":\"\"}", &c) != NULL);
     RS_CHECK(answer(p, "{\"filename\":\"..\"}", &c) != NULL);
     RS_CHECK(answer(p, "{\"filename\":\"a\\u0000b\"}", &c) != NULL);
