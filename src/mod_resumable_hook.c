@@ -92,8 +92,10 @@ static const char *target_url(apr_pool_t *p, const rs_hook_t *h,
                               const char *host_hdr, const char **host)
 {
     if (!h->local) {
-        *host = h->port == 80 ? h->host
-                : apr_psprintf(p, "%s:%u", h->host, (unsigned)h->port);
+        const char *name = strchr(h->host, ':')
+                           ? apr_pstrcat(p, "[", h->host, "]", NULL) : h->host;
+        *host = h->port == 80 ? name
+                : apr_psprintf(p, "%s:%u", name, (unsigned)h->port);
         return h->target;
     }
     *host = host_hdr ? host_hdr : main_server->server_hostname;
@@ -116,9 +118,6 @@ static apr_status_t call(apr_pool_t *p, const hook_ctx *c, const rs_hook_t *h,
 
     if (APR_SUCCESS != rv) {
         return rv;
-    }
-    if (*host == '[') {
-        host = apr_pstrndup(p, host + 1, strlen(host) - 2);
     }
     extra = apr_psprintf(p, "X-Resumable-Event: %s\r\n"
                          "X-Resumable-Event-Id: %s\r\n",
@@ -333,7 +332,7 @@ static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
 static const rs_engine_hooks_t engine_hooks = { gate, record, NULL };
 
 /* A plain-HTTP listener of this server, loopback for a wildcard one. */
-static void find_self(apr_pool_t *p)
+static void find_self(apr_pool_t *p, server_rec *s)
 {
     ap_listen_rec *lr, *pick = NULL;
     char *ip = NULL;
@@ -357,6 +356,13 @@ static void find_self(apr_pool_t *p)
             self_addr = "::1";
         }
     }
+    if (pick && pick->protocol && !strcasecmp(pick->protocol, "https")) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RS_LOGNO(09713)
+                     "local ResumableHook targets are sent over plain HTTP "
+                     "to %s:%u, which speaks https: add a plain listener "
+                     "(e.g. Listen 127.0.0.1:8080) or use http:// URLs",
+                     self_addr, (unsigned)self_port);
+    }
 }
 
 int rs_httpd_hook_post_config(apr_pool_t *pconf, server_rec *s)
@@ -374,7 +380,7 @@ int rs_httpd_hook_post_config(apr_pool_t *pconf, server_rec *s)
     if (!rs_conf_any_hooks()) {
         return OK;
     }
-    find_self(pconf);
+    find_self(pconf, s);
     get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     reg = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     rv = get && reg ? get(&wd, RS_HOOK_WATCHDOG, 0, 1, pconf) : APR_ENOTIMPL;

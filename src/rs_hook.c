@@ -74,10 +74,23 @@ apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url,
     h = url + 7;
     end = h + strcspn(h, "/?");
     colon = memchr(h, ':', end - h);
+    if (*h == '[') {                    /* [IPv6] */
+        const char *close = memchr(h, ']', end - h);
+        if (!close || close == h + 1) {
+            return APR_EINVAL;
+        }
+        colon = close + 1 < end ? close + 1 : NULL;
+        if (colon && *colon != ':') {
+            return APR_EINVAL;
+        }
+        *host = apr_pstrndup(p, h + 1, close - h - 1);
+    }
     if ((colon ? colon : end) == h || (end - h) > 255) {
         return APR_EINVAL;
     }
-    *host = apr_pstrndup(p, h, (colon ? colon : end) - h);
+    if (*h != '[') {
+        *host = apr_pstrndup(p, h, (colon ? colon : end) - h);
+    }
     *port = 80;
     if (colon) {
         if (colon + 1 == end || !apr_isdigit(colon[1])) {

@@ -168,6 +168,10 @@ static apr_status_t read_answer(conn_t *c, apr_pool_t *p,
     if (te && strcasecmp(te, "chunked")) {
         return APR_EGENERAL;
     }
+    if (204 == resp->status || 304 == resp->status) {
+        n = 0;                          /* no body, whatever it says */
+        te = NULL;
+    }
     if (n >= 0) {
         want = hlen + (apr_size_t)(n < RS_HOOK_MAX_ANSWER ? n
                                    : RS_HOOK_MAX_ANSWER);

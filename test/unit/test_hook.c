@@ -78,6 +78,18 @@ static void test_url(apr_pool_t *p)
     RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://h:1/?q", &host,
                                               &port, &path));
     RS_CHECK_STR(path, "/?q");
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://[::1]:81/x", &host,
+                                              &port, &path));
+    RS_CHECK_STR(host, "::1");
+    RS_CHECK(port == 81);
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://[::1]/x", &host,
+                                              &port, &path) && port == 80);
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[::1/x", &host, &port,
+                                             &path));
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[]/x", &host, &port,
+                                             &path));
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[::1]x/", &host,
+                                             &port, &path));
     RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://u@h/", &host, &port,
                                              &path));
     RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:0/", &host, &port,
@@ -301,6 +313,10 @@ static void test_http(apr_pool_t *p)
                                     apr_time_from_sec(2), &r, &s));
     RS_CHECK(r.status == 422);
     RS_CHECK_STR(r.body, "till close");
+    RS_CHECK(APR_SUCCESS == post_to(p, "HTTP/1.1 204 No Content\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n",
+                                    apr_time_from_sec(2), &r, &s));
+    RS_CHECK(r.status == 204 && r.len == 0);
     RS_CHECK(APR_EGENERAL == post_to(p, "garbage\r\n\r\n",
                                      apr_time_from_sec(2), &r, &s));
     RS_CHECK(APR_EGENERAL == post_to(p, "HTTP/1.1 200 OK\r\nContent-Length: "
