@@ -15,6 +15,7 @@ from pyrs.env import BASE_MODULES, RsArea
 from pyrs.hookrx import CGI_SCRIPT, Receiver, free_port
 from pyrs.seeds import post_form, seeds_conf
 from test_900_tusjs import node_bin  # noqa: F401 (fixture)
+from test_860_seed_pages import pages, run_page  # noqa: F401 (fixture)
 
 RX = Receiver()
 LATER = Receiver()          # started by a test: down until then
@@ -401,6 +402,29 @@ class TestHookClients:
                          metadata={'filename': ok.name})
         assert res['ok'] is True, res
         assert published(env.area_dir('hooks-abs'), ok.name)
+
+
+class TestHookSeedPages:
+    """The seed 001 page (offset protocol) in headless Chromium, as
+    test_860: a file the application refuses shows "error", never
+    "success". (The seed's own client never declares the file size, so its
+    uploads stay open and are never finished: pre-create is the hook that
+    decides for it.)"""
+    CONF = staticmethod(conf)
+    ALLOW_ERRORS = ALLOW
+
+    def test_rs_990_45_seed_page_refused(self, env, pages):
+        path = env.gen / 'reject-page.bin'
+        path.write_bytes(b'p' * 200000)
+        out = run_page(env, 'offset-refused', path)
+        assert out['log'] == 'error', out
+        assert [r['status'] for r in out['requests']
+                if r['method'] == 'POST'] == [403], out['requests']
+        assert not list(env.area_dir('hooks-seeds').glob('reject-page*'))
+        ok = env.gen / 'fine-page.bin'
+        ok.write_bytes(b'q' * 200000)
+        out = run_page(env, 'offset-refused', ok)
+        assert out['log'] == 'success', out
 
 
 class TestHookLatency:
