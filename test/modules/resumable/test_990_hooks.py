@@ -159,11 +159,20 @@ class TestHooks:
         users = {e[2]['request']['user'] for e in RX.events
                  if e[0] in BLOCKING}
         assert users == {'alice', 'bob'}
-        # a payload about alice's upload names alice only, never bob
+        # every payload (blocking and notifications) is about the request's
+        # own user and upload: alice's never names bob, and no credentials
+        alice_id = url.rsplit('/', 1)[1]
+        assert RX.wait_for(lambda evs: any(
+            e[0] == 'post-finish' and e[2]['upload']['id'] == alice_id
+            for e in evs), timeout=15)
         for ev, _id, p in RX.events:
+            text = json.dumps(p)
+            assert 'Authorization' not in p['request']['headers']
+            assert 'alice-pw' not in text and 'bob-pw' not in text
             if p['request']['user'] == 'alice':
-                assert p['upload']['owner'] == 'alice'
-                assert 'Authorization' not in p['request']['headers']
+                assert p['upload']['owner'] == 'alice' and 'bob' not in text
+            else:
+                assert 'alice' not in text and alice_id not in text
 
     @pytest.mark.parametrize('area', ['/abs/', '/app/', '/cgi/'])
     def test_rs_990_04_pre_create_changes_metadata(self, env, area):
