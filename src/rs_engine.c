@@ -976,7 +976,8 @@ rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
     u->owner = u->owner ? u->owner : "";
     u->created = u->updated = apr_time_now();
     u->expires = rs_engine_expires(a, u);
-    if ((err = register_final(e, u, allow_unfinished, p))) {
+    if ((err = rs_eng_gate(e, RS_HOOK_PRE_CREATE, u, p))
+        || (err = register_final(e, u, allow_unfinished, p))) {
         return err;
     }
     if ((err = rs_eng_check_size(a, u->length, p))) {
@@ -1346,8 +1347,9 @@ static apr_status_t check_unused(rs_txn_t *txn, const char *id, apr_pool_t *p)
     for (i = 0; u->waiters && i < u->waiters->nelts; i++) {
         rv = rs_eng_txn_load(txn, APR_ARRAY_IDX(u->waiters, i, const char *),
                              p, &f);
-        if (APR_SUCCESS == rv && !(f->flags & RS_UF_PUBLISHED)) {
-            return APR_EBUSY;
+        if (APR_SUCCESS == rv
+            && !(f->flags & (RS_UF_PUBLISHED | RS_UF_REJECTED))) {
+            return APR_EBUSY;           /* a refused final uses nothing */
         }
         if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
             return rv;

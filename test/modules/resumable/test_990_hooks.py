@@ -203,6 +203,28 @@ class TestHooks:
         assert tus.patch(url, len(data), b'').status == 403
         assert not (env.area_dir(d) / 'infected.bin').exists()
 
+    def test_rs_990_12_concat(self, env):
+        """tus concatenation: the final is asked at pre-create (its
+        metadata) and at pre-finish (the partials' files, data_parts)."""
+        tus = env.tus('/abs/')
+        parts = []
+        for piece in (b'clean ', b'VIRUS'):
+            url = tus.create(length=len(piece), concat='partial')
+            assert tus.patch(url, 0, piece).status == 204
+            parts.append(url.split('//', 1)[-1].split('/', 1)[1])
+        concat = 'final;' + ' '.join('/' + p for p in parts)
+        r = tus.create_resp(concat=concat, metadata={'filename': 'reject.f'})
+        assert r.status == 403 and r.body == b'name refused\n', r
+        r = tus.create_resp(concat=concat, metadata={'filename': 'f.bin'})
+        assert r.status == 422 and r.body == b'infected\n', r
+        assert not (env.area_dir('hooks-abs') / 'f.bin').exists()
+        # the refused final holds its partials no more: they can go
+        assert tus.delete('/' + parts[1]).status == 204
+        r = tus.create_resp(concat='final;/' + parts[0],
+                            metadata={'filename': 'g.bin'})
+        assert r.status == 201, r
+        assert published(env.area_dir('hooks-abs'), 'g.bin')
+
     def test_rs_990_06_size_limit(self, env):
         tus = env.tus('/abs/')
         r = tus.create_resp(length=11, metadata={'filename': 'limit.bin'})
