@@ -149,7 +149,9 @@ static apr_status_t key_target(rs_txn_t *txn, const char *key, int active_only,
         return rv;
     }
     rv = rs_eng_txn_load(txn, val, p, &u);
-    if (APR_SUCCESS == rv && (!active_only || RS_STATE_ACTIVE == u->state)) {
+    if (APR_SUCCESS == rv && (!active_only || (RS_STATE_ACTIVE == u->state
+                                               && !(u->flags
+                                                    & RS_UF_REJECTED)))) {
         *id = val;
     }
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
@@ -531,8 +533,9 @@ rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
     }
     err = id ? rs_engine_open(e, a, id, owner, p, u)
              : rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
-    if (err && RS_ERR_GONE == err->code) {
-        err = rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
+    if (err && (RS_ERR_GONE == err->code || RS_ERR_REJECTED == err->code)) {
+        err = rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);  /* a refused
+                                        one frees its key for a new upload */
     }
     return err;
 }

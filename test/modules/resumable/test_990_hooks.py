@@ -362,6 +362,17 @@ class TestSeedHooks:
                                json.dumps({'name': 'sl.bin',
                                            'size': 6}).encode())
         assert r.status != 200, r            # failed, never a success
+        # the refused upload does not hold its name: clean bytes go through
+        r = post_form(env, '/sliceUpload', [
+            ('chunk', ('blob', b'clean!', 'application/octet-stream')),
+            ('index', 0), ('name', 'sl.bin')])
+        assert r.status == 200, r
+        r = env.client.request('POST', '/sliceMerge',
+                               {'Content-Type': 'text/plain;charset=UTF-8'},
+                               json.dumps({'name': 'sl.bin',
+                                           'size': 6}).encode())
+        assert r.status == 200, r
+        assert published(env.area_dir('hooks-seeds'), 'sl.bin')
         r = post_form(env, '/sliceUpload', [
             ('chunk', ('blob', b'x', 'application/octet-stream')),
             ('index', 0), ('name', 'reject.bin')])
