@@ -12,7 +12,9 @@
  *   through rs_engine_hooks_t.gate before it stores a new upload and
  *   before it publishes a finished one); post-* are notifications the
  *   engine appends to the outbox ("o:<seq>" records of rs_store) in the
- *   same store transaction as the change they report.
+ *   same store transaction as the change they report. post-receive is
+ *   offered with every stored progress of an unfinished append-mode
+ *   upload; the glue keeps at most one a second per upload.
  * - Targets: an absolute "http://host[:port]/path" URL, or a local path
  *   "/path" that the glue sends to the server's own listener, so httpd
  *   routes it (ProxyPass, CGI, mod_lua) with its own TLS, timeouts, logs.
@@ -46,6 +48,7 @@ typedef enum {
     RS_HOOK_POST_FINISH,
     RS_HOOK_POST_TERMINATE,
     RS_HOOK_POST_EXPIRE,
+    RS_HOOK_POST_RECEIVE,           /* progress: an append stored bytes */
     RS_HOOK__COUNT
 } rs_hook_event_t;
 

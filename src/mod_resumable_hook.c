@@ -24,6 +24,7 @@
 
 #include <apr_strings.h>
 #include <apr_optional.h>
+#include <apr_thread_mutex.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -238,6 +239,38 @@ static rs_error_t *gate(void *baton, int event, rs_upload_t *u,
 /* ------------------------------------------------------------------------ */
 /* notifications                                                             */
 
+/* post-receive: at most one a second per upload (per child; slots by a
+ * hash of the id, a collision at worst lets one more through). */
+#define RECEIVE_SLOTS 1024
+#define RECEIVE_EVERY apr_time_from_sec(1)
+static struct { char id[RS_ID_LEN + 1]; apr_time_t at; } receive[RECEIVE_SLOTS];
+static apr_thread_mutex_t *receive_lock;
+
+static int receive_due(const char *id)
+{
+    unsigned int h = 0;
+    const char *c;
+    apr_time_t now = apr_time_now();
+    int due;
+
+    for (c = id; *c; c++) {
+        h = h * 31 + (unsigned char)*c;
+    }
+    h %= RECEIVE_SLOTS;
+    if (receive_lock) {
+        apr_thread_mutex_lock(receive_lock);
+    }
+    due = strcmp(receive[h].id, id) || now - receive[h].at >= RECEIVE_EVERY;
+    if (due) {
+        apr_cpystrn(receive[h].id, id, sizeof(receive[h].id));
+        receive[h].at = now;
+    }
+    if (receive_lock) {
+        apr_thread_mutex_unlock(receive_lock);
+    }
+    return due;
+}
+
 static apr_status_t record(void *baton, rs_txn_t *txn, int event,
                            const rs_upload_t *u, apr_pool_t *p)
 {
@@ -251,7 +284,8 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
     rs_outbox_ev_t ev = { 0 };
     apr_status_t rv;
 
-    if (!(h = hooks ? hooks->on[event] : NULL)) {
+    if (!(h = hooks ? hooks->on[event] : NULL)
+        || (RS_HOOK_POST_RECEIVE == event && !receive_due(u->id))) {
         return APR_SUCCESS;
     }
     if (APR_SUCCESS != (rv = rs_util_id_new(p, &ev.id))) {
@@ -381,6 +415,7 @@ int rs_httpd_hook_post_config(apr_pool_t *pconf, server_rec *s)
         return OK;
     }
     find_self(pconf, s);
+    apr_thread_mutex_create(&receive_lock, APR_THREAD_MUTEX_DEFAULT, pconf);
     get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     reg = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     rv = get && reg ? get(&wd, RS_HOOK_WATCHDOG, 0, 1, pconf) : APR_ENOTIMPL;

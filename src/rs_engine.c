@@ -227,6 +227,11 @@ apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
     }
     rv = rs_eng_txn_load(txn, u->id, p, &cur);
     if (APR_SUCCESS == rv) {
+        if (event < 0 && e->hooks && RS_STATE_ACTIVE == u->state
+            && u->offset > cur->offset && !(u->flags & RS_UF_CHUNKED)
+            && (u->length < 0 || u->offset < u->length)) {
+            event = RS_HOOK_POST_RECEIVE;       /* progress, not the end */
+        }
         apply_progress(cur, u);
         rv = rs_eng_txn_save(txn, cur, p);
     }

@@ -20,6 +20,7 @@ static const char *const event_names[RS_HOOK__COUNT] = {
     [RS_HOOK_POST_FINISH] = "post-finish",
     [RS_HOOK_POST_TERMINATE] = "post-terminate",
     [RS_HOOK_POST_EXPIRE] = "post-expire",
+    [RS_HOOK_POST_RECEIVE] = "post-receive",
 };
 
 static const char *const proto_names[RS_PROTO__COUNT] = {
@@ -140,7 +141,7 @@ const char *rs_hook_parse(apr_pool_t *p, const char *event,
     if ((*ev = rs_hook_event_find(event)) < 0) {
         return apr_psprintf(p, "unknown event '%s' (pre-create, post-create,"
                             " pre-finish, post-finish, post-terminate, "
-                            "post-expire)", event);
+                            "post-expire, post-receive)", event);
     }
     if (!strcasecmp(target, "none")) {
         return nopts ? "no options after 'none'" : NULL;

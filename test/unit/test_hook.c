@@ -49,6 +49,8 @@ static void test_parse(apr_pool_t *p)
              && h->timeout == RS_HOOK_DEF_TIMEOUT);
     RS_CHECK_STR(h->host, "127.0.0.1");
     RS_CHECK_STR(h->path, "/x?y=1");
+    RS_CHECK(!rs_hook_parse(p, "post-receive", "/r", 0, NULL, &ev, &h));
+    RS_CHECK(h && RS_HOOK_POST_RECEIVE == ev);
     RS_CHECK(!rs_hook_parse(p, "post-expire", "none", 0, NULL, &ev, &h));
     RS_CHECK(!h && RS_HOOK_POST_EXPIRE == ev);
     RS_CHECK(rs_hook_parse(p, "post-expire", "none", 1, opts, &ev, &h));
@@ -507,7 +509,10 @@ static void test_engine(apr_pool_t *p)
     RS_CHECK(pending(e.store, p, "post-create") == 1);
     RS_CHECK(!rs_engine_open(&e, &a, u->id, "", p, &v));
     RS_CHECK_STR(v->filename, "changed.txt");
-    RS_CHECK(!append_all(&e, &a, v, "hello", p));
+    RS_CHECK(!append_all(&e, &a, v, "hel", p));        /* progress */
+    RS_CHECK(pending(e.store, p, "post-receive") == 1);
+    RS_CHECK(!append_all(&e, &a, v, "lo", p));         /* the end: finish */
+    RS_CHECK(pending(e.store, p, "post-receive") == 1);
     RS_CHECK(c.calls[RS_HOOK_PRE_FINISH] == 1);
     RS_CHECK(pending(e.store, p, "post-finish") == 1);
     RS_CHECK(v->path && strstr(v->path, "changed.txt"));

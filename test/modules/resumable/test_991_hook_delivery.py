@@ -16,6 +16,7 @@ from pyrs.env import BASE_MODULES, RsArea
 from pyrs.hookrx import Receiver, free_port
 
 NOTIFY = ('post-create', 'post-finish', 'post-terminate', 'post-expire')
+PROGRESS = ('post-receive', 'post-finish')
 # the deliverer logs each failed attempt at info; a killed child is fatal
 # for the log checker unless allowed ("exit signal Killed")
 ALLOW = dict(tags=['AH00052'], patterns=[r'exit signal Killed'])
@@ -46,6 +47,8 @@ def conf(env):
             RsArea('/app/', dir='dl-app', directives=hooks('/_hooks/app')),
             RsArea('/down/', dir='dl-down',
                    directives=hooks(Rx.outage.url + '/n')),
+            RsArea('/progress/', dir='dl-progress',
+                   directives=hooks(Rx.live.url + '/p', PROGRESS)),
             RsArea('/exp/', dir='dl-exp', directives=hooks(Rx.live.url + '/e')
                    + ['ResumableExpire 1']),
         ],
@@ -210,6 +213,28 @@ class TestDelivery:
             Rx.outage.stop()
             Rx.outage.clear()
             Rx.outage.delay = 0
+
+    def test_rs_991_08_post_receive(self, env):
+        """post-receive: progress of an unfinished upload, at most one a
+        second per upload (and child), never for the append that finishes
+        it."""
+        Rx.live.clear()
+        tus = env.tus('/progress/')
+        data = make_data(3000, seed=9980)
+        url = tus.create(length=3000)
+        assert tus.patch(url, 0, data[:1000]).status == 204
+        assert tus.patch(url, 1000, data[1000:2000]).status == 204  # < 1 s
+        time.sleep(1.2)
+        assert tus.patch(url, 2000, data[2000:2500]).status == 204
+        assert tus.patch(url, 2500, data[2500:]).status == 204
+        assert Rx.live.wait_for(lambda evs: any(e[0] == 'post-finish'
+                                                for e in evs), timeout=15)
+        time.sleep(1.5)
+        got = [e[2]['upload']['offset'] for e in Rx.live.of('post-receive')]
+        # the limit is per child: the second PATCH may reach another one
+        assert got in ([1000, 2500], [1000, 2000, 2500]), got
+        assert all(e[2]['request']['method'] == 'PATCH'
+                   for e in Rx.live.of('post-receive'))
 
     def test_rs_991_06_drop(self, env):
         upload(env, '/down/', 100, 9960)
