@@ -89,9 +89,9 @@ static rs_hooks_t *merge_hooks(apr_pool_t *p, const rs_dir_conf_t *base,
     }
     h = apr_pcalloc(p, sizeof(*h));
     for (i = 0; i < RS_HOOK__COUNT; i++) {
-        h->on[i] = (add->hooks_set & (1u << i)) ? (add->hooks ? add->hooks->on[i]
-                                                   : NULL)
-                   : (base->hooks ? base->hooks->on[i] : NULL);
+        const rs_hooks_t *from = (add->hooks_set & (1u << i)) ? add->hooks
+                                 : base->hooks;
+        h->on[i] = from ? from->on[i] : NULL;
         any |= h->on[i] != NULL;
     }
     return any ? h : NULL;

@@ -192,7 +192,8 @@ static apr_status_t read_answer(conn_t *c, apr_pool_t *p,
         resp->len = (apr_size_t)n;
     }
     body = apr_pstrmemdup(p, c->buf + hlen, resp->len);
-    if (te && APR_SUCCESS != dechunk(body, &resp->len, !APR_STATUS_IS_ENOSPC(rv))) {
+    if (te && APR_SUCCESS != dechunk(body, &resp->len,
+                                     !APR_STATUS_IS_ENOSPC(rv))) {
         return APR_EGENERAL;
     }
     body[resp->len] = '\0';

@@ -69,6 +69,7 @@ class Receiver:
         self.port = port or free_port()
         self.events = []            # (event, id, payload) as received
         self.headers = []           # request headers, in order
+        self.paths = []             # request paths, in order
         self.lock = threading.Lock()
         self.srv = None
         self.thread = None
@@ -97,6 +98,7 @@ class Receiver:
                 with rx.lock:
                     rx.events.append((p.get('event'), p.get('id'), p))
                     rx.headers.append(dict(self.headers))
+                    rx.paths.append(self.path)
                 status, out, ctype = decide(p)
                 if rx.delay and p.get('event', '').startswith('post-'):
                     time.sleep(rx.delay)
@@ -142,6 +144,7 @@ class Receiver:
         with self.lock:
             self.events.clear()
             self.headers.clear()
+            self.paths.clear()
 
 
 def free_port():

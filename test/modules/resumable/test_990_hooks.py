@@ -258,9 +258,13 @@ class TestHooks:
         """pre-finish cannot be asked: 503, and the upload never looks
         finished (a HEAD asks again), until the application is back."""
         env.allow_errors(tags=['RS09701', 'RS04020'])
+        RX.clear()
         data = b'all bytes are in'
         tus, url, r = tus_upload(env, '/finlater/', data, 'later.txt')
         assert r.status == 503, r
+        # the area sets pre-finish only: pre-create is the server's
+        assert [(e[0], path) for e, path in zip(RX.events, RX.paths)
+                if e[0] == 'pre-create'] == [('pre-create', '/seeds')]
         for _ in range(2):
             h = tus.head(url)
             assert h.status == 503, h        # never offset == length
