@@ -31,6 +31,12 @@
  *   (a killed child). A partial a composed final uses is not removed
  *   (DELETE, expiry) before that final is materialised.
  *
+ * - Hooks (rs_engine_hooks_t, rs_hook.h): when the host gives callbacks,
+ *   the engine asks before it stores a new upload (pre-create) and before
+ *   it publishes a finished one (pre-finish; a refusal marks the record
+ *   RS_UF_REJECTED, see rs_engine_hook.c), and records notifications in
+ *   the transactions that store what they report.
+ *
  * Threading: every function may be called from any request thread; the
  * sweep is called from the watchdog thread of one process.
  */

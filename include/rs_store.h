@@ -24,7 +24,8 @@
  *
  * Key space (by convention of rs_engine): "u:<id>" upload records,
  * "t:<id>" tombstones (410), "k:<area>:<key>" client keys, "h:<digest>"
- * content index. Iteration skips segment keys.
+ * content index; hooks' outbox (rs_hook.h): "o:<time><event id>" pending
+ * notifications, "O:outbox" its marker. Iteration skips segment keys.
  */
 
 #include <apr_pools.h>
