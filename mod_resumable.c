@@ -13,6 +13,7 @@
  *   _config   directives and per-dir/per-server configuration
  *   _state    state database, its global mutex, log seam
  *   _gc       expiry sweep on mod_watchdog
+ *   _hook     application hooks: engine callbacks, outbox deliverer
  *   _request  request view, body reader, dispatch, CORS, responses
  *   _download GET/HEAD of finished uploads
  */
@@ -34,6 +35,7 @@ static int rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     rs_httpd_state_pre_config(pconf);
     rs_conf_reset(pconf);
+    rs_conf_reset_hooks();
     return OK;
 }
 
@@ -51,7 +53,8 @@ static int rs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (OK != (rv = rs_httpd_status_post_config(pconf, s))) {
         return rv;
     }
-    if (OK != (rv = rs_httpd_gc_post_config(pconf, s))) {
+    if (OK != (rv = rs_httpd_gc_post_config(pconf, s))
+        || OK != (rv = rs_httpd_hook_post_config(pconf, s))) {
         return rv;
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RS_LOGNO(04040)

@@ -17,6 +17,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include "rs_engine.h"
+#include "rs_hook.h"
 
 #define RS_UNSET (-1)
 
@@ -51,6 +52,9 @@ typedef struct rs_dir_conf_t {
     apr_int64_t ht_max_pending;     /* from .htaccess: only lowers */
     apr_int64_t max_pending_area;   /* per area; -1 unset, 0 unlimited */
     apr_int64_t ht_max_pending_area;
+    rs_hooks_t *hooks;              /* NULL: no ResumableHook here */
+    unsigned int hooks_set;         /* events set here (1 << event), also
+                                       by "none" */
 } rs_dir_conf_t;
 
 /* ResumablePublish: who may read the files in an area's directory by their
@@ -97,4 +101,16 @@ void rs_conf_reset(apr_pool_t *pconf);
 /** Is media type `type` on the inline list of the area? */
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type);
 
+/** The area's hooks, NULL when it has none (the request path then costs
+ *  nothing more). */
+const rs_hooks_t *rs_conf_hooks(const rs_dir_conf_t *d);
+/** 1 when any ResumableHook was read in this configuration. */
+int rs_conf_any_hooks(void);
+/** A new configuration is about to be read (pre_config). */
+void rs_conf_reset_hooks(void);
+/** Per section (sec_dir/sec_url of every server): its ResumableDir (or
+ *  <Directory> path) and its hooks, merged over the server's: for events
+ *  without a request (post-expire). */
+const rs_hooks_t *rs_conf_hooks_of_dir(server_rec *s, const char *dir,
+                                       apr_pool_t *p);
 #endif

@@ -36,6 +36,12 @@ rs_engine_t *rs_httpd_engine(void);
 /* mod_resumable_gc.c: the expiry sweep on mod_watchdog */
 int rs_httpd_gc_post_config(apr_pool_t *pconf, server_rec *s);
 
+/* mod_resumable_hook.c: application hooks (rs_hook.h) */
+/** Engine callbacks and the deliverer, when any ResumableHook is set. */
+int rs_httpd_hook_post_config(apr_pool_t *pconf, server_rec *s);
+/** Leave r's hook context for the engine when r's area has hooks. */
+void rs_httpd_hook_request(request_rec *r);
+
 /* mod_resumable_request.c: one request through a front end */
 int rs_httpd_handle(request_rec *r);
 

@@ -31,6 +31,12 @@
  *   (a killed child). A partial a composed final uses is not removed
  *   (DELETE, expiry) before that final is materialised.
  *
+ * - Hooks (rs_engine_hooks_t, rs_hook.h): when the host gives callbacks,
+ *   the engine asks before it stores a new upload (pre-create) and before
+ *   it publishes a finished one (pre-finish; a refusal marks the record
+ *   RS_UF_REJECTED, see rs_engine_hook.c), and records notifications in
+ *   the transactions that store what they report.
+ *
  * Threading: every function may be called from any request thread; the
  * sweep is called from the watchdog thread of one process.
  */
@@ -41,10 +47,31 @@
 #include "rs_upload.h"
 
 struct rs_store_t;
+struct rs_txn_t;
+
+/**
+ * Application hooks (rs_hook.h), implemented by the host; NULL in
+ * rs_engine_t when no hook is configured anywhere (the engine then only
+ * tests that pointer). event is an rs_hook_event_t; p is the pool the
+ * engine call was given (the host finds its request there).
+ * gate(): a blocking event (pre-create before the record is stored, with
+ *   its id; pre-finish before a finished upload is published). NULL goes
+ *   on (u's metadata, filename may have been changed); an error stops.
+ * record(): a notification, inside the write transaction that stores the
+ *   change it reports (post-create, -finish, -terminate, -expire).
+ */
+typedef struct rs_engine_hooks_t {
+    rs_error_t *(*gate)(void *baton, int event, rs_upload_t *u,
+                        apr_pool_t *p);
+    apr_status_t (*record)(void *baton, struct rs_txn_t *txn, int event,
+                           const rs_upload_t *u, apr_pool_t *p);
+    void *baton;
+} rs_engine_hooks_t;
 
 typedef struct rs_engine_t {
     struct rs_store_t *store;
     apr_size_t write_buffer;        /* coalescing buffer per writer */
+    const rs_engine_hooks_t *hooks; /* NULL: no hooks */
 } rs_engine_t;
 
 /** Settings of the area (per-dir config, resolved by the glue). */

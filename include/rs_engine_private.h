@@ -92,4 +92,20 @@ rs_error_t *rs_eng_wrong_mode(apr_pool_t *p, const rs_upload_t *u,
 rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
                         apr_pool_t *p, struct rs_lock_t **lock);
 
+/* Hooks (rs_engine_hook.c): no-ops when e->hooks is NULL. */
+/** Ask a blocking hook (rs_engine_hooks_t.gate). */
+rs_error_t *rs_eng_gate(rs_engine_t *e, int event, rs_upload_t *u,
+                        apr_pool_t *p);
+/** Record a notification inside txn (rs_engine_hooks_t.record). */
+apr_status_t rs_eng_record(rs_engine_t *e, struct rs_txn_t *txn, int event,
+                           const rs_upload_t *u, apr_pool_t *p);
+/** pre-finish for u (not for partials): a refusal marks u RS_UF_REJECTED,
+ *  stores it and removes its data; the error is returned either way. */
+rs_error_t *rs_eng_finish_gate(rs_engine_t *e, rs_upload_t *u,
+                               apr_pool_t *p);
+/** rs_eng_save_progress that also records event (-1: none) in the same
+ *  transaction. */
+apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
+                               int event, apr_pool_t *p, rs_upload_t **fresh);
+
 #endif /* RS_ENGINE_PRIVATE_H */

@@ -51,6 +51,11 @@ typedef enum {
     RS_ERR_WRONG_PROTOCOL,       /* 400 upload made by another protocol */
     RS_ERR_CHUNK_CONFLICT,       /* 409 re-sent chunk differs from the stored */
     RS_ERR_TOO_MANY_PENDING,     /* 429 too many uploads holding no data */
+    RS_ERR_HOOK_REJECTED,        /* 4xx/5xx: a blocking hook said no (the
+                                    hook's status and text) */
+    RS_ERR_HOOK_UNAVAILABLE,     /* 503 hook target unreachable/timed out */
+    RS_ERR_HOOK_FAILED,          /* 502 hook answered 2xx with a bad body */
+    RS_ERR_REJECTED,             /* 403 upload refused by pre-finish */
     RS_ERR__COUNT
 } rs_errcode_t;
 

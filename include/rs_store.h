@@ -25,7 +25,8 @@
  * Key space (by convention of rs_engine, layout in rs_engine.c): "u:<id>"
  * upload records, "t:<id>" tombstones (410), "k:<hash>" client keys,
  * "h:<digest>" content index, "n:<hash>" and "q:<id>" pending-upload
- * counts. Iteration skips segment keys.
+ * counts; hooks' outbox (rs_hook.h): "o:<time><event id>" pending
+ * notifications, "O:outbox" its marker. Iteration skips segment keys.
  */
 
 #include <apr_pools.h>

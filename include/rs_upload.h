@@ -59,6 +59,9 @@ typedef enum {
 #define RS_UF_PENDING       0x0200   /* counted among the pending uploads
                                         (created, no data yet): its "q:<id>"
                                         entry names the counters */
+#define RS_UF_REJECTED      0x4000   /* the application's pre-finish hook
+                                        refused it: never published, every
+                                        request for it fails (RS_ERR_REJECTED) */
 
 typedef struct rs_upload_t {
     const char *id;

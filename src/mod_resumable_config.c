@@ -89,6 +89,30 @@ static apr_int64_t lower(apr_int64_t a, apr_int64_t b)
     return (b == RS_UNSET || a < b) ? a : b;
 }
 
+/* Per event: the more specific section's hook (or "none") if it set one. */
+static rs_hooks_t *merge_hooks(apr_pool_t *p, const rs_dir_conf_t *base,
+                               const rs_dir_conf_t *add, unsigned int *set)
+{
+    rs_hooks_t *h;
+    int i, any = 0;
+
+    *set = base->hooks_set | add->hooks_set;
+    if (!add->hooks_set) {
+        return base->hooks;
+    }
+    if (!base->hooks_set) {
+        return add->hooks;
+    }
+    h = apr_pcalloc(p, sizeof(*h));
+    for (i = 0; i < RS_HOOK__COUNT; i++) {
+        const rs_hooks_t *from = (add->hooks_set & (1u << i)) ? add->hooks
+                                 : base->hooks;
+        h->on[i] = from ? from->on[i] : NULL;
+        any |= h->on[i] != NULL;
+    }
+    return any ? h : NULL;
+}
+
 void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 {
     rs_dir_conf_t *base = basev, *add = addv;
@@ -107,6 +131,7 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(deny_ext);
     MERGE_PTR(files_url);
     MERGE(publish);
+    n->hooks = merge_hooks(p, base, add, &n->hooks_set);
     n->ht_max_size = lower(base->ht_max_size, add->ht_max_size);
     n->ht_expire = lower(base->ht_expire, add->ht_expire);
     MERGE(max_pending);
@@ -517,6 +542,90 @@ static const char *set_splice(cmd_parms *cmd, void *dc, int on)
     return err;
 }
 
+static int any_hooks;
+
+/* ResumableHook EVENT TARGET [timeout=SECONDS] [failopen=on] */
+static const char *set_hook(cmd_parms *cmd, void *dc, int argc,
+                            char *const argv[])
+{
+    rs_dir_conf_t *d = dc;
+    rs_hook_t *h;
+    const char *msg;
+    int ev, i, any = 0;
+
+    if (argc < 2) {
+        return "ResumableHook: expected EVENT TARGET [timeout=SECONDS] "
+               "[failopen=on]";
+    }
+    msg = rs_hook_parse(cmd->pool, argv[0], argv[1], argc - 2,
+                        (const char *const *)argv + 2, &ev, &h);
+    if (msg) {
+        return apr_pstrcat(cmd->pool, "ResumableHook: ", msg, NULL);
+    }
+    if (d->hooks_set & (1u << ev)) {
+        return apr_psprintf(cmd->pool, "ResumableHook: %s is set twice in "
+                            "this section", argv[0]);
+    }
+    if (!d->hooks) {
+        d->hooks = apr_pcalloc(cmd->pool, sizeof(*d->hooks));
+    }
+    d->hooks->on[ev] = h;
+    d->hooks_set |= 1u << ev;
+    for (i = 0; i < RS_HOOK__COUNT; i++) {
+        any |= d->hooks->on[i] != NULL;
+    }
+    if (!any) {
+        d->hooks = NULL;                /* only "none": nothing to call */
+    }
+    any_hooks |= h != NULL;
+    return NULL;
+}
+
+int rs_conf_any_hooks(void)
+{
+    return any_hooks;
+}
+
+void rs_conf_reset_hooks(void)
+{
+    any_hooks = 0;
+}
+
+static const char *no_slash(apr_pool_t *p, const char *path);
+
+const rs_hooks_t *rs_conf_hooks(const rs_dir_conf_t *d)
+{
+    return d->hooks;
+}
+
+const rs_hooks_t *rs_conf_hooks_of_dir(server_rec *s, const char *dir,
+                                       apr_pool_t *p)
+{
+    for (; s; s = s->next) {
+        core_server_config *sc = ap_get_core_module_config(s->module_config);
+        rs_dir_conf_t *top = ap_get_module_config(s->lookup_defaults,
+                                                  &resumable_module);
+        apr_array_header_t *secs[2] = { sc->sec_dir, sc->sec_url };
+        int i, k;
+
+        for (k = 0; k < 2; k++) {
+            for (i = 0; secs[k] && i < secs[k]->nelts; i++) {
+                rs_dir_conf_t *d = ap_get_module_config(
+                    APR_ARRAY_IDX(secs[k], i, ap_conf_vector_t *),
+                    &resumable_module);
+                const char *ddir = d ? (d->dir ? d->dir : (k ? NULL
+                                                           : d->section))
+                                     : NULL;
+                if (ddir && !strcmp(no_slash(p, ddir), dir)) {
+                    rs_dir_conf_t *m = top ? rs_conf_merge_dir(p, top, d) : d;
+                    return m->hooks;
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
 #define DIR_ONLY (RSRC_CONF | ACCESS_CONF)
 #define HT_OK (RSRC_CONF | ACCESS_CONF | OR_FILEINFO)
 #define OFF(f) (void *)APR_OFFSETOF(rs_dir_conf_t, f)
@@ -564,6 +673,9 @@ const command_rec rs_conf_cmds[] = {
                   "bytes per socket read of an upload body (Off: httpd's)"),
     AP_INIT_FLAG("ResumableSplice", set_splice, NULL, RSRC_CONF,
                  "On: move plain upload bodies socket to file in the kernel"),
+    AP_INIT_TAKE_ARGV("ResumableHook", set_hook, NULL, DIR_ONLY,
+                      "EVENT TARGET [timeout=SECONDS] [failopen=on]: ask or "
+                      "tell the application (not in .htaccess)"),
     { NULL }
 };
 

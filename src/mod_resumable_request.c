@@ -567,6 +567,9 @@ int rs_httpd_handle(request_rec *r)
         return rs_httpd_store_request(r, 1);    /* no upload URL is there */
     }
     req = make_req(r, e, a);
+    if (e->hooks) {
+        rs_httpd_hook_request(r);
+    }
     if (is_preflight(r)) {
         preflight(req);
         return render(r, req);

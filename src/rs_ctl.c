@@ -188,9 +188,11 @@ apr_status_t rs_ctl_load_one(rs_store_t *s, const char *id, apr_pool_t *p,
     return APR_STATUS_IS_ENOENT((*item)->rv) ? APR_ENOENT : APR_SUCCESS;
 }
 
+/* Still taking bytes: active, and not refused by a pre-finish hook (whose
+ * data is removed on purpose and which only answers 403 until it expires). */
 static int unfinished(const rs_upload_t *u)
 {
-    return RS_STATE_ACTIVE == u->state;
+    return RS_STATE_ACTIVE == u->state && !(u->flags & RS_UF_REJECTED);
 }
 
 static rs_ctl_problem_t problem(rs_ctl_item_t *it, rs_ctl_problem_t pr,
@@ -211,7 +213,8 @@ rs_ctl_problem_t rs_ctl_check(rs_ctl_item_t *it, apr_pool_t *p)
     if (unfinished(u) && !(u->flags & RS_UF_FINAL) && it->data_size < 0) {
         return problem(it, RS_CTL_NO_DATA, "data file is missing");
     }
-    if (rs_upload_append_mode(u) && u->offset > it->data_size) {
+    if (unfinished(u) && rs_upload_append_mode(u)
+        && u->offset > it->data_size) {
         return problem(it, RS_CTL_AHEAD, apr_psprintf(p,
                        "offset %" APR_OFF_T_FMT " is ahead of the data file"
                        " (%" APR_OFF_T_FMT " bytes)", u->offset,

@@ -101,6 +101,7 @@
 
 #include "rs_engine.h"
 #include "rs_engine_private.h"
+#include "rs_hook.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_lock.h"
@@ -242,7 +243,9 @@ static apr_status_t key_target(rs_txn_t *txn, const char *key,
                       (int)u->proto);
         return APR_SUCCESS;
     }
-    if (APR_SUCCESS == rv && (!active_only || RS_STATE_ACTIVE == u->state)) {
+    if (APR_SUCCESS == rv && (!active_only || (RS_STATE_ACTIVE == u->state
+                                               && !(u->flags
+                                                    & RS_UF_REJECTED)))) {
         *id = val;
     }
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
@@ -303,6 +306,12 @@ static void apply_progress(rs_upload_t *dst, const rs_upload_t *src)
 apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
                                   apr_pool_t *p, rs_upload_t **fresh)
 {
+    return rs_eng_save_event(e, u, -1, p, fresh);
+}
+
+apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
+                               int event, apr_pool_t *p, rs_upload_t **fresh)
+{
     rs_txn_t *txn;
     rs_upload_t *cur = NULL;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
@@ -314,6 +323,11 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
     if (APR_SUCCESS == rv) {
         unsigned int pending = cur->flags & RS_UF_PENDING;
 
+        if (event < 0 && e->hooks && RS_STATE_ACTIVE == u->state
+            && u->offset > cur->offset && !(u->flags & RS_UF_CHUNKED)
+            && (u->length < 0 || u->offset < u->length)) {
+            event = RS_HOOK_POST_RECEIVE;       /* progress, not the end */
+        }
         apply_progress(cur, u);
         cur->flags = (cur->flags & ~RS_UF_PENDING) | pending;
         rv = rs_eng_pending_update(txn, cur, cur->offset > 0
@@ -321,6 +335,9 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
     }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_txn_save(txn, cur, p);
+    }
+    if (APR_SUCCESS == rv && event >= 0) {
+        rv = rs_eng_record(e, txn, event, cur, p);
     }
     rs_store_end(txn);
     if (fresh) {
@@ -432,7 +449,7 @@ static int expired(const rs_upload_t *u, apr_time_t now)
 }
 
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
-                                  rs_lock_t *lock, apr_pool_t *p);
+                                  rs_lock_t *lock, int event, apr_pool_t *p);
 
 /* Remove an expired upload unless a writer holds it (then it is in use
  * and not expired after all) or, for a partial, a final still needs its
@@ -446,7 +463,7 @@ static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
     if (APR_SUCCESS == rs_data_staging(p, u->dir, 0, &staging)
         && !rs_eng_release_partial(e, NULL, u, p)
         && APR_SUCCESS == rs_lock_acquire(&lock, staging, u->id, 0, p)) {
-        if (APR_SUCCESS == remove_upload(e, u, lock, p)) {
+        if (APR_SUCCESS == remove_upload(e, u, lock, RS_HOOK_POST_EXPIRE, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
                           "upload %s: expired, removed", u->id);
             rs_stats_add(RS_STAT_EXPIRED, 1);
@@ -493,21 +510,29 @@ static apr_status_t empty_read(rs_body_t *b, const char **data,
  * killed after the last write): complete it now with an empty append,
  * unless a writer holds it (it is completing it then). */
 static rs_upload_t *recover_complete(rs_engine_t *e, const rs_area_t *a,
-                                     rs_upload_t *u, apr_pool_t *p)
+                                     rs_upload_t *u, apr_pool_t *p,
+                                     rs_error_t **hook_err)
 {
     rs_area_t now = *a;
     rs_body_t empty = { empty_read, NULL, 0, NULL };
     rs_append_t ap;
     rs_append_result_t res;
     rs_upload_t *fresh;
+    rs_error_t *err;
 
     memset(&ap, 0, sizeof(ap));
     ap.offset = u->offset;
     ap.declare_length = -1;
     now.lock_wait = 0;
-    if (!rs_engine_append(e, &now, u, &ap, &empty, p, &res)
-        && !rs_eng_lookup(e, u->id, p, &fresh)) {
+    err = rs_engine_append(e, &now, u, &ap, &empty, p, &res);
+    if (!err && !rs_eng_lookup(e, u->id, p, &fresh)) {
         return fresh;
+    }
+    if (err && (RS_ERR_HOOK_REJECTED == err->code
+                || RS_ERR_HOOK_UNAVAILABLE == err->code
+                || RS_ERR_HOOK_FAILED == err->code)) {
+        *hook_err = err;        /* pre-finish said no or could not be
+                                   asked: never looks finished */
     }
     return u;
 }
@@ -572,6 +597,9 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (strcmp(u->dir, a->dir) || strcmp(u->owner, owner ? owner : "")) {
         return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
     }
+    if (u->flags & RS_UF_REJECTED) {
+        return rs_error_make(p, RS_ERR_REJECTED, 0, NULL);
+    }
     if (expired(u, apr_time_now()) && expire_now(e, u, p)) {
         return rs_error_make(p, RS_ERR_GONE, 0, "upload expired");
     }
@@ -582,11 +610,11 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
         u = offset_now(e, a, u, p);
     }
     if (rs_upload_append_mode(u) && u->length >= 0 && u->offset == u->length) {
-        u = recover_complete(e, a, u, p);
+        u = recover_complete(e, a, u, p, &err);
     }
     rs_report_upload(p, u);
     *pu = u;
-    return NULL;
+    return err;
 }
 
 rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
@@ -618,8 +646,9 @@ rs_error_t *rs_engine_find_key(rs_engine_t *e, const rs_area_t *a,
     }
     err = id ? rs_engine_open(e, a, id, owner, p, u)
              : rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
-    if (err && RS_ERR_GONE == err->code) {
-        err = rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
+    if (err && (RS_ERR_GONE == err->code || RS_ERR_REJECTED == err->code)) {
+        err = rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);  /* a refused
+                                        one frees its key for a new upload */
     }
     return err;
 }
@@ -674,6 +703,9 @@ static rs_error_t *store_new(rs_engine_t *e, const rs_area_t *a,
     }
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_txn_save(txn, u, p);
+    }
+    if (APR_SUCCESS == rv && !*existing) {
+        rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, u, p);
     }
     rs_store_end(txn);
     return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "write", u->id);
@@ -739,6 +771,9 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     u->expires = rs_engine_expires(a, u);
     if (!u->owner) {
         u->owner = "";
+    }
+    if ((err = rs_eng_gate(e, RS_HOOK_PRE_CREATE, u, p))) {
+        return err;
     }
     rv = rs_data_staging(p, a->dir, 1, &staging);
     if (APR_SUCCESS == rv && !(u->flags & RS_UF_FINAL)) {
@@ -971,6 +1006,11 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
     rs_upload_t *fresh, before = *u;
     apr_status_t rv = APR_SUCCESS;
 
+    rs_error_t *err = rs_eng_finish_gate(e, u, p);
+
+    if (err) {
+        return err;
+    }
     if (!(u->flags & RS_UF_PARTIAL)) {
         rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id), u->dir,
                              rs_eng_publish_name(p, a, u), 0, &path);
@@ -989,7 +1029,9 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
         u->flags |= RS_UF_UNINDEXED;    /* hashed later by the sweep, so any
                                            area sharing the directory dedups */
     }
-    if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, &fresh))) {
+    rv = rs_eng_save_event(e, u, (u->flags & RS_UF_PARTIAL) ? -1
+                           : RS_HOOK_POST_FINISH, p, &fresh);
+    if (APR_SUCCESS != rv) {
         /* the record still says active: its bytes go back where it
          * looks for them, so none are lost */
         if ((u->flags & RS_UF_PUBLISHED) && !(before.flags & RS_UF_PUBLISHED)
@@ -1272,7 +1314,8 @@ rs_error_t *rs_engine_concat(rs_engine_t *e, const rs_area_t *a,
     u->owner = u->owner ? u->owner : "";
     u->created = u->updated = apr_time_now();
     u->expires = rs_engine_expires(a, u);
-    if ((err = register_final(e, a, u, allow_unfinished, p))) {
+    if ((err = rs_eng_gate(e, RS_HOOK_PRE_CREATE, u, p))
+        || (err = register_final(e, a, u, allow_unfinished, p))) {
         return err;
     }
     if ((err = assemble(e, a, u->id, p))) {
@@ -1682,8 +1725,9 @@ static apr_status_t check_unused(rs_txn_t *txn, const char *id, apr_pool_t *p)
     for (i = 0; u->waiters && i < u->waiters->nelts; i++) {
         rv = rs_eng_txn_load(txn, APR_ARRAY_IDX(u->waiters, i, const char *),
                              p, &f);
-        if (APR_SUCCESS == rv && !(f->flags & RS_UF_PUBLISHED)) {
-            return APR_EBUSY;
+        if (APR_SUCCESS == rv
+            && !(f->flags & (RS_UF_PUBLISHED | RS_UF_REJECTED))) {
+            return APR_EBUSY;           /* a refused final uses nothing */
         }
         if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
             return rv;
@@ -1695,7 +1739,7 @@ static apr_status_t check_unused(rs_txn_t *txn, const char *id, apr_pool_t *p)
 /* Delete data, published file and record; leave a tombstone. The caller
  * holds the upload's lock. APR_EBUSY: a partial still in use, kept. */
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
-                                  rs_lock_t *lock, apr_pool_t *p)
+                                  rs_lock_t *lock, int event, apr_pool_t *p)
 {
     rs_txn_t *txn;
     char stamp[32];
@@ -1723,6 +1767,9 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_pending_release(txn, u->id, p);
+    }
+    if (APR_SUCCESS == rv && !(u->flags & RS_UF_REJECTED)) {
+        rv = rs_eng_record(e, txn, event, u, p);
     }
     rs_store_end(txn);
     if (APR_SUCCESS != rv) {
@@ -1758,7 +1805,7 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
         rv = APR_EBUSY;
     }
     if (APR_SUCCESS == rv) {
-        rv = remove_upload(e, u, c.lock, p);
+        rv = remove_upload(e, u, c.lock, RS_HOOK_POST_TERMINATE, p);
     }
     rs_lock_release(c.lock);
     if (APR_STATUS_IS_EBUSY(rv)) {

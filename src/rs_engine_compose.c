@@ -37,6 +37,7 @@
 
 #include "rs_engine.h"
 #include "rs_engine_private.h"
+#include "rs_hook.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_lock.h"
@@ -73,14 +74,25 @@ rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
                            const char *name, apr_pool_t *p)
 {
     apr_status_t rv;
+    rs_error_t *err;
+    apr_off_t length = u->length;
 
+    u->length = total;                  /* what pre-finish reports */
+    if ((err = rs_eng_finish_gate(e, u, p))) {
+        if (!(u->flags & RS_UF_REJECTED)) {
+            u->length = length;
+        }
+        return err;
+    }
     u->state = RS_STATE_COMPLETE;
     u->flags = (u->flags | RS_UF_COMPOSED) & ~RS_UF_PUBLISHED;
     u->length = u->offset = total;
     u->path = name;
     u->expires = 0;
     u->updated = apr_time_now();
-    if (APR_SUCCESS != (rv = rs_eng_save_progress(e, u, p, NULL))) {
+    rv = rs_eng_save_event(e, u, (u->flags & RS_UF_PARTIAL) ? -1
+                           : RS_HOOK_POST_FINISH, p, NULL);
+    if (APR_SUCCESS != rv) {
         return rs_eng_state_error(p, rv, "write", u->id);
     }
     rs_stats_add(RS_STAT_COMPLETED, 1);

@@ -64,6 +64,10 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(CHUNK_CONFLICT,     409, "the chunk differs from the one stored"),
     ROW(TOO_MANY_PENDING,   429, "too many unfinished uploads that hold no "
                                  "data yet"),
+    ROW(HOOK_REJECTED,      403, "refused by the application"),
+    ROW(HOOK_UNAVAILABLE,   503, "the application's hook is unavailable"),
+    ROW(HOOK_FAILED,        502, "the application's hook answered badly"),
+    ROW(REJECTED,           403, "the application refused this upload"),
 };
 
 #undef ROW

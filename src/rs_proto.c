@@ -46,4 +46,8 @@ void rs_proto_error(rs_req_t *req, rs_error_t *err)
     req->content_type = "text/plain; charset=utf-8";
     req->text = apr_psprintf(req->pool, "%s: %s\n", err->name,
                              err->detail ? err->detail : "");
+    if (RS_ERR_HOOK_REJECTED == err->code) {    /* the application's words */
+        req->text = apr_pstrcat(req->pool, err->detail ? err->detail : "",
+                                "\n", NULL);
+    }
 }

@@ -35,6 +35,8 @@
 
 #include <string.h>
 #include <apr_strings.h>
+#include <stdlib.h>
+#include <jansson.h>
 #include <apr_lib.h>
 
 #include "rs_proto.h"
@@ -222,6 +224,22 @@ static void completed(ietf_t *x)
     }
 }
 
+/* An application's refusal (a hook) as RFC 9457 problem details. */
+static const char *hook_problem(apr_pool_t *p, rs_error_t *err)
+{
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank",
+                          "title", RS_ERR_REJECTED == err->code
+                          ? "Upload Refused" : "Refused by the Application",
+                          "status", err->status, "detail",
+                          err->detail ? err->detail : "");
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    const char *out = apr_pstrcat(p, s ? s : "{}", "\n", NULL);
+
+    free(s);
+    json_decref(o);
+    return out;
+}
+
 /* Engine errors in this protocol's terms. */
 static void map_error(ietf_t *x, rs_error_t *err, const rs_upload_t *u)
 {
@@ -245,6 +263,12 @@ static void map_error(ietf_t *x, rs_error_t *err, const rs_upload_t *u)
             return;
         }
         break;
+    case RS_ERR_HOOK_REJECTED:
+    case RS_ERR_REJECTED:
+        rs_proto_error(req, err);
+        req->content_type = "application/problem+json";
+        req->text = hook_problem(req->pool, err);
+        return;
     default:
         break;
     }

@@ -16,6 +16,9 @@
  *   resumablectl [-d DB] [-t TYPE] repair          fix what verify finds
  *   resumablectl [-d DB] [-t TYPE] [-o OWNER] [-e SECONDS] rebuild DIR
  *                                   records for orphaned data files of DIR
+ *   resumablectl [-d DB] [-t TYPE] events          pending hook events
+ *   resumablectl [-d DB] [-t TYPE] replay ID|all   send again now
+ *   resumablectl [-d DB] [-t TYPE] drop ID|all     forget (never sent)
  *
  * DB is the ResumableStateDB path (default /var/lib/apache2/resumable/state),
  * TYPE its apr_dbm type (default sdbm). Exit status: 0 ok, 1 verify found
@@ -27,7 +30,12 @@
  * so two resumablectl never interleave. Reading commands (list, show,
  * verify) are safe while httpd runs. Writing commands (expire, repair,
  * rebuild) must be run with httpd stopped: a request could otherwise write
- * a record between resumablectl's read and write of it. expire also takes
+ * a record between resumablectl's read and write of it. replay and drop
+ * (hook events, the outbox of rs_hook.h) write one outbox record each in
+ * one transaction, which on sdbm holds its exclusive file lock: they may
+ * run while httpd does (the deliverer's own update of a dropped event is
+ * a no-op). replay makes an event due now: httpd's deliverer sends it
+ * within a second. expire also takes
  * each upload's writer lock, as httpd's own sweep does.
  *
  * Recovery of a lost, unreadable or corrupted database (verify says
@@ -64,6 +72,7 @@
 #include "rs_store.h"
 #include "rs_util.h"
 #include "rs_log.h"
+#include "rs_hook.h"
 
 #ifndef RS_DEFAULT_STATEDB
 #define RS_DEFAULT_STATEDB "/var/lib/apache2/resumable/state"
@@ -88,7 +97,10 @@ static int usage(void)
             "  expire             remove expired uploads now\n"
             "  repair             fix what verify finds (httpd stopped)\n"
             "  rebuild DIR        [-o owner] [-e seconds] records for data\n"
-            "                     files of the area DIR that have none\n");
+            "                     files of the area DIR that have none\n"
+            "  events             pending hook notifications\n"
+            "  replay ID|all      make them due now (httpd sends them)\n"
+            "  drop ID|all        forget them (they are never sent)\n");
     return 2;
 }
 
@@ -300,6 +312,63 @@ static int cmd_rebuild(ctl_t *c, const char *dir)
     return 0;
 }
 
+/* ---- hook events (the outbox) ------------------------------------------ */
+
+static int cmd_events(ctl_t *c)
+{
+    apr_array_header_t *evs;
+    apr_status_t rv = rs_outbox_list(c->store, c->p, 1 << 20, &evs);
+    apr_time_t now = apr_time_now();
+    int i;
+
+    if (APR_SUCCESS != rv) {
+        return fail(rv, "cannot read the state database", c->db);
+    }
+    for (i = 0; i < evs->nelts; i++) {
+        rs_outbox_ev_t *e = APR_ARRAY_IDX(evs, i, rs_outbox_ev_t *);
+        printf("%s %-14s attempts=%d next=%lds %s%s%s\n", e->id, e->event,
+               e->attempts, e->next > now ? (long)apr_time_sec(e->next - now)
+               : 0L, e->url, e->last_error ? " last: " : "",
+               e->last_error ? e->last_error : "");
+    }
+    printf("events: %d pending\n", evs->nelts);
+    return 0;
+}
+
+/* replay (make due now) or drop the event id, or all of them. */
+static int cmd_event_op(ctl_t *c, int drop, const char *id)
+{
+    apr_array_header_t *evs;
+    apr_status_t rv = rs_outbox_list(c->store, c->p, 1 << 20, &evs);
+    int i, n = 0;
+
+    for (i = 0; APR_SUCCESS == rv && i < evs->nelts; i++) {
+        rs_outbox_ev_t *e = APR_ARRAY_IDX(evs, i, rs_outbox_ev_t *);
+        if (strcmp(id, "all") && strcmp(id, e->id)) {
+            continue;
+        }
+        e->next = 0;
+        rv = drop ? rs_outbox_drop(c->store, e->key, c->p)
+             : rs_outbox_update(c->store, e, c->p);
+        if (APR_SUCCESS == rv) {
+            printf("%s: %s\n", e->id, drop ? "dropped" : "due now");
+            n++;
+        }
+    }
+    if (APR_SUCCESS == rv && n && !drop) {
+        rv = rs_outbox_wake(c->store, c->p);    /* the deliverer looks now */
+    }
+    if (APR_SUCCESS != rv) {
+        return fail(rv, "cannot write the state database", c->db);
+    }
+    if (!n && strcmp(id, "all")) {
+        fprintf(stderr, "resumablectl: no pending event %s\n", id);
+        return 1;
+    }
+    printf("%s: %d event(s)\n", drop ? "drop" : "replay", n);
+    return 0;
+}
+
 static int parse_args(ctl_t *c, int argc, const char *const *argv, int *next)
 {
     apr_getopt_t *opt;
@@ -343,6 +412,12 @@ static int dispatch(ctl_t *c, const char *cmd, const char *arg)
     if (!strcmp(cmd, "expire")) {
         return cmd_expire(c);
     }
+    if (!strcmp(cmd, "events")) {
+        return cmd_events(c);
+    }
+    if (!strcmp(cmd, "replay") || !strcmp(cmd, "drop")) {
+        return cmd_event_op(c, 'd' == cmd[0], arg);
+    }
     return cmd_rebuild(c, arg);
 }
 
@@ -351,10 +426,12 @@ static int run(ctl_t *c, int argc, const char *const *argv, int i)
     const char *cmd = argv[i];
     int writes = !strcmp(cmd, "expire") || !strcmp(cmd, "repair")
                  || !strcmp(cmd, "rebuild");
-    int with_arg = !strcmp(cmd, "show") || !strcmp(cmd, "rebuild");
+    int events = !strcmp(cmd, "replay") || !strcmp(cmd, "drop");
+    int with_arg = !strcmp(cmd, "show") || !strcmp(cmd, "rebuild") || events;
     apr_status_t rv;
 
-    if (!writes && !with_arg && strcmp(cmd, "list") && strcmp(cmd, "verify")) {
+    if (!writes && !with_arg && strcmp(cmd, "list") && strcmp(cmd, "verify")
+        && strcmp(cmd, "events")) {
         return usage();
     }
     if (argc != i + 1 + with_arg) {
@@ -364,7 +441,7 @@ static int run(ctl_t *c, int argc, const char *const *argv, int i)
     if (APR_SUCCESS != rv) {
         return fail(rv, "unusable state database", c->db);
     }
-    if (take_lock(c, writes)) {
+    if (take_lock(c, writes || events)) {
         return 2;
     }
     return dispatch(c, cmd, with_arg ? argv[i + 1] : NULL);

@@ -9,6 +9,8 @@
 //   slice003   003-slice.html: pause, resume, reload, choose + upload again
 //   download   000-download.html: abort mid-download, download again
 //   ranged     004-download.html: pause between pieces, continue
+//   offset-refused  001-offset.html, one submit (of a file an application
+//              hook may refuse, ResumableHook): what the page shows
 //   md5        002-md5.html at http://localhost:8000 (the seed client's
 //              fixed origin, mapped to --base): pause, continue, reload,
 //              choose again; then choose it once more (instant upload)
@@ -108,6 +110,20 @@ async function offsetVia (page, base) {
 }
 
 const pct = async page => parseFloat(await text(page, '#pct')) || 0
+
+// 001, one submit: what the page shows (a hook may refuse the file)
+async function offsetRefused (page) {
+  const seen = watch(page, /\/(status|upload)$/)
+  await page.goto(a.base + '/seeds/001-offset.html')
+  await page.setInputFiles('input[name=myfile]', a.file)
+  await page.evaluate(() => { document.getElementById('log').textContent = '' })
+  await page.click('input[type=submit]')
+  const log = await until(async () => {
+    const t = await text(page, '#log')
+    return /^(error|success|stopped)$/.test(t) && t
+  }, 60000, 'the answer')
+  return { log, requests: seen }
+}
 
 async function flowlike (page, html, re = /\/flow(\?|$)/) {
   const seen = watch(page, re)
@@ -240,6 +256,7 @@ async function ranged (page) {
 
 const PAGES = {
   offset,
+  'offset-refused': offsetRefused,
   flow: page => flowlike(page, '/seeds/flow.html'),
   resumable: page => flowlike(page, '/seeds/resumable.html'),
   slice,
