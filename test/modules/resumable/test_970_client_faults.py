@@ -47,8 +47,8 @@ class Proto:
     returns (method, path, headers, body) of a request of N body bytes
     that continues the upload; kept() checks the acknowledged bytes."""
 
-    def __init__(self, env, name):
-        self.env, self.name, self.c = env, name, env.client
+    def __init__(self, env, name, n=N):
+        self.env, self.name, self.c, self.n = env, name, env.client, n
         self.seq = getattr(Proto, 'seq', 0) + 1
         Proto.seq = self.seq
 
@@ -58,35 +58,35 @@ class Proto:
 
     def prep_tus(self):
         tus = self.env.tus(P)
-        self.url = tus.create(length=10 * N)
+        self.url = tus.create(length=10 * self.n)
         assert tus.patch(self.url, 0, b'a' * ACKED).status == 204
         self.req = ('PATCH', split_url(self.url)[0],
                     {**TUS, 'Upload-Offset': str(ACKED),
                      'Content-Type': OCTET},
-                    make_data(N, self.seq))
+                    make_data(self.n, self.seq))
         self.offset = lambda: tus.offset(self.url)
 
     def prep_ietf(self):
         r = send_whole(self.c, 'POST', P, dict(IETF, **{
-            'Upload-Complete': '?0', 'Upload-Length': str(10 * N)}),
+            'Upload-Complete': '?0', 'Upload-Length': str(10 * self.n)}),
             b'a' * ACKED)
         assert r.status == 201, r
         path = split_url(r.headers['Location'])[0]
         self.req = ('PATCH', path, {
             **IETF, 'Upload-Complete': '?0', 'Upload-Offset': str(ACKED),
             'Content-Type': 'application/partial-upload'},
-            make_data(N, self.seq))
+            make_data(self.n, self.seq))
         self.offset = lambda: int(self.c.head(path, IETF).headers[
             'Upload-Offset'])
 
     def prep_offset(self):
         fid = f'fault-{self.seq}'
-        h = {'X-File-Id': fid, 'X-File-Size': str(10 * N)}
+        h = {'X-File-Id': fid, 'X-File-Size': str(10 * self.n)}
         r = self.c.request('POST', P, dict(h, **{'X-Start-Byte': '0'}),
                            b'a' * ACKED)
         assert r.status == 200, r
         self.req = ('POST', P, dict(h, **{'X-Start-Byte': str(ACKED)}),
-                    make_data(N, self.seq))
+                    make_data(self.n, self.seq))
         self.offset = lambda: int(self.c.get(P, {'X-File-Id': fid}).body)
 
     def _chunk(self, parts):
@@ -98,11 +98,11 @@ class Proto:
         self._chunk([('chunk', ('blob', b'a' * ACKED, OCTET)),
                      ('index', '0'), ('name', name)])
         self.req = ('POST', P, MP_T, multipart([
-            ('chunk', ('blob', make_data(N, self.seq), OCTET)),
+            ('chunk', ('blob', make_data(self.n, self.seq), OCTET)),
             ('index', '1'), ('name', name)]))
 
     def prep_md5(self):
-        c0, c1 = b'a' * ACKED, make_data(N, self.seq)
+        c0, c1 = b'a' * ACKED, make_data(self.n, self.seq)
         fid = md5(c0 + c1)
         r = self.c.request('POST', P, {'Content-Type': 'application/json'},
                            jbody({'fileId': fid, 'ext': '.bin',
@@ -116,12 +116,12 @@ class Proto:
             ('fileId', fid)]))
 
     def prep_flow(self):
-        geo = dict(flowChunkSize=N, flowTotalSize=2 * N,
+        geo = dict(flowChunkSize=self.n, flowTotalSize=2 * self.n,
                    flowTotalChunks=2, flowIdentifier=f'fault-{self.seq}')
-        self._chunk(flow_parts(b'a' * N, flowChunkNumber=1, **geo))
+        self._chunk(flow_parts(b'a' * self.n, flowChunkNumber=1, **geo))
         self.req = ('POST', P, MP_T, multipart(flow_parts(
-            make_data(N, self.seq), flowChunkNumber=2,
-            flowCurrentChunkSize=N, **geo)))
+            make_data(self.n, self.seq), flowChunkNumber=2,
+            flowCurrentChunkSize=self.n, **geo)))
 
 
 PROTOS = ['tus', 'ietf', 'offset', 'slice', 'md5', 'flow']
@@ -166,7 +166,7 @@ def assert_kept(env, before, proto, acked_offset):
     assert not lost, lost
     if hasattr(proto, 'offset'):
         off = proto.offset()
-        assert acked_offset <= off <= ACKED + N, off
+        assert acked_offset <= off <= ACKED + proto.n, off
 
 
 class TestClientFaults:
@@ -174,13 +174,13 @@ class TestClientFaults:
         server_extra='Timeout 2\nRequestReadTimeout header=5 body=20\n'
                      f'CustomLog "{fault_log(env)}" "%{{X-Fault}}i %>s"',
         areas=[RsArea(P, dir=AREA, directives=[
-            f'ResumableMaxSize {20 * N}'])]))
+            f'ResumableMaxSize {200 * 1024 * 1024}'])]))
     ALLOW_ERRORS = ALLOW
 
-    def run(self, env, name, send):
+    def run(self, env, name, send, n=N):
         """prepare, send the faulty request, return (answer or None,
         access log status)."""
-        proto = Proto(env, name)
+        proto = Proto(env, name, n)
         method, path, headers, body = proto.prepare()
         tag = f'{name}-{proto.seq}'
         headers = dict(headers, **{'X-Fault': tag})
@@ -246,3 +246,28 @@ class TestClientFaults:
         r, logged = self.run(env, proto, send)
         assert r.status == 408, r
         assert logged == 408
+
+    @pytest.mark.parametrize('proto', ['tus', 'ietf', 'offset'])
+    @pytest.mark.parametrize('how', ['fin', 'rst', 'stall'])
+    def test_rs_970_04_large_body(self, env, proto, how):
+        """A body over 4 MiB is read in large blocks and spliced into the
+        file (mod_resumable_netread.c): a client that goes or stalls
+        after 2 MiB is logged 400 or 408 there too, and what arrived is
+        kept."""
+        def send(env, method, path, headers, body):
+            s = env.client.connect(15)
+            try:
+                s.sendall(head_bytes(env, method, path, headers, len(body)))
+                s.sendall(body[:2 * 1024 * 1024])
+                if how == 'stall':
+                    return read_response(s, method, 15)
+                time.sleep(0.3)
+                if how == 'rst':
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 b'\x01\x00\x00\x00\x00\x00\x00\x00')
+            finally:
+                s.close()
+        r, logged = self.run(env, proto, send, n=6 * 1024 * 1024)
+        assert logged == (408 if how == 'stall' else 400), logged
+        if how == 'stall':
+            assert r.status == 408, r
