@@ -84,7 +84,7 @@ PROTO_HEADERS = ['Upload-Offset', 'Upload-Length', 'Upload-Defer-Length',
                  'X-File-Id', 'X-Start-Byte', 'X-File-Size', 'Content-Type',
                  'Range', 'If-Range', 'X-HTTP-Method-Override', 'Origin',
                  'Access-Control-Request-Method', 'Upload-Expires',
-                 'X-Forwarded-Host', 'X-Forwarded-Proto']
+                 'X-Forwarded-Host', 'X-Forwarded-Proto', 'Expect']
 METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS',
            'FROB', 'get', 'PROPFIND']
 # methods httpd itself knows; for any other it answers 501 (AH00135)
@@ -121,6 +121,7 @@ class Request:
         self.chunk_line = None
         self.short = 0          # body bytes withheld (dishonest length)
         self.cl = None          # Content-Length header value, if mutated
+        self.pipeline = False   # a second request follows on the connection
 
     def body_bytes(self, boundary):
         b = self.body
@@ -134,7 +135,7 @@ class Request:
     def raw(self, boundary='FuzzB0undary'):
         body = self.body_bytes(boundary)
         lines = [f'{self.method} {self.path} HTTP/1.1', 'Host: 127.0.0.1',
-                 'Connection: close']
+                 'Connection: ' + ('keep-alive' if self.pipeline else 'close')]
         for k, v in self.headers:
             lines.append(f'{k}: {v}')
         if self.chunked:
@@ -146,7 +147,7 @@ class Request:
         head = ('\r\n'.join(lines) + '\r\n\r\n').encode('utf-8',
                                                           'surrogateescape')
         if not self.chunked:
-            return head + body
+            return head + body + self.second()
         out, i = [head], 0
         while i < len(body):
             n = max(1, min(len(body) - i, 1 + (len(body) // 3)))
@@ -154,7 +155,11 @@ class Request:
             i += n
         out.append(self.chunk_line if self.chunk_line is not None
                    else b'0\r\n' + self.trailer + b'\r\n')
-        return b''.join(out)
+        return b''.join(out) + self.second()
+
+    def second(self):
+        return (b'HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close'
+                b'\r\n\r\n') if self.pipeline else b''
 
     def describe(self):
         return f'{self.name} {self.method} {self.path[:80]} ops={self.ops}'
@@ -347,7 +352,12 @@ def op_length(rnd, q, paths):
     return f'cl:{q.cl!r}'
 
 
-OPERATORS = [(op_header_value, 30), (op_drop_header, 8),
+def op_pipeline(rnd, q, paths):
+    q.pipeline = True
+    return 'pipeline'
+
+
+OPERATORS = [(op_pipeline, 5), (op_header_value, 30), (op_drop_header, 8),
              (op_repeat_header, 6), (op_add_header, 14), (op_method, 6),
              (op_path, 10), (op_body, 16), (op_framing, 6), (op_length, 10)]
 
@@ -360,6 +370,8 @@ def mutate(rnd, template, paths):
         q.ops.append(op(rnd, q, paths))
     if q.cl is not None and q.chunked:
         q.cl = None
+    if q.short or q.cl is not None or q.chunk_line is not None:
+        q.pipeline = False      # where the first request ends is unclear
     return q
 
 
@@ -437,9 +449,18 @@ def _chunked_end(buf, pos):
     raise ValueError('too many chunks')
 
 
-def parse(buf, method):
-    """-> final status of a well-formed answer; ValueError otherwise."""
-    pos = 0
+def parse(buf, method, pipeline=False):
+    """-> final status of a well-formed answer (of the first request when
+    pipelined: a well-formed answer to the second may follow, or nothing
+    when the server closed after the first); ValueError otherwise."""
+    status, pos = parse_one(buf, 0, method, pipeline)
+    if pipeline and pos < len(buf):
+        parse_one(buf, pos, 'HEAD', False)
+    return status
+
+
+def parse_one(buf, pos, method, more):
+    """-> (status, end) of one well-formed answer starting at pos."""
     for _ in range(20):
         status, hdrs, pos = _head(buf, pos)
         if 100 <= status < 200:
@@ -450,8 +471,10 @@ def parse(buf, method):
     if method == 'HEAD' or status in (204, 304):
         body_len = 0
     elif 'chunked' in ','.join(hdrs.get('transfer-encoding', [])).lower():
-        return status if _chunked_end(buf, pos) == len(buf) else \
+        end = _chunked_end(buf, pos)
+        if end != len(buf) and not more:
             _fail('bytes after the chunked body')
+        return status, end
     elif 'content-length' in hdrs:
         cls = set(hdrs['content-length'])
         if len(cls) != 1 or not next(iter(cls)).isdigit():
@@ -459,10 +482,10 @@ def parse(buf, method):
         body_len = int(next(iter(cls)))
     else:
         body_len = len(buf) - pos           # delimited by the close
-    if len(buf) - pos != body_len:
+    if len(buf) - pos < body_len or (len(buf) - pos > body_len and not more):
         raise ValueError(f'body of {len(buf) - pos} bytes, declared '
                          f'{body_len}')
-    return status
+    return status, pos + body_len
 
 
 def run(host, port, templates, paths, seed, count, seconds, check=None):
@@ -480,7 +503,7 @@ def run(host, port, templates, paths, seed, count, seconds, check=None):
         buf = send(host, port, q)
         sent += 1
         try:
-            status = parse(buf, method) if buf else None
+            status = parse(buf, method, q.pipeline) if buf else None
         except ValueError as e:
             failures.append((f'#{i} {q.describe()}', f'malformed: {e}',
                              buf[:300]))

@@ -8,12 +8,15 @@ number): each is a 4xx now, and the server stays up.
 - IETF Upload-Offset + Content-Length past 2^63 (rs_proto_ietf.c
   append_lengths_ok, digest_body): 400 before any body is read;
 - IETF `Content-Disposition: x; y` (a parameter without '=', cd_param
-  stepped past a NULL pointer): the upload is made, without a name."""
+  stepped past a NULL pointer): the upload is made, without a name;
+- found by the fuzzer (test_972): a flow test GET whose query has a bad
+  %-escape (apr_punescape_url gave NULL, used as a table key: SIGSEGV in
+  every build): 400."""
 import pytest
 
 from pyrs.client import OCTET, split_url
 from pyrs.env import RsArea
-from pyrs.hostile import send_whole
+from pyrs.hostile import flow_query, send_whole
 
 P = '/ov/'
 TUS = {'Tus-Resumable': '1.0.0'}
@@ -113,4 +116,13 @@ class TestOverflow:
             'Upload-Complete': '?1', 'Content-Disposition': cd,
             'Content-Type': OCTET}), b'abcd')
         assert r.status in (200, 201) or 400 <= r.status < 500, r
+        self.alive(env)
+
+    @pytest.mark.parametrize('bad', ['f%owTotalSize=10', 'flowTotalSize=%',
+                                     'flowTotalSize=1%zz', '%=1', '%',
+                                     'flowFilename=%G0.bin', '%00=1'])
+    def test_rs_971_06_flow_query_bad_escape(self, env, bad):
+        q = flow_query(flowTotalSize=None) + '&' + bad
+        r = env.client.get(P + '?' + q)
+        assert r.status == 400, r
         self.alive(env)
