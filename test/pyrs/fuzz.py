@@ -100,11 +100,14 @@ BAD_TRAILERS = [b'NoColon\r\n', b'Bad Name: x\r\n', b'X-Ctl\x01: y\r\n',
 
 
 class Template:
-    def __init__(self, name, method, path, headers, body=b''):
+    """A valid request; trailer: sent chunked with these trailer lines."""
+
+    def __init__(self, name, method, path, headers, body=b'', trailer=None):
         self.name, self.method, self.path = name, method, path
         self.headers = list(headers.items()) if isinstance(headers, dict) \
             else list(headers)
         self.body = body
+        self.trailer = trailer
 
 
 class Request:
@@ -116,8 +119,8 @@ class Request:
         self.headers = [(k, v) for k, v in t.headers]
         self.body = t.body
         self.ops = []
-        self.chunked = False
-        self.trailer = b''
+        self.chunked = t.trailer is not None
+        self.trailer = t.trailer or b''
         self.chunk_line = None
         self.short = 0          # body bytes withheld (dishonest length)
         self.cl = None          # Content-Length header value, if mutated

@@ -106,7 +106,13 @@ def templates(c):
         T('tus-patch-len', 'PATCH', c['TUS2'], dict(TUS, **{
             'Upload-Offset': '0', 'Content-Type': OCTET,
             'Upload-Length': '10'}), b'0123456789'),
+        T('tus-patch-trailer', 'PATCH', c['TUS'], dict(TUS, **{
+            'Upload-Offset': '3', 'Content-Type': OCTET,
+            'Trailer': 'Upload-Checksum'}), b'xyz',
+          trailer=b'Upload-Checksum: sha1 '
+          + b64(hashlib.sha1(b'xyz').digest()).encode() + b'\r\n'),
         T('tus-head', 'HEAD', c['TUS'], TUS),
+        T('tus-get', 'GET', c['TUS'], TUS),
         T('tus-delete', 'DELETE', c['TUS2'], TUS),
         T('tus-options', 'OPTIONS', P, TUS),
         T('tus-preflight', 'OPTIONS', c['TUS'], {
@@ -139,6 +145,12 @@ def templates(c):
             'Upload-Complete': '?1', 'Upload-Offset': '4',
             'Upload-Length': '100', 'Want-Repr-Digest': 'sha-256=1',
             'Content-Type': 'application/partial-upload'}), b'e' * 96),
+        T('ietf-put', 'PUT', P + 'new.txt', dict(IETF, **{
+            'Upload-Complete': '?1'}), b'put body'),
+        T('ietf-digest-trailer', 'POST', P, dict(IETF, **{
+            'Upload-Complete': '?1', 'Trailer': 'Repr-Digest'}), b'hello',
+          trailer=b'Repr-Digest: sha-256=:' + b64(hashlib.sha256(
+              b'hello').digest()).encode() + b':\r\n'),
         T('ietf-head', 'HEAD', c['IETF'], IETF),
         T('ietf-delete', 'DELETE', c['IETF'], IETF),
         T('ietf-options', 'OPTIONS', P, IETF),
@@ -162,6 +174,14 @@ def templates(c):
         T('md5-chunk', 'POST', P, {'Content-Type': MP}, ('mp', [
             ('file', ('blob', c['MD5D'])), ('chunkId', c['MD5CID']),
             ('fileId', c['MD5FID'])])),
+        T('resumable-test', 'GET', P + '?' + flow_query(
+            flowIdentifier=f'10-{c["FID"]}').replace('flow', 'resumable'),
+          {}),
+        T('md5-handshake2', 'POST', P, {'Content-Type': 'application/json'},
+          ('json', {'fileId': md5(b'ab'), 'ext': '.txt',
+                    'chunkIds': [md5(b'a') + '0', md5(b'b') + '1']})),
+        T('dl-head', 'HEAD', c['DONE'], {'Range': 'bytes=0-1'}),
+        T('dl-cors', 'GET', c['DONE'], {'Origin': 'http://127.0.0.1'}),
         T('flow-test', 'GET', P + '?' + flow_query(
             flowIdentifier=f'10-{c["FID"]}'), {}),
         T('flow-chunk', 'POST', P, {'Content-Type': MP}, ('mp', [
