@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import random
+import re
 import time
 
 import pytest
@@ -32,6 +33,7 @@ TUS = {'Tus-Resumable': '1.0.0'}
 IETF = {'Upload-Draft-Interop-Version': '8'}
 OCTET = 'application/offset+octet-stream'
 MP = 'multipart/form-data; boundary=FuzzB0undary'
+RE_ACCESS = re.compile(r'"(.*)" (\d{3}) \S+ \d+ pid=\d+$')
 BATCH = 250                      # requests per set of fresh uploads
 SEED = os.environ.get('RS_FUZZ_SEED', '972011')
 COUNT = int(os.environ.get('RS_FUZZ_COUNT', '4000'))
@@ -205,6 +207,7 @@ class TestFuzz:
     def test_rs_972_01_mutations(self, env):
         seed = random.randrange(1 << 32) if SEED == 'random' else int(SEED)
         print(f'RS_FUZZ_SEED={seed} RS_FUZZ_COUNT={COUNT}')
+        log_pos = env.access_log.stat().st_size
         end = time.time() + SECONDS
         sent, statuses, failures, n = 0, {}, [], 0
         while sent < COUNT and time.time() < end:
@@ -222,6 +225,19 @@ class TestFuzz:
         assert not failures, (f'RS_FUZZ_SEED={seed}: {len(failures)} '
                               f'failures:\n' + '\n'.join(
                                   repr(f) for f in failures[:30]))
+        # no 5xx in the access log either (answers the client never read)
+        time.sleep(0.5)
+        bad = []
+        for line in env.access_log.read_bytes()[log_pos:].decode(
+                'latin-1').splitlines():
+            m = RE_ACCESS.search(line)
+            if not m or int(m.group(2)) < 500:
+                continue
+            method = m.group(1).split(' ', 1)[0]
+            if int(m.group(2)) != 501 or method in fuzz.HTTPD_METHODS:
+                bad.append(line[:300])
+        assert not bad, f'RS_FUZZ_SEED={seed}: 5xx in the access log:\n' \
+            + '\n'.join(bad[:20])
         # the server still serves uploads (every child)
         for _ in range(4):
             url = env.tus(P).upload(b'alive after the fuzzer')
