@@ -230,13 +230,19 @@ class TestClientFaults:
         assert 400 <= logged < 500, logged
 
     @pytest.mark.parametrize('proto', PROTOS)
-    def test_rs_970_03_client_stalls(self, env, proto):
+    @pytest.mark.parametrize('framing', ['length', 'chunked'])
+    def test_rs_970_03_client_stalls(self, env, proto, framing):
         """Half the body, then nothing past Timeout (2 s): 408."""
         def send(env, method, path, headers, body):
             s = env.client.connect(15)
             try:
-                s.sendall(head_bytes(env, method, path, headers, len(body)))
-                s.sendall(body[:len(body) // 2])
+                if framing == 'chunked':
+                    s.sendall(head_bytes(env, method, path, headers))
+                    s.sendall(b'%x\r\n' % len(body) + body[:len(body) // 2])
+                else:
+                    s.sendall(head_bytes(env, method, path, headers,
+                                         len(body)))
+                    s.sendall(body[:len(body) // 2])
                 t0 = time.time()
                 r = read_response(s, method, 15)
                 assert time.time() - t0 < 12
