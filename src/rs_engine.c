@@ -829,12 +829,13 @@ static rs_error_t *load_parts(rs_engine_t *e, rs_txn_t *txn,
         }
         (*parts)[i] = pu;
         *ready = *ready && RS_STATE_COMPLETE == pu->state;
-        if (*total >= 0 && pu->length >= 0
-            && !rs_util_off_add(*total, pu->length, total)) {
+        if (*total < 0 || pu->length < 0) {
+            *total = -1;
+        }
+        else if (!rs_util_off_add(*total, pu->length, total)) {
             return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "the partial "
                                  "uploads' lengths add up past 2^63");
         }
-        *total = (*total < 0 || pu->length < 0) ? -1 : *total;
     }
     return NULL;
 }
