@@ -335,6 +335,34 @@ def op_body(rnd, q, paths):
     return op
 
 
+# byte tokens of multipart and JSON bodies and what may replace them
+TOKENS = [b'form-data; ', b'name="', b'filename="', b'"\r\n', b'\r\n\r\n',
+          b'--FuzzB0undary', b'Content-Type: ', b'":', b'", "', b'{', b'[',
+          b'"', b'\r\n']
+SWAPS = [b'', b'\r\n', b'\n', b'\r\n\r\n', b'"', b'\\"', b';', b'; x',
+         b'name=', b'name*=UTF-8\'\'%zz', b'filename*=UTF-8\'\'a%2fb; ',
+         b'--FuzzB0undary--\r\n', b'--FuzzB0undary\r\n', b'\x00', b'\xff',
+         b'":{"', b'[' * 100, b'"\\u0000', b'"\\ud800', b'1e999', b'-0',
+         b'9' * 30, b'Content-Disposition: form-data; name="index"\r\n\r\n1']
+
+
+def op_tokens(rnd, q, paths):
+    data = q.body_bytes('FuzzB0undary')
+    spots = []
+    for t in TOKENS:
+        i = data.find(t)
+        for _ in range(200):
+            if i < 0:
+                break
+            spots.append((t, i))
+            i = data.find(t, i + 1)
+    if not spots:
+        return op_body(rnd, q, paths)
+    t, i = rnd.choice(spots)
+    q.body = data[:i] + rnd.choice(SWAPS) + data[i + len(t):]
+    return f'token:{t!r}'
+
+
 def op_framing(rnd, q, paths):
     q.chunked = True
     q.short = 0
@@ -362,7 +390,8 @@ def op_pipeline(rnd, q, paths):
 
 OPERATORS = [(op_pipeline, 5), (op_header_value, 30), (op_drop_header, 8),
              (op_repeat_header, 6), (op_add_header, 14), (op_method, 6),
-             (op_path, 10), (op_body, 16), (op_framing, 6), (op_length, 10)]
+             (op_path, 10), (op_body, 16), (op_tokens, 10), (op_framing, 6),
+             (op_length, 10)]
 
 
 def mutate(rnd, template, paths):
