@@ -125,6 +125,7 @@ class Request:
         self.short = 0          # body bytes withheld (dishonest length)
         self.cl = None          # Content-Length header value, if mutated
         self.pipeline = False   # a second request follows on the connection
+        self.version = 'HTTP/1.1'
 
     def body_bytes(self, boundary):
         b = self.body
@@ -137,7 +138,7 @@ class Request:
 
     def raw(self, boundary='FuzzB0undary'):
         body = self.body_bytes(boundary)
-        lines = [f'{self.method} {self.path} HTTP/1.1', 'Host: 127.0.0.1',
+        lines = [f'{self.method} {self.path} {self.version}', 'Host: 127.0.0.1',
                  'Connection: ' + ('keep-alive' if self.pipeline else 'close')]
         for k, v in self.headers:
             lines.append(f'{k}: {v}')
@@ -383,12 +384,17 @@ def op_length(rnd, q, paths):
     return f'cl:{q.cl!r}'
 
 
+def op_version(rnd, q, paths):
+    q.version = rnd.choice(['HTTP/1.0', 'HTTP/1.0', 'http/1.1'])
+    return f'version:{q.version}'
+
+
 def op_pipeline(rnd, q, paths):
     q.pipeline = True
     return 'pipeline'
 
 
-OPERATORS = [(op_pipeline, 5), (op_header_value, 30), (op_drop_header, 8),
+OPERATORS = [(op_pipeline, 5), (op_version, 3), (op_header_value, 30), (op_drop_header, 8),
              (op_repeat_header, 6), (op_add_header, 14), (op_method, 6),
              (op_path, 10), (op_body, 16), (op_tokens, 10), (op_framing, 6),
              (op_length, 10)]
