@@ -28,6 +28,7 @@ from pyrs.fuzz import Template
 from pyrs.hostile import flow_query, send_whole
 
 P = '/fz/'
+P2 = '/fz2/'
 AREA = 'fuzz'
 TUS = {'Tus-Resumable': '1.0.0'}
 IETF = {'Upload-Draft-Interop-Version': '8'}
@@ -192,16 +193,34 @@ def templates(c):
     ]
 
 
+def both_areas(ts):
+    """Each template in P and, once more, in P2 (the limited area)."""
+    out = list(ts)
+    for t in ts:
+        u = Template(t.name + '@2', t.method, t.path.replace(P, P2, 1),
+                     t.headers, t.body, t.trailer)
+        out.append(u)
+    return out
+
+
 def paths(c):
     return [P, c['TUS'], c['TUS2'], c['DONE'], c['IETF'], P + 'x', '/fz',
-            '/', P + '.resumable/x', P + 'A' * 22]
+            '/', P + '.resumable/x', P + 'A' * 22, P2, P2, P2,
+            c['TUS'].replace(P, P2), c['DONE'].replace(P, P2)]
 
 
 class TestFuzz:
     # no ResumableMaxSize: lengths up to 2^63-1 are taken, so the sums of
     # client numbers are reached
-    CONF = dict(server_extra='Timeout 5', areas=[RsArea(P, dir=AREA, directives=[
-        'LimitRequestBody 2000000'])])
+    # and a second area with limits, CORS and forwarded headers trusted,
+    # that URLs are mutated into (P2)
+    CONF = dict(server_extra='Timeout 5', areas=[
+        RsArea(P, dir=AREA, directives=['LimitRequestBody 2000000']),
+        RsArea(P2, dir=AREA + '2', directives=[
+            'ResumableMaxSize 64K', 'ResumableCORSOrigins *',
+            'ResumableTrustForwarded On', 'ResumableExpire 1h',
+            'ResumableInlineTypes text/plain', 'ResumableSync On',
+            'LimitRequestBody 100000'])])
     ALLOW_ERRORS = ALLOW
 
     def test_rs_972_01_mutations(self, env):
@@ -212,7 +231,8 @@ class TestFuzz:
         sent, statuses, failures, n = 0, {}, [], 0
         while sent < COUNT and time.time() < end:
             c = uploads(env, n)
-            s, st, fl = fuzz.run(env.host, env.port, templates(c), paths(c),
+            s, st, fl = fuzz.run(env.host, env.port, both_areas(templates(c)),
+                                 paths(c),
                                  seed * 1000 + n, min(BATCH, COUNT - sent),
                                  end - time.time())
             sent += s
