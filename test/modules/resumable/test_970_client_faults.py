@@ -277,3 +277,40 @@ class TestClientFaults:
         assert logged == (408 if how == 'stall' else 400), logged
         if how == 'stall':
             assert r.status == 408, r
+
+
+class TestClientFaultsH2:
+    """The same over HTTP/2 (h2c, mod_http2: blocking reads of the
+    stream's input): a client that goes mid-body is logged 400, one that
+    stalls past Timeout 408; what arrived is kept."""
+    CONF = staticmethod(lambda env: dict(
+        h2=True, server_extra='Timeout 3\n'
+        f'CustomLog "{fault_log(env)}" "%{{X-Fault}}i %>s"',
+        areas=[RsArea(P, dir=AREA + '-h2')]))
+    ALLOW_ERRORS = ALLOW
+
+    @pytest.mark.parametrize('how', ['kill', 'stall'])
+    def test_rs_970_05_h2(self, env, how):
+        import subprocess
+        tus = env.tus(P)
+        url = tus.create(length=10 * N)
+        assert tus.patch(url, 0, b'a' * ACKED).status == 204
+        tag = f'h2-{how}'
+        p = subprocess.Popen(
+            ['curl', '-s', '-o', '/dev/null', '--http2-prior-knowledge',
+             '-X', 'PATCH', '-H', 'Tus-Resumable: 1.0.0',
+             '-H', f'Upload-Offset: {ACKED}', '-H', f'X-Fault: {tag}',
+             '-H', f'Content-Type: {OCTET}', '-H', f'Content-Length: {N}',
+             '-T', '-', url], stdin=subprocess.PIPE)
+        try:
+            p.stdin.write(make_data(N // 2, 5))
+            p.stdin.flush()
+            time.sleep(1)
+            if how == 'kill':
+                p.kill()
+            status = access_status(env, tag, timeout=15)
+        finally:
+            p.kill()
+            p.wait(10)
+        assert status == (400 if how == 'kill' else 408), status
+        assert ACKED <= tus.offset(url) <= ACKED + N // 2
