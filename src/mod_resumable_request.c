@@ -48,6 +48,7 @@ typedef struct body_ctx {
     apr_off_t ask;               /* bytes asked of the filters per call */
     apr_time_t idle_since;
     int eos;
+    int filter_status;           /* status of an error bucket read, or 0 */
 } body_ctx;
 
 /* ------------------------------------------------------------------------ */
@@ -68,6 +69,12 @@ static apr_status_t next_bucket(rs_body_t *b, const char **data,
             apr_brigade_cleanup(c->bb);
             rs_httpd_netread_end(c->r);
             return APR_EOF;
+        }
+        if (AP_BUCKET_IS_ERROR(e)) {    /* an input filter's verdict, as
+                                           ap_discard_request_body takes it */
+            c->filter_status = ((ap_bucket_error *)e->data)->status;
+            apr_bucket_delete(e);
+            return APR_EGENERAL;
         }
         if (APR_BUCKET_IS_METADATA(e)) {
             apr_bucket_delete(e);
@@ -351,8 +358,9 @@ static int client_gone(apr_status_t rv)
 }
 
 /* Status for a failed body read, as httpd's own handlers map it
- * (ap_map_http_request_error with 400 as the default): AP_FILTER_ERROR
- * when a filter answered already (ap_http_error bucket), 408 on a
+ * (ap_map_http_request_error with 400 as the default): an input filter's
+ * error bucket's status, AP_FILTER_ERROR when a filter answered already
+ * (an ap_http_error bucket sent down the output filters), 408 on a
  * timeout, 413 past LimitRequestBody, 400 for a malformed chunk line or
  * trailer and for a client that went away; never a 5xx, which would
  * count a client's fault as the server's in the access log. A client
@@ -367,9 +375,12 @@ static int body_status(request_rec *r, rs_req_t *req)
                  && RS_ERR_TIMEOUT != err->code)) {
         return req->status;
     }
-    status = ap_map_http_request_error(err->cause, err->status);
-    if (AP_FILTER_ERROR != status && (status < 400 || status >= 500)) {
-        status = HTTP_BAD_REQUEST;     /* e.g. 501 for ENOTIMPL */
+    status = ((body_ctx *)req->body->ctx)->filter_status;
+    if (status < 400) {                /* else the filter's own verdict */
+        status = ap_map_http_request_error(err->cause, err->status);
+        if (AP_FILTER_ERROR != status && (status < 400 || status >= 500)) {
+            status = HTTP_BAD_REQUEST; /* e.g. 501 for ENOTIMPL */
+        }
     }
     if (client_gone(err->cause)) {
         r->connection->keepalive = AP_CONN_CLOSE;
