@@ -330,7 +330,8 @@ def op_body(rnd, q, paths):
         data = bytearray()
         op = 'empty'
     else:
-        data = bytearray(b'x' * rnd.choice([1, 100, 70000, 300000]))
+        data = bytearray(b'x' * rnd.choice([1, 100, 70000, 300000,
+                                                 4700000]))
         op = 'big'
     q.body = bytes(data)
     return op
