@@ -1066,8 +1066,10 @@ static rs_error_t *precheck(append_ctx *c)
     if ((err = declare_length(c))) {
         return err;
     }
-    c->remaining = u->length >= 0 ? u->length - u->offset
-                   : (c->a->max_size > 0 ? c->a->max_size - u->offset : -1);
+    c->remaining = u->length >= 0 ? u->length - u->offset   /* -1: none */
+                   : c->a->max_size <= 0 ? -1
+                   : c->a->max_size > u->offset ? c->a->max_size - u->offset
+                   : 0;        /* past a lowered ResumableMaxSize: no room */
     if (RS_STATE_COMPLETE == u->state && 0 != c->body->length) {
         return rs_error_make(c->p, RS_ERR_SIZE_EXCEEDED, 0,
                              "the upload is already complete");

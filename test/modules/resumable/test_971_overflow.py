@@ -126,3 +126,27 @@ class TestOverflow:
         r = env.client.get(P + '?' + q)
         assert r.status == 400, r
         self.alive(env)
+
+
+class TestLoweredMaxSize:
+    """A deferred-length upload past a ResumableMaxSize that was lowered
+    after it started: the room left is none (it was max - offset < 0, which
+    the engine took for "no limit": any number of bytes more)."""
+
+    def test_rs_971_07_offset_past_lowered_max(self, env):
+        def conf(limit):
+            env.install(areas=[RsArea('/lm/', dir='lowered', directives=[
+                f'ResumableMaxSize {limit}'])])
+        conf('1M')
+        env.start()
+        try:
+            tus = env.tus('/lm/')
+            url = tus.create(defer=True)
+            assert tus.patch(url, 0, b'a' * 100000).status == 204
+            conf('64K')
+            env.restart()
+            r = tus.patch(url, 100000, b'b' * 1000)
+            assert r.status == 413, r
+            assert tus.offset(url) == 100000
+        finally:
+            env.stop()
