@@ -43,7 +43,9 @@ typedef enum {
     RS_ERR_LOCKED,               /* 423 another request writes this upload */
     RS_ERR_CHECKSUM_MISMATCH,    /* 460 checksum did not verify */
     RS_ERR_INTERRUPTED,          /* 400 request stopped: another took over */
-    RS_ERR_BODY_READ,            /* 500 body read failed / client went away */
+    RS_ERR_BODY_READ,            /* 400 body read failed / client went away
+                                    (a client's fault; the glue maps the
+                                    cause as httpd does) */
     RS_ERR_TIMEOUT,              /* 408 body read timed out */
     RS_ERR_STORAGE,              /* 500 data file error */
     RS_ERR_STATE,                /* 500 state database error */

@@ -83,4 +83,9 @@ const char *rs_util_range_open_ended(apr_pool_t *p, const char *range);
 /** 1 if s is a safe HTTP header value (no CR, LF, NUL, other CTLs). */
 int rs_util_header_safe(const char *s);
 
+/** Checked sum of two offsets or lengths: 1 and *sum = a + b, or 0 when
+ *  the sum does not fit an apr_off_t (sums of client numbers near 2^63
+ *  must be refused, never wrap: signed overflow is undefined). */
+int rs_util_off_add(apr_off_t a, apr_off_t b, apr_off_t *sum);
+
 #endif /* RS_UTIL_H */

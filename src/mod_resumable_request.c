@@ -50,6 +50,7 @@ typedef struct body_ctx {
     apr_time_t idle_since;
     int eos;
     int in_flight;               /* counted in RS_STAT_IN_FLIGHT */
+    int filter_status;           /* status of an error bucket read, or 0 */
 } body_ctx;
 
 /* ------------------------------------------------------------------------ */
@@ -83,6 +84,12 @@ static apr_status_t next_bucket(rs_body_t *b, const char **data,
             apr_brigade_cleanup(c->bb);
             rs_httpd_netread_end(c->r);
             return APR_EOF;
+        }
+        if (AP_BUCKET_IS_ERROR(e)) {    /* an input filter's verdict, as
+                                           ap_discard_request_body takes it */
+            c->filter_status = ((ap_bucket_error *)e->data)->status;
+            apr_bucket_delete(e);
+            return APR_EGENERAL;
         }
         if (APR_BUCKET_IS_METADATA(e)) {
             apr_bucket_delete(e);
@@ -362,16 +369,49 @@ static void preflight(rs_req_t *req)
 /* ------------------------------------------------------------------------ */
 /* response                                                                  */
 
-/* Status for a failed body read: httpd's own mapping (413 for
- * LimitRequestBody, 408 timeout, 400 malformed chunking...). */
-static int body_status(rs_req_t *req)
+/* The client went away mid-body: a reset or a broken pipe (no answer
+ * can reach it), or an end of stream before the body's end (a premature
+ * EOF, HTTP_IN's APR_INCOMPLETE). */
+static int client_gone(apr_status_t rv)
+{
+    return APR_STATUS_IS_ECONNRESET(rv) || APR_STATUS_IS_ECONNABORTED(rv)
+           || APR_STATUS_IS_EPIPE(rv) || APR_STATUS_IS_EOF(rv)
+           || APR_STATUS_IS_INCOMPLETE(rv);
+}
+
+/* Status for a failed body read, as httpd's own handlers map it
+ * (ap_map_http_request_error with 400 as the default): an input filter's
+ * error bucket's status, AP_FILTER_ERROR when a filter answered already
+ * (an ap_http_error bucket sent down the output filters), 408 on a
+ * timeout, 413 past LimitRequestBody, 400 for a malformed chunk line or
+ * trailer and for a client that went away; never a 5xx, which would
+ * count a client's fault as the server's in the access log. A client
+ * gone is not kept alive, and one that reset the connection is marked
+ * aborted (nothing is sent to it). */
+static int body_status(request_rec *r, rs_req_t *req)
 {
     rs_error_t *err = req->error;
+    int status;
 
-    if (err && (RS_ERR_BODY_READ == err->code || RS_ERR_TIMEOUT == err->code)) {
-        return ap_map_http_request_error(err->cause, err->status);
+    if (!err || (RS_ERR_BODY_READ != err->code
+                 && RS_ERR_TIMEOUT != err->code)) {
+        return req->status;
     }
-    return req->status;
+    status = ((body_ctx *)req->body->ctx)->filter_status;
+    if (status < 400) {                /* else the filter's own verdict */
+        status = ap_map_http_request_error(err->cause, err->status);
+        if (AP_FILTER_ERROR != status && (status < 400 || status >= 500)) {
+            status = HTTP_BAD_REQUEST; /* e.g. 501 for ENOTIMPL */
+        }
+    }
+    if (client_gone(err->cause)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        if (!APR_STATUS_IS_EOF(err->cause)
+            && !APR_STATUS_IS_INCOMPLETE(err->cause)) {
+            r->connection->aborted = 1;
+        }
+    }
+    return status;
 }
 
 /* Don't make the connection swallow a large unread body after an error. */
@@ -404,7 +444,7 @@ static void log_failure(request_rec *r, rs_req_t *req, int status)
 
 static int render(request_rec *r, rs_req_t *req)
 {
-    int status = body_status(req);
+    int status = body_status(r, req);
 
     rs_httpd_account(r, req, AP_FILTER_ERROR != status ? status
                      : req->error ? req->error->status : HTTP_BAD_REQUEST);

@@ -1082,12 +1082,13 @@ static rs_error_t *load_parts(rs_engine_t *e, rs_txn_t *txn,
         }
         (*parts)[i] = pu;
         *ready = *ready && RS_STATE_COMPLETE == pu->state;
-        if (*total >= 0 && pu->length > OFF_MAX - *total) {
-            return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "the partial "
-                                 "uploads' lengths add up to more than %"
-                                 APR_OFF_T_FMT " bytes", OFF_MAX);
+        if (*total < 0 || pu->length < 0) {
+            *total = -1;
         }
-        *total = (*total < 0 || pu->length < 0) ? -1 : *total + pu->length;
+        else if (!rs_util_off_add(*total, pu->length, total)) {
+            return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "the partial "
+                                 "uploads' lengths add up past 2^63");
+        }
     }
     return NULL;
 }
@@ -1456,8 +1457,10 @@ static rs_error_t *precheck(append_ctx *c)
     if ((err = declare_length(c))) {
         return err;
     }
-    c->remaining = u->length >= 0 ? u->length - u->offset
-                   : (c->a->max_size > 0 ? c->a->max_size - u->offset : -1);
+    c->remaining = u->length >= 0 ? u->length - u->offset   /* -1: none */
+                   : c->a->max_size <= 0 ? -1
+                   : c->a->max_size > u->offset ? c->a->max_size - u->offset
+                   : 0;        /* past a lowered ResumableMaxSize: no room */
     if (RS_STATE_COMPLETE == u->state && 0 != c->body->length) {
         return rs_error_make(c->p, RS_ERR_SIZE_EXCEEDED, 0,
                              "the upload is already complete");

@@ -55,7 +55,7 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(LOCKED,             423, "upload is locked by another request"),
     ROW(CHECKSUM_MISMATCH,  460, "checksum mismatch"),
     ROW(INTERRUPTED,        400, "request interrupted by another request"),
-    ROW(BODY_READ,          500, "reading the request body failed"),
+    ROW(BODY_READ,          400, "reading the request body failed"),
     ROW(TIMEOUT,            408, "reading the request body timed out"),
     ROW(STORAGE,            500, "storage error"),
     ROW(STATE,              500, "state database error"),

@@ -56,11 +56,14 @@ static const char *prefix_of(apr_table_t *t)
     return apr_table_get(t, "resumableChunkNumber") ? "resumable" : NULL;
 }
 
-/* The decoded query string as a table (bounded), or NULL. */
+/* The decoded query string as a table (bounded), or NULL: too long, or
+ * a name or value with a bad %-escape (apr_punescape_url answers NULL,
+ * which must never become a table key). */
 static apr_table_t *query(rs_req_t *req)
 {
     apr_table_t *t = apr_table_make(req->pool, 12);
     char *args, *pair, *last, *eq;
+    const char *k, *v;
 
     if (!req->args || strlen(req->args) > FLOW_MAX_QUERY) {
         return NULL;
@@ -71,9 +74,12 @@ static apr_table_t *query(rs_req_t *req)
         if ((eq = strchr(pair, '='))) {
             *eq++ = '\0';
         }
-        apr_table_setn(t, apr_punescape_url(req->pool, pair, NULL, NULL, 1),
-                       eq ? apr_punescape_url(req->pool, eq, NULL, NULL, 1)
-                       : "");
+        k = apr_punescape_url(req->pool, pair, NULL, NULL, 1);
+        v = eq ? apr_punescape_url(req->pool, eq, NULL, NULL, 1) : "";
+        if (!k || !v) {
+            return NULL;
+        }
+        apr_table_setn(t, k, v);
     }
     return t;
 }
@@ -166,7 +172,7 @@ static int flow_match(rs_req_t *req)
         return 0;
     }
     t = query(req);
-    return t && prefix_of(t);
+    return !t || prefix_of(t);      /* a bad query of flow's: flow's 400 */
 }
 
 static void flow_test(rs_req_t *req)

@@ -474,13 +474,15 @@ static rs_body_t *digest_body(ietf_t *x, rs_upload_t *u, const rs_append_t *ap,
                               rs_digest_body_t **pdb)
 {
     apr_off_t len = u->length >= 0 ? u->length : ap->declare_length;
-    apr_off_t cl = x->req->content_length;
+    apr_off_t cl = x->req->content_length, end;
     const char *alg = x->repr_alg ? x->repr_alg : x->want_alg;
     const unsigned char *expect = x->repr;
     apr_size_t elen = x->repr_len;
 
     *pdb = NULL;
-    if (1 != x->complete && (len < 0 || (cl >= 0 && ap->offset + cl != len))) {
+    if (1 != x->complete
+        && (len < 0 || (cl >= 0 && (!rs_util_off_add(ap->offset, cl, &end)
+                                    || end != len)))) {
         return x->req->body;         /* can not complete: nothing to hash */
     }
     if (!expect && u->digest_alg && (expect = stored_expect(x, u, &elen))) {
@@ -552,10 +554,10 @@ static const char *cd_param(apr_pool_t *p, const char *cd, const char *name)
         for (s++; *s == ' ' || *s == '\t'; s++) {
         }
         match = !strncasecmp(s, name, n) && s[n] == '=';
-        s = strchr(s, '=');
-        if (!s++) {
+        if (!(s = strchr(s, '='))) {
             return NULL;
         }
+        s++;
         if (*s == '"') {
             char *out = apr_palloc(p, strlen(s)), *o = out;
             for (s++; *s && *s != '"'; s++) {
@@ -747,7 +749,7 @@ static void acked(ietf_t *x, const rs_upload_t *u)
 static int append_lengths_ok(ietf_t *x, const rs_upload_t *u)
 {
     apr_off_t len = u->length >= 0 ? u->length : x->length;
-    apr_off_t cl = x->req->content_length;
+    apr_off_t cl = x->req->content_length, end;
 
     if (x->length >= 0 && u->length >= 0 && x->length != u->length) {
         inconsistent(x, "Upload-Length differs from the upload's length");
@@ -756,7 +758,8 @@ static int append_lengths_ok(ietf_t *x, const rs_upload_t *u)
     if (len < 0 || cl < 0 || x->offset != u->offset) {
         return 1;
     }
-    if (x->offset + cl > len || (1 == x->complete && x->offset + cl != len)) {
+    if (!rs_util_off_add(x->offset, cl, &end) || end > len
+        || (1 == x->complete && end != len)) {
         inconsistent(x, "the content does not fit the upload length");
         return 0;
     }

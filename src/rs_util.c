@@ -648,3 +648,8 @@ const char *rs_util_range_open_ended(apr_pool_t *p, const char *range)
     }
     return apr_pstrcat(p, range, "-", NULL);
 }
+
+int rs_util_off_add(apr_off_t a, apr_off_t b, apr_off_t *sum)
+{
+    return !__builtin_add_overflow(a, b, sum);
+}

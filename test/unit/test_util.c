@@ -124,6 +124,21 @@ static void test_parse_off(void)
     RS_CHECK(off_bad("\xd9\xa1"));                   /* Arabic-Indic one */
 }
 
+static void test_off_add(void)
+{
+    apr_off_t s = -42;
+
+    RS_CHECK(rs_util_off_add(1, 2, &s) && s == 3);
+    RS_CHECK(rs_util_off_add(0, APR_INT64_MAX, &s) && s == APR_INT64_MAX);
+    RS_CHECK(rs_util_off_add(APR_INT64_MAX - 4, 4, &s) && s == APR_INT64_MAX);
+    RS_CHECK(!rs_util_off_add(APR_INT64_MAX - 3, 4, &s));
+    RS_CHECK(!rs_util_off_add(APR_INT64_MAX, APR_INT64_MAX, &s));
+    RS_CHECK(!rs_util_off_add(APR_INT64_MAX, 1, &s));
+    RS_CHECK(rs_util_off_add(-1, APR_INT64_MAX, &s)
+             && s == APR_INT64_MAX - 1);
+    RS_CHECK(!rs_util_off_add(APR_INT64_MIN, -1, &s));
+}
+
 static int size_is(const char *s, apr_off_t want)
 {
     apr_off_t v = -42;
@@ -507,6 +522,8 @@ static void test_error(apr_pool_t *p)
     RS_CHECK(rs_error_status(RS_ERR_PRECONDITION) == 412);
     RS_CHECK(rs_error_status(RS_ERR_MAX_SIZE) == 413);
     RS_CHECK(rs_error_status(RS_ERR_UNSUPPORTED_TYPE) == 415);
+    RS_CHECK(rs_error_status(RS_ERR_BODY_READ) == 400);   /* client's fault */
+    RS_CHECK(rs_error_status(RS_ERR_TIMEOUT) == 408);
     RS_CHECK(rs_error_status(RS_ERR_LOCKED) == 423);
     RS_CHECK(rs_error_status(RS_ERR_CHECKSUM_MISMATCH) == 460);
     RS_CHECK(rs_error_status(RS_ERR_TIMEOUT) == 408);
@@ -640,6 +657,7 @@ void suite_util(apr_pool_t *p)
     test_range(p);
     test_ids(p);
     test_parse_off();
+    test_off_add();
     test_parse_size();
     test_parse_duration();
     test_b64(p);
