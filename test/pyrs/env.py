@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import shutil
+import random
 import signal
 import socket
 import subprocess
@@ -147,6 +148,28 @@ def _proc_children(ppid):
 
 
 def _free_port():
+    """A free loopback port below the kernel's ephemeral range
+    (net.ipv4.ip_local_port_range, 32768-60999 by default): a port the
+    kernel hands out for port 0 may be taken by any client socket's
+    ephemeral end while httpd is stopped between two classes, and then
+    httpd cannot bind it again (AH00072)."""
+    lo = 20000
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            hi = min(int(f.read().split()[0]), 32768)
+    except (OSError, ValueError, IndexError):
+        hi = 32768
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.randrange(lo, max(hi, lo + 1000))
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(('127.0.0.1', port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(('127.0.0.1', 0))

@@ -148,11 +148,8 @@ class Receiver:
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    from pyrs.env import _free_port
+    return _free_port()
 
 
 CGI_SCRIPT = '''#!/usr/bin/python3
