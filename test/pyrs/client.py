@@ -6,6 +6,7 @@ partial bodies, aborts (FIN or RST). Every socket has a timeout.
 import base64
 import hashlib
 import random
+import re
 import select
 import socket
 import struct
@@ -17,6 +18,27 @@ from requests.structures import CaseInsensitiveDict
 TUS_VERSION = '1.0.0'
 OCTET = 'application/offset+octet-stream'
 
+
+
+def answered_early(s):
+    """The server sent a final answer before the body was all sent (an
+    interim 1xx, such as the IETF draft's 104, is not one: the server
+    still wants the body)."""
+    r, _w, _x = select.select([s], [], [], 0)
+    if not r:
+        return False
+    try:
+        data = s.recv(65536, socket.MSG_PEEK)
+    except OSError:
+        return True
+    if not data:
+        return True                     # closed
+    while re.match(rb'HTTP/1\.[01] 1\d\d', data):
+        end = data.find(b'\r\n\r\n')
+        if end < 0:
+            return False                # an interim answer still arriving
+        data = data[end + 4:]
+    return bool(data)
 
 class Resp(tuple):
     """(status, headers, body); headers case-insensitive (repeated headers
@@ -216,8 +238,7 @@ class RsClient:
             else:
                 pieces = [body[i:i + chunk_size] for i in range(0, len(body), chunk_size)]
             for piece in pieces:
-                r, _w, _x = select.select([s], [], [], 0)
-                if r:
+                if answered_early(s):
                     break   # server answered early
                 try:
                     s.sendall(piece)

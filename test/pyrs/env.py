@@ -178,6 +178,16 @@ def _free_port():
         s.close()
 
 
+def _listeners(port):
+    """Who listens on port (ss), for a failure message."""
+    try:
+        r = subprocess.run(['ss', '-ltnp', f'sport = :{port}'],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout
+    except (OSError, subprocess.SubprocessError) as ex:
+        return str(ex)
+
+
 class RsEnv:
 
     def __init__(self, repo=None, gen=None, port=None):
@@ -436,6 +446,7 @@ class RsEnv:
         reason is kept in self.last_fail_output."""
         if self.pid():
             self.stop()
+        self._wait_port_free(15)
         pos = self._log_size()
         r = self._apachectl('start')
         if r.returncode == 0:
@@ -449,11 +460,30 @@ class RsEnv:
                 time.sleep(0.1)
         msg = (f'httpd failed to start (exit {r.returncode}):\n{r.stdout}{r.stderr}'
                f'\nerror_log:\n{self._read_log(pos)[-4000:]}')
+        if 'AH00072' in msg:
+            msg += '\nlisteners on the port:\n' + _listeners(self.port)
         self.stop()
         self.last_fail_output = msg
         if check:
             raise RuntimeError(msg)
         return r.returncode or 1
+
+    def _wait_port_free(self, timeout):
+        """Until our port can be bound (a process of the instance before,
+        still closing its listener, holds it for a moment)."""
+        deadline = time.time() + timeout
+        while True:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((self.host, self.port))
+                return True
+            except OSError:
+                if time.time() >= deadline:
+                    return False
+                time.sleep(0.1)
+            finally:
+                s.close()
 
     def _wait_gone(self, timeout):
         deadline = time.time() + timeout
