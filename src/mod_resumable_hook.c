@@ -95,7 +95,7 @@ static const char *target_url(apr_pool_t *p, const rs_hook_t *h,
     if (!h->local) {
         const char *name = strchr(h->host, ':')
                            ? apr_pstrcat(p, "[", h->host, "]", NULL) : h->host;
-        *host = h->port == 80 ? name
+        *host = h->port == (h->tls ? 443 : 80) ? name
                 : apr_psprintf(p, "%s:%u", name, (unsigned)h->port);
         return h->target;
     }
@@ -115,7 +115,9 @@ static apr_status_t call(apr_pool_t *p, const hook_ctx *c, const rs_hook_t *h,
     const char *hosthdr, *url = target_url(p, h, c->host, &hosthdr), *host,
                *path, *extra;
     apr_port_t port;
-    apr_status_t rv = rs_hook_parse_url(p, url, &host, &port, &path);
+    int tls;
+    rs_hook_tls_t t = { h->ca_file };
+    apr_status_t rv = rs_hook_parse_url(p, url, &tls, &host, &port, &path);
 
     if (APR_SUCCESS != rv) {
         return rv;
@@ -123,8 +125,8 @@ static apr_status_t call(apr_pool_t *p, const hook_ctx *c, const rs_hook_t *h,
     extra = apr_psprintf(p, "X-Resumable-Event: %s\r\n"
                          "X-Resumable-Event-Id: %s\r\n",
                          rs_hook_event_name(h->event), event_id);
-    return rs_hook_post(p, host, port, hosthdr, path, extra, json,
-                        h->timeout, resp);
+    return rs_hook_post(p, host, port, tls ? &t : NULL, hosthdr, path, extra,
+                        json, h->timeout, resp);
 }
 
 static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
@@ -210,9 +212,11 @@ static rs_error_t *gate(void *baton, int event, rs_upload_t *u,
                                            parts), &resp);
     if (APR_SUCCESS != rv) {
         rs_log_perror(RS_LOG_MARK, h->failopen ? RS_LOG_WARNING : RS_LOG_ERR,
-                      rv, p, RS_LOGNO(09701) "upload %s: %s hook %s %s%s",
+                      rv, p, RS_LOGNO(09701) "upload %s: %s hook %s %s%s%s",
                       u->id, rs_hook_event_name(event), h->target,
                       APR_STATUS_IS_TIMEUP(rv) ? "timed out" : "unreachable",
+                      resp.error ? apr_pstrcat(p, " (", resp.error, ")",
+                                               NULL) : "",
                       h->failopen ? " (failopen: going on)" : "");
         return h->failopen ? NULL : rs_error_make(p, RS_ERR_HOOK_UNAVAILABLE,
                                                   rv, NULL);
@@ -294,6 +298,7 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
     ev.event = rs_hook_event_name(event);
     ev.url = target_url(p, h, c ? c->host : NULL, &ev.host);
     ev.timeout = h->timeout;
+    ev.ca_file = h->ca_file;
     ev.payload = rs_hook_payload(p, event, ev.id, u, c ? &c->req : NULL,
                                  NULL, NULL);
     return rs_outbox_add(txn, &ev, p);
@@ -304,7 +309,8 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
 static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
 {
     int status;
-    apr_status_t rv = rs_outbox_send(ev, p, &status);
+    const char *err;
+    apr_status_t rv = rs_outbox_send(ev, p, &status, &err);
 
     if (APR_SUCCESS == rv) {
         rs_outbox_drop(s, ev->key, p);
@@ -314,7 +320,7 @@ static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
         return 1;
     }
     ev->last_error = status ? apr_psprintf(p, "answered %d", status)
-                     : apr_psprintf(p, "%pm", &rv);
+                     : err ? apr_pstrdup(p, err) : apr_psprintf(p, "%pm", &rv);
     ev->next = apr_time_now() + rs_outbox_backoff(ev->attempts);
     ev->attempts++;
     ap_log_error(APLOG_MARK, APLOG_INFO, status ? 0 : rv, main_server,

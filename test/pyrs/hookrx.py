@@ -64,8 +64,17 @@ def decide(p):
     return 200, b'', 'text/plain'
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass                # a TLS client that refused our certificate
+
+
 class Receiver:
-    def __init__(self, port=None):
+    """tls: an ssl.SSLContext (server side) to answer https (the handshake
+    happens in the request's thread)."""
+
+    def __init__(self, port=None, tls=None):
+        self.tls = tls
         self.port = port or free_port()
         self.events = []            # (event, id, payload) as received
         self.headers = []           # request headers, in order
@@ -77,7 +86,7 @@ class Receiver:
 
     @property
     def url(self):
-        return f'http://127.0.0.1:{self.port}'
+        return f'{"https" if self.tls else "http"}://127.0.0.1:{self.port}'
 
     def start(self):
         rx = self
@@ -114,8 +123,12 @@ class Receiver:
                 except OSError:     # the caller is gone (a killed child)
                     pass
 
-        self.srv = ThreadingHTTPServer(('127.0.0.1', self.port), H)
+        self.srv = _Server(('127.0.0.1', self.port), H)
         self.srv.daemon_threads = True
+        if self.tls:
+            self.srv.socket = self.tls.wrap_socket(
+                self.srv.socket, server_side=True,
+                do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.srv.serve_forever,
                                        daemon=True)
         self.thread.start()
