@@ -195,9 +195,10 @@ typedef struct rs_outbox_ev_t {
 /** Append ev (key and id are made here) inside an open write txn. */
 apr_status_t rs_outbox_add(struct rs_txn_t *txn, rs_outbox_ev_t *ev,
                            apr_pool_t *p);
-/** Every pending event (ordered oldest first), at most max. */
+/** Every pending event (ordered oldest first), at most max; *total (if
+ *  not NULL) how many are pending in all. */
 apr_status_t rs_outbox_list(struct rs_store_t *s, apr_pool_t *p, int max,
-                            apr_array_header_t **evs);
+                            apr_array_header_t **evs, int *total);
 /** Decode a stored record. */
 apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,
                               const char *val, apr_size_t len,

@@ -40,6 +40,7 @@
 #include "rs_store.h"
 #include "rs_util.h"
 #include "rs_data.h"
+#include "rs_stats.h"
 
 #define CTX_NOTE "rs_hook_ctx"
 #define RS_HOOK_WATCHDOG "_resumable_hooks_"
@@ -314,6 +315,7 @@ static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
 
     if (APR_SUCCESS == rv) {
         rs_outbox_drop(s, ev->key, p);
+        rs_stats_add(RS_STAT_HOOK_DELIVERED, 1);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, main_server, RS_LOGNO(09710)
                      "hook event %s (%s) delivered to %s after %d retries",
                      ev->id, ev->event, ev->url, ev->attempts);
@@ -323,6 +325,7 @@ static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
                      : err ? apr_pstrdup(p, err) : apr_psprintf(p, "%pm", &rv);
     ev->next = apr_time_now() + rs_outbox_backoff(ev->attempts);
     ev->attempts++;
+    rs_stats_add(RS_STAT_HOOK_FAILED, 1);
     ap_log_error(APLOG_MARK, APLOG_INFO, status ? 0 : rv, main_server,
                  RS_LOGNO(09711) "hook event %s (%s) to %s: %s; attempt %d, "
                  "next in %" APR_TIME_T_FMT " s", ev->id, ev->event, ev->url,
@@ -331,6 +334,13 @@ static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
     rs_outbox_update(s, ev, p);
     return 0;
 }
+
+/* The pending count of mod_status (RS_STAT_HOOK_PENDING) without a scan
+ * of its own: set by each round that scans (what it found less what it
+ * delivered), 0 when the marker says the outbox is empty, and by one
+ * count-only scan when this deliverer starts with events not yet due (an
+ * httpd start: the counters begin at 0). */
+static int counted;
 
 /* One round: only when the outbox marker says a scan can find something
  * due (no scan of the store otherwise), oldest first. */
@@ -341,12 +351,26 @@ static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
     apr_time_t now = apr_time_now(), next = 0;
     apr_uint64_t gen;
     apr_pool_t *iter;
-    int i, left = 0;
+    apr_status_t rv;
+    int i, left = 0, total = 0, sent = 0;
 
-    if (AP_WATCHDOG_STATE_RUNNING != state || !e
-        || APR_SUCCESS != rs_outbox_due(e->store, ptemp, now, &gen)
+    if (AP_WATCHDOG_STATE_RUNNING != state || !e) {
+        return APR_SUCCESS;
+    }
+    rv = rs_outbox_due(e->store, ptemp, now, &gen);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rs_stats_set(RS_STAT_HOOK_PENDING, 0);
+        counted = 1;
+    }
+    else if (APR_SUCCESS != rv && !counted
+             && APR_SUCCESS == rs_outbox_list(e->store, ptemp, 0, &evs,
+                                              &total)) {
+        rs_stats_set(RS_STAT_HOOK_PENDING, (apr_uint64_t)total);
+        counted = 1;
+    }
+    if (APR_SUCCESS != rv
         || APR_SUCCESS != rs_outbox_list(e->store, ptemp, DELIVER_BATCH,
-                                         &evs)) {
+                                         &evs, &total)) {
         return APR_SUCCESS;
     }
     apr_pool_create(&iter, ptemp);
@@ -356,9 +380,14 @@ static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
             next = (!left || ev->next < next) ? ev->next : next;
             left++;
         }
+        else {
+            sent++;
+        }
         apr_pool_clear(iter);
     }
     apr_pool_destroy(iter);
+    rs_stats_set(RS_STAT_HOOK_PENDING, (apr_uint64_t)(total - sent));
+    counted = 1;
     if (evs->nelts == DELIVER_BATCH) {
         left++, next = 0;               /* more than a batch: again soon */
     }

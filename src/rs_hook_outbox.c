@@ -210,7 +210,7 @@ static int cmp_key(const void *a, const void *b)
 }
 
 apr_status_t rs_outbox_list(rs_store_t *s, apr_pool_t *p, int max,
-                            apr_array_header_t **evs)
+                            apr_array_header_t **evs, int *total)
 {
     keys_t k = { p, apr_array_make(p, 16, sizeof(const char *)) };
     rs_txn_t *txn;
@@ -221,11 +221,17 @@ apr_status_t rs_outbox_list(rs_store_t *s, apr_pool_t *p, int max,
     int i;
 
     *evs = apr_array_make(p, 16, sizeof(rs_outbox_ev_t *));
+    if (total) {
+        *total = 0;
+    }
     if (APR_SUCCESS != (rv = rs_store_begin(s, 0, p, &txn))) {
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
     rv = rs_store_keys(txn, PREFIX, collect, &k);
     qsort(k.keys->elts, k.keys->nelts, sizeof(const char *), cmp_key);
+    if (total) {
+        *total = k.keys->nelts;
+    }
     for (i = 0; APR_SUCCESS == rv && i < k.keys->nelts
          && (*evs)->nelts < max; i++) {
         const char *key = APR_ARRAY_IDX(k.keys, i, const char *);

@@ -371,6 +371,7 @@ static void test_outbox(apr_pool_t *p)
     rs_txn_t *txn;
     apr_array_header_t *evs;
     rs_outbox_ev_t a = { 0 }, b = { 0 }, *e;
+    int n;
 
     RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
         p, dir, "/state", NULL), NULL, p));
@@ -389,7 +390,7 @@ static void test_outbox(apr_pool_t *p)
     RS_CHECK(APR_SUCCESS == rs_outbox_add(txn, &b, p));
     rs_store_end(txn);
     RS_CHECK(a.id && b.id && strcmp(a.id, b.id));
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs, NULL));
     RS_CHECK(evs->nelts == 2);
     if (evs->nelts != 2) {
         return;
@@ -402,20 +403,22 @@ static void test_outbox(apr_pool_t *p)
     e->next = 12345;
     e->last_error = "refused";
     RS_CHECK(APR_SUCCESS == rs_outbox_update(s, e, p));
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs));
-    RS_CHECK(evs->nelts == 1);
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs, &n));
+    RS_CHECK(evs->nelts == 1 && n == 2);
     e = APR_ARRAY_IDX(evs, 0, rs_outbox_ev_t *);
     RS_CHECK(e->attempts == 3 && e->next == 12345);
     RS_CHECK_STR(e->last_error, "refused");
     RS_CHECK(!e->ca_file);
     e->ca_file = "/etc/ca.pem";                 /* an https hook's ca= */
     RS_CHECK(APR_SUCCESS == rs_outbox_update(s, e, p));
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs, NULL));
     e = APR_ARRAY_IDX(evs, 0, rs_outbox_ev_t *);
     RS_CHECK(e->ca_file && !strcmp(e->ca_file, "/etc/ca.pem"));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 0, &evs, &n));
+    RS_CHECK(evs->nelts == 0 && n == 2);
     RS_CHECK(APR_SUCCESS == rs_outbox_drop(s, e->key, p));
     RS_CHECK(APR_SUCCESS == rs_outbox_update(s, e, p));  /* dropped: stays */
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs, NULL));
     RS_CHECK(evs->nelts == 1);
     RS_CHECK(APR_EINVAL == rs_outbox_drop(s, "u:x", p));
     RS_CHECK(rs_outbox_backoff(0) == apr_time_from_sec(1));
@@ -505,7 +508,7 @@ static apr_size_t pending(rs_store_t *s, apr_pool_t *p, const char *event)
     apr_size_t n = 0;
     int i;
 
-    rs_outbox_list(s, p, 1000, &evs);
+    rs_outbox_list(s, p, 1000, &evs, NULL);
     for (i = 0; i < evs->nelts; i++) {
         n += !strcmp(APR_ARRAY_IDX(evs, i, rs_outbox_ev_t *)->event, event);
     }
