@@ -32,7 +32,8 @@
  *   request part is NULL for events the sweep causes (post-expire).
  * - Answer of a blocking hook: 2xx goes on; its JSON body may change
  *   "metadata" (object of strings), "filename" (string) and "size_limit"
- *   (integer bytes); anything else in it is refused (strict). Non-2xx
+ *   (integer bytes) - a pre-finish answer only "filename", the published
+ *   name; anything else in it is refused (strict). Non-2xx
  *   rejects: the status and a bounded, sanitized text body go to the
  *   client in the protocol's form; no header of the answer is passed on.
  */

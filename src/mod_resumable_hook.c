@@ -13,7 +13,7 @@
  *   request's Host, so httpd routes them like any request (ProxyPass,
  *   CGI, mod_lua; protect that path with "Require local").
  * - Blocking hooks (gate): 2xx goes on (pre-create may change metadata,
- *   the file name and a size limit), 4xx/5xx refuse with the hook's
+ *   the file name and a size limit, pre-finish the file name), 4xx/5xx refuse with the hook's
  *   status and text (RS_ERR_HOOK_REJECTED; no header of the answer is
  *   passed on), no answer in time fails closed (503, RS_ERR_HOOK_
  *   UNAVAILABLE) unless failopen=on, a malformed 2xx is 502.
@@ -144,7 +144,11 @@ static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
                                                   NULL);
     }
     if (RS_HOOK_PRE_CREATE != h->event) {
-        return NULL;        /* pre-finish: only yes or no */
+        if (chg.filename) {
+            u->filename = chg.filename;     /* pre-finish: the published
+                                               name, nothing else */
+        }
+        return NULL;
     }
     if (chg.size_limit >= 0 && u->length > chg.size_limit) {
         return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "upload length %"

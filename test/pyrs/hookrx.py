@@ -11,6 +11,8 @@ Policy of blocking hooks (pre-create, pre-finish), shared by both:
   filename starts with 'rename'      -> 200 {"metadata": {.., "approved":
                                         "yes"}, "filename": "renamed.txt"}
   filename contains 'limit'          -> 200 {"size_limit": 10}
+  pre-finish, filename starts with
+  'finrename'                        -> 200 {"filename": "final-" + name}
   otherwise                          -> 200 (empty body)
 Notifications are answered 200 and recorded (event ids kept, duplicates
 counted by the test).
@@ -58,6 +60,9 @@ def decide(p):
         meta['approved'] = 'yes'
         return 200, json.dumps({'metadata': meta,
                                 'filename': 'renamed.txt'}).encode(), \
+            'application/json'
+    if ev == 'pre-finish' and name.startswith('finrename'):
+        return 200, json.dumps({'filename': 'final-' + name}).encode(), \
             'application/json'
     if ev == 'pre-create' and 'limit' in name:
         return 200, b'{"size_limit": 10}', 'application/json'
