@@ -30,6 +30,7 @@ class Tls:
     later = None        # like good, down until a test starts it
     silent = None       # a listener that never answers the handshake
     silent_port = None
+    plain = None        # plain http receiver (latency)
 
 
 def openssl(*args, cwd):
@@ -246,3 +247,40 @@ class TestHookTlsConfig:
             f'failopen=on ca={d}/ca.pem'])])
         rc, out = env.configtest()
         assert rc == 0, out
+
+
+def latency_conf(env):
+    conf(env)                               # certificates, receivers
+    if Tls.plain is None:
+        Tls.plain = Receiver().start()
+    return dict(areas=[
+        RsArea('/plain/', dir='tls-lat-plain'),
+        RsArea('/http/', dir='tls-lat-http', directives=hooks(
+            Tls.plain.url + '/hook', ('pre-create',))),
+        RsArea('/https/', dir='tls-lat-https', directives=hooks(
+            Tls.good.url + '/hook', ('pre-create',),
+            f'ca={Tls.dir}/ca.pem')),
+    ], modules=BASE_MODULES)
+
+
+class TestHookTlsLatency:
+    """What an https pre-create hook adds to a creation (median of 20 tus
+    creations, a new TLS connection each; printed with pytest -s as
+    "LATENCY ...") next to the same receiver over plain http."""
+    CONF = staticmethod(lambda env: latency_conf(env))
+
+    def test_rs_992_20_latency(self, env):
+        import statistics
+        out = {}
+        for area in ('/plain/', '/http/', '/https/'):
+            tus = env.tus(area)
+            times = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                r = tus.create_resp(length=10, metadata={'filename': 'l.txt'})
+                times.append(time.perf_counter() - t0)
+                assert r.status == 201, r
+            out[area.strip('/')] = statistics.median(times) * 1000
+        print('\nLATENCY creation median ms: ' + ', '.join(
+            f'{k}={v:.2f}' for k, v in out.items()))
+        assert out['https'] < 1000, out
