@@ -14,6 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apr_array_header_t *pairs;
     const char *text, *host, *path;
     apr_port_t port;
+    int tls;
 
     if (!rs_hook_answer(p, (const char *)data, size, &chg)) {
         /* an accepted answer changes only what it may, validly */
@@ -35,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         && (!ev->id || !ev->event || !ev->url || !ev->payload)) {
         abort();
     }
-    if (APR_SUCCESS == rs_hook_parse_url(p, fuzz_cstr(p, data, size), &host,
+    if (APR_SUCCESS == rs_hook_parse_url(p, fuzz_cstr(p, data, size), &tls, &host,
                                          &port, &path)
         && (!*host || !port || path[0] != '/')) {
         abort();

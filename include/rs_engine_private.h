@@ -53,9 +53,11 @@ int rs_eng_chunk_run(const rs_upload_t *u, int *base);
 const char *rs_eng_publish_name(apr_pool_t *p, const rs_area_t *a,
                                 const rs_upload_t *u);
 /** Complete u composed (rs_engine.h): length = offset = total, published
- *  later under name; stores the record, notes the id in p for the glue. */
-rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
-                           const char *name, apr_pool_t *p);
+ *  later under its name in a (rs_eng_publish_name, taken after pre-finish,
+ *  which may change it); stores the record, notes the id in p for the
+ *  glue. */
+rs_error_t *rs_eng_compose(rs_engine_t *e, const rs_area_t *a,
+                           rs_upload_t *u, apr_off_t total, apr_pool_t *p);
 /** Before partial u is removed: materialise the composed finals that use
  *  it (a NULL: without waiting). An error: u must stay. */
 rs_error_t *rs_eng_release_partial(rs_engine_t *e, const rs_area_t *a,

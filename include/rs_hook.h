@@ -4,7 +4,7 @@
 
 /*
  * Design: application hooks (ResumableHook EVENT TARGET [timeout=S]
- * [failopen=on]), the APR-only part: events, targets, the JSON payload,
+ * [failopen=on] [ca=FILE]), the APR-only part: events, targets, the JSON payload,
  * the answer of a blocking hook, a small HTTP/1.1 client and the durable
  * outbox of notifications.
  *
@@ -15,18 +15,25 @@
  *   same store transaction as the change they report. post-receive is
  *   offered with every stored progress of an unfinished append-mode
  *   upload; the glue keeps at most one a second per upload.
- * - Targets: an absolute "http://host[:port]/path" URL, or a local path
+ * - Targets: an absolute "http(s)://host[:port]/path" URL, or a local path
  *   "/path" that the glue sends to the server's own listener, so httpd
  *   routes it (ProxyPass, CGI, mod_lua) with its own TLS, timeouts, logs.
  *   A loopback request (not a subrequest) is used because notifications
  *   are delivered from the watchdog thread, where there is no request to
  *   hang a subrequest on, and because a subrequest cannot carry a POST
  *   body to mod_proxy/mod_cgid without faking the input filters.
+ * - https targets: TLS (OpenSSL) over the connected socket, within the
+ *   hook's one deadline (handshake included), TLS 1.2 at least, SNI for a
+ *   host name, the server's certificate verified against the system CA
+ *   store (or only the hook's ca=FILE, checked at config time) and its
+ *   name or IP address checked. Any TLS failure is "unreachable": fail
+ *   closed unless failopen=on; notifications are retried.
  * - Payload: {"event","id","time","upload":{...},"request":{...}}; the
  *   request part is NULL for events the sweep causes (post-expire).
  * - Answer of a blocking hook: 2xx goes on; its JSON body may change
  *   "metadata" (object of strings), "filename" (string) and "size_limit"
- *   (integer bytes); anything else in it is refused (strict). Non-2xx
+ *   (integer bytes) - a pre-finish answer only "filename", the published
+ *   name; anything else in it is refused (strict). Non-2xx
  *   rejects: the status and a bounded, sanitized text body go to the
  *   client in the protocol's form; no header of the answer is passed on.
  */
@@ -62,8 +69,10 @@ typedef struct rs_hook_t {
     rs_hook_event_t event;
     const char *target;             /* as configured */
     int local;                      /* "/path": the server itself */
+    int tls;                        /* https:// */
     const char *host;               /* absolute URL: host, port */
     apr_port_t port;
+    const char *ca_file;            /* ca=FILE: trust only these CAs */
     const char *path;               /* path and query */
     apr_interval_time_t timeout;
     int failopen;
@@ -89,10 +98,15 @@ const char *rs_hook_parse(apr_pool_t *p, const char *event,
                           const char *const *opts, int *ev,
                           rs_hook_t **hook);
 
-/** Parse "http://host[:port]/path" (no userinfo, no fragment). */
-apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url,
+/** Parse "http(s)://host[:port]/path" (no userinfo, no fragment); *tls
+ *  is set for https (default port 443). */
+apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url, int *tls,
                                const char **host, apr_port_t *port,
                                const char **path);
+
+/** Can file serve as ca=FILE (PEM certificates OpenSSL loads)? NULL or a
+ *  message. */
+const char *rs_hook_ca_check(apr_pool_t *p, const char *file);
 
 /** What a payload tells about the request (NULL fields are left out). */
 typedef struct rs_hook_req_t {
@@ -140,15 +154,24 @@ typedef struct rs_hook_resp_t {
     int status;
     const char *body;
     apr_size_t len;
+    const char *error;              /* why TLS failed, or NULL */
 } rs_hook_resp_t;
 
+/** TLS of a request (rs_hook_post): verified against ca_file, or the
+ *  system CA store when NULL; name checked against host. */
+typedef struct rs_hook_tls_t {
+    const char *ca_file;
+} rs_hook_tls_t;
+
 /**
- * POST json to http://host:port/path (Host: host_hdr) with Connection:
- * close, within timeout in all. Reads at most RS_HOOK_MAX_ANSWER bytes
- * of body (Content-Length, chunked or till close). APR_TIMEUP on timeout,
- * a connect error as is, APR_EGENERAL for a malformed answer.
+ * POST json to http(s)://host:port/path (Host: host_hdr) with Connection:
+ * close, within timeout in all (TLS handshake included; tls NULL: plain
+ * HTTP). Reads at most RS_HOOK_MAX_ANSWER bytes of body (Content-Length,
+ * chunked or till close). APR_TIMEUP on timeout, a connect error as is,
+ * APR_EGENERAL for a malformed answer or a TLS failure (resp->error).
  */
 apr_status_t rs_hook_post(apr_pool_t *p, const char *host, apr_port_t port,
+                          const rs_hook_tls_t *tls,
                           const char *host_hdr, const char *path,
                           const char *extra_headers, const char *json,
                           apr_interval_time_t timeout, rs_hook_resp_t *resp);
@@ -160,8 +183,9 @@ typedef struct rs_outbox_ev_t {
     const char *key;                /* store key */
     const char *id;                 /* event id */
     const char *event;              /* name */
-    const char *url;                /* http://addr:port/path */
+    const char *url;                /* http(s)://addr:port/path */
     const char *host;               /* Host header */
+    const char *ca_file;            /* https: ca=FILE, or NULL */
     apr_interval_time_t timeout;
     int attempts;
     apr_time_t next;                /* next attempt not before */
@@ -172,9 +196,10 @@ typedef struct rs_outbox_ev_t {
 /** Append ev (key and id are made here) inside an open write txn. */
 apr_status_t rs_outbox_add(struct rs_txn_t *txn, rs_outbox_ev_t *ev,
                            apr_pool_t *p);
-/** Every pending event (ordered oldest first), at most max. */
+/** Every pending event (ordered oldest first), at most max; *total (if
+ *  not NULL) how many are pending in all. */
 apr_status_t rs_outbox_list(struct rs_store_t *s, apr_pool_t *p, int max,
-                            apr_array_header_t **evs);
+                            apr_array_header_t **evs, int *total);
 /** Decode a stored record. */
 apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,
                               const char *val, apr_size_t len,
@@ -199,8 +224,9 @@ apr_status_t rs_outbox_settle(struct rs_store_t *s, apr_pool_t *p,
 apr_status_t rs_outbox_wake(struct rs_store_t *s, apr_pool_t *p);
 /** Backoff before attempt n+1 (1 s doubling, at most 10 min). */
 apr_interval_time_t rs_outbox_backoff(int attempts);
-/** Deliver ev once: APR_SUCCESS on a 2xx answer. */
+/** Deliver ev once: APR_SUCCESS on a 2xx answer; *status the answer's
+ *  (0: none), *error why TLS failed (or NULL). */
 apr_status_t rs_outbox_send(const rs_outbox_ev_t *ev, apr_pool_t *p,
-                            int *status);
+                            int *status, const char **error);
 
 #endif /* RS_HOOK_H */

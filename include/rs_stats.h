@@ -14,7 +14,7 @@
  * old and new, adds to the same slots. Adding is one relaxed atomic add
  * (no lock, no system call); until something is attached (unit tests,
  * resumablectl) it does nothing. Counters only grow, but IN_FLIGHT (up and
- * down) and SWEEP_LAST_USEC (set).
+ * down), SWEEP_LAST_USEC and HOOK_PENDING (set).
  *
  * Report: the engine notes, in the request pool's userdata, the upload a
  * request touched (id, protocol, offset before and after, bytes stored by
@@ -44,7 +44,12 @@ typedef enum {
     RS_STAT_PROTO,              /* requests by protocol: + rs_proto_id_t */
     RS_STAT_STATUS = RS_STAT_PROTO + 8,  /* answers 400..599: + status-400 */
     RS_STAT_ERROR = RS_STAT_STATUS + 200, /* failures by rs_errcode_t */
-    RS_STAT__COUNT = RS_STAT_ERROR + 64
+    RS_STAT_HOOK_PENDING = RS_STAT_ERROR + 64, /* hook notifications in the
+                                   outbox, as the deliverer last counted
+                                   them (set each round it scans) */
+    RS_STAT_HOOK_DELIVERED,     /* notifications delivered (2xx) */
+    RS_STAT_HOOK_FAILED,        /* delivery attempts that failed */
+    RS_STAT__COUNT
 } rs_stat_t;
 
 typedef struct rs_stats_t {

@@ -13,7 +13,7 @@
  *   request's Host, so httpd routes them like any request (ProxyPass,
  *   CGI, mod_lua; protect that path with "Require local").
  * - Blocking hooks (gate): 2xx goes on (pre-create may change metadata,
- *   the file name and a size limit), 4xx/5xx refuse with the hook's
+ *   the file name and a size limit, pre-finish the file name), 4xx/5xx refuse with the hook's
  *   status and text (RS_ERR_HOOK_REJECTED; no header of the answer is
  *   passed on), no answer in time fails closed (503, RS_ERR_HOOK_
  *   UNAVAILABLE) unless failopen=on, a malformed 2xx is 502.
@@ -40,6 +40,7 @@
 #include "rs_store.h"
 #include "rs_util.h"
 #include "rs_data.h"
+#include "rs_stats.h"
 
 #define CTX_NOTE "rs_hook_ctx"
 #define RS_HOOK_WATCHDOG "_resumable_hooks_"
@@ -95,7 +96,7 @@ static const char *target_url(apr_pool_t *p, const rs_hook_t *h,
     if (!h->local) {
         const char *name = strchr(h->host, ':')
                            ? apr_pstrcat(p, "[", h->host, "]", NULL) : h->host;
-        *host = h->port == 80 ? name
+        *host = h->port == (h->tls ? 443 : 80) ? name
                 : apr_psprintf(p, "%s:%u", name, (unsigned)h->port);
         return h->target;
     }
@@ -115,7 +116,9 @@ static apr_status_t call(apr_pool_t *p, const hook_ctx *c, const rs_hook_t *h,
     const char *hosthdr, *url = target_url(p, h, c->host, &hosthdr), *host,
                *path, *extra;
     apr_port_t port;
-    apr_status_t rv = rs_hook_parse_url(p, url, &host, &port, &path);
+    int tls;
+    rs_hook_tls_t t = { h->ca_file };
+    apr_status_t rv = rs_hook_parse_url(p, url, &tls, &host, &port, &path);
 
     if (APR_SUCCESS != rv) {
         return rv;
@@ -123,8 +126,8 @@ static apr_status_t call(apr_pool_t *p, const hook_ctx *c, const rs_hook_t *h,
     extra = apr_psprintf(p, "X-Resumable-Event: %s\r\n"
                          "X-Resumable-Event-Id: %s\r\n",
                          rs_hook_event_name(h->event), event_id);
-    return rs_hook_post(p, host, port, hosthdr, path, extra, json,
-                        h->timeout, resp);
+    return rs_hook_post(p, host, port, tls ? &t : NULL, hosthdr, path, extra,
+                        json, h->timeout, resp);
 }
 
 static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
@@ -141,7 +144,11 @@ static rs_error_t *apply(apr_pool_t *p, const rs_hook_t *h, rs_upload_t *u,
                                                   NULL);
     }
     if (RS_HOOK_PRE_CREATE != h->event) {
-        return NULL;        /* pre-finish: only yes or no */
+        if (chg.filename) {
+            u->filename = chg.filename;     /* pre-finish: the published
+                                               name, nothing else */
+        }
+        return NULL;
     }
     if (chg.size_limit >= 0 && u->length > chg.size_limit) {
         return rs_error_make(p, RS_ERR_MAX_SIZE, 0, "upload length %"
@@ -210,9 +217,11 @@ static rs_error_t *gate(void *baton, int event, rs_upload_t *u,
                                            parts), &resp);
     if (APR_SUCCESS != rv) {
         rs_log_perror(RS_LOG_MARK, h->failopen ? RS_LOG_WARNING : RS_LOG_ERR,
-                      rv, p, RS_LOGNO(09701) "upload %s: %s hook %s %s%s",
+                      rv, p, RS_LOGNO(09701) "upload %s: %s hook %s %s%s%s",
                       u->id, rs_hook_event_name(event), h->target,
                       APR_STATUS_IS_TIMEUP(rv) ? "timed out" : "unreachable",
+                      resp.error ? apr_pstrcat(p, " (", resp.error, ")",
+                                               NULL) : "",
                       h->failopen ? " (failopen: going on)" : "");
         return h->failopen ? NULL : rs_error_make(p, RS_ERR_HOOK_UNAVAILABLE,
                                                   rv, NULL);
@@ -294,6 +303,7 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
     ev.event = rs_hook_event_name(event);
     ev.url = target_url(p, h, c ? c->host : NULL, &ev.host);
     ev.timeout = h->timeout;
+    ev.ca_file = h->ca_file;
     ev.payload = rs_hook_payload(p, event, ev.id, u, c ? &c->req : NULL,
                                  NULL, NULL);
     return rs_outbox_add(txn, &ev, p);
@@ -304,19 +314,22 @@ static apr_status_t record(void *baton, rs_txn_t *txn, int event,
 static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
 {
     int status;
-    apr_status_t rv = rs_outbox_send(ev, p, &status);
+    const char *err;
+    apr_status_t rv = rs_outbox_send(ev, p, &status, &err);
 
     if (APR_SUCCESS == rv) {
         rs_outbox_drop(s, ev->key, p);
+        rs_stats_add(RS_STAT_HOOK_DELIVERED, 1);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, main_server, RS_LOGNO(09710)
                      "hook event %s (%s) delivered to %s after %d retries",
                      ev->id, ev->event, ev->url, ev->attempts);
         return 1;
     }
     ev->last_error = status ? apr_psprintf(p, "answered %d", status)
-                     : apr_psprintf(p, "%pm", &rv);
+                     : err ? apr_pstrdup(p, err) : apr_psprintf(p, "%pm", &rv);
     ev->next = apr_time_now() + rs_outbox_backoff(ev->attempts);
     ev->attempts++;
+    rs_stats_add(RS_STAT_HOOK_FAILED, 1);
     ap_log_error(APLOG_MARK, APLOG_INFO, status ? 0 : rv, main_server,
                  RS_LOGNO(09711) "hook event %s (%s) to %s: %s; attempt %d, "
                  "next in %" APR_TIME_T_FMT " s", ev->id, ev->event, ev->url,
@@ -325,6 +338,13 @@ static int deliver_one(rs_store_t *s, rs_outbox_ev_t *ev, apr_pool_t *p)
     rs_outbox_update(s, ev, p);
     return 0;
 }
+
+/* The pending count of mod_status (RS_STAT_HOOK_PENDING) without a scan
+ * of its own: set by each round that scans (what it found less what it
+ * delivered), 0 when the marker says the outbox is empty, and by one
+ * count-only scan when this deliverer starts with events not yet due (an
+ * httpd start: the counters begin at 0). */
+static int counted;
 
 /* One round: only when the outbox marker says a scan can find something
  * due (no scan of the store otherwise), oldest first. */
@@ -335,12 +355,26 @@ static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
     apr_time_t now = apr_time_now(), next = 0;
     apr_uint64_t gen;
     apr_pool_t *iter;
-    int i, left = 0;
+    apr_status_t rv;
+    int i, left = 0, total = 0, sent = 0;
 
-    if (AP_WATCHDOG_STATE_RUNNING != state || !e
-        || APR_SUCCESS != rs_outbox_due(e->store, ptemp, now, &gen)
+    if (AP_WATCHDOG_STATE_RUNNING != state || !e) {
+        return APR_SUCCESS;
+    }
+    rv = rs_outbox_due(e->store, ptemp, now, &gen);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rs_stats_set(RS_STAT_HOOK_PENDING, 0);
+        counted = 1;
+    }
+    else if (APR_SUCCESS != rv && !counted
+             && APR_SUCCESS == rs_outbox_list(e->store, ptemp, 0, &evs,
+                                              &total)) {
+        rs_stats_set(RS_STAT_HOOK_PENDING, (apr_uint64_t)total);
+        counted = 1;
+    }
+    if (APR_SUCCESS != rv
         || APR_SUCCESS != rs_outbox_list(e->store, ptemp, DELIVER_BATCH,
-                                         &evs)) {
+                                         &evs, &total)) {
         return APR_SUCCESS;
     }
     apr_pool_create(&iter, ptemp);
@@ -350,9 +384,14 @@ static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
             next = (!left || ev->next < next) ? ev->next : next;
             left++;
         }
+        else {
+            sent++;
+        }
         apr_pool_clear(iter);
     }
     apr_pool_destroy(iter);
+    rs_stats_set(RS_STAT_HOOK_PENDING, (apr_uint64_t)(total - sent));
+    counted = 1;
     if (evs->nelts == DELIVER_BATCH) {
         left++, next = 0;               /* more than a batch: again soon */
     }

@@ -159,6 +159,15 @@ static const row_t rows[] = {
       "last sweep's duration (us)" },
 };
 
+static const row_t hook_rows[] = {
+    { RS_STAT_HOOK_PENDING, "HookEventsPending",
+      "hook notifications pending (as the deliverer last counted)" },
+    { RS_STAT_HOOK_DELIVERED, "HookEventsDelivered",
+      "hook notifications delivered" },
+    { RS_STAT_HOOK_FAILED, "HookAttemptsFailed",
+      "hook delivery attempts failed (retried later)" },
+};
+
 /* "ERR_MISMATCHED_OFFSET" -> "MismatchedOffset" */
 static const char *camel(apr_pool_t *p, const char *name)
 {
@@ -227,6 +236,11 @@ static int status_hook(request_rec *r, int flags)
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         line(r, flags, rows[i].key, rows[i].label,
              (apr_int64_t)rs_stats_read(s, rows[i].slot));
+    }
+    section(r, flags, "hook notifications");
+    for (i = 0; i < sizeof(hook_rows) / sizeof(hook_rows[0]); i++) {
+        line(r, flags, hook_rows[i].key, hook_rows[i].label,
+             (apr_int64_t)rs_stats_read(s, hook_rows[i].slot));
     }
     section(r, flags, "requests by protocol");
     for (i = 0; rs_protos[i]; i++) {

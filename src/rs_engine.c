@@ -294,6 +294,7 @@ static void apply_progress(rs_upload_t *dst, const rs_upload_t *src)
     dst->updated = src->updated;
     dst->expires = src->expires;
     dst->path = src->path;
+    dst->filename = src->filename;      /* a pre-finish answer may name it */
     dst->digest_alg = src->digest_alg;
     dst->digest = src->digest;
     if (src->flags & RS_UF_CHUNKED) {
@@ -1127,7 +1128,7 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS != rv || err || RS_STATE_COMPLETE == u->state || !ready) {
         goto cleanup;
     }
-    err = rs_eng_compose(e, u, total, rs_eng_publish_name(p, a, u), p);
+    err = rs_eng_compose(e, a, u, total, p);
 cleanup:
     rs_lock_release(lock);
     return err;

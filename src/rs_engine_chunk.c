@@ -343,8 +343,7 @@ static rs_error_t *compose_chunks(rs_engine_t *e, const rs_area_t *a,
         err = take_chunk(a, u, NULL, i, i == base + n - 1, chunk_size, &at,
                          p);
     }
-    return err ? err : rs_eng_compose(e, u, at, rs_eng_publish_name(p, a, u),
-                                      p);
+    return err ? err : rs_eng_compose(e, a, u, at, p);
 }
 
 void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p)

@@ -70,8 +70,8 @@ static void note_composed(apr_pool_t *p, const char *id)
     APR_ARRAY_PUSH(ids, const char *) = apr_pstrdup(p, id);
 }
 
-rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
-                           const char *name, apr_pool_t *p)
+rs_error_t *rs_eng_compose(rs_engine_t *e, const rs_area_t *a,
+                           rs_upload_t *u, apr_off_t total, apr_pool_t *p)
 {
     apr_status_t rv;
     rs_error_t *err;
@@ -87,7 +87,8 @@ rs_error_t *rs_eng_compose(rs_engine_t *e, rs_upload_t *u, apr_off_t total,
     u->state = RS_STATE_COMPLETE;
     u->flags = (u->flags | RS_UF_COMPOSED) & ~RS_UF_PUBLISHED;
     u->length = u->offset = total;
-    u->path = name;
+    u->path = rs_eng_publish_name(p, a, u);  /* after pre-finish: it may
+                                                name the file */
     u->expires = 0;
     u->updated = apr_time_now();
     rv = rs_eng_save_event(e, u, (u->flags & RS_UF_PARTIAL) ? -1

@@ -60,7 +60,7 @@ int rs_hook_blocking(rs_hook_event_t ev)
 /* ------------------------------------------------------------------------ */
 /* directive                                                                 */
 
-apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url,
+apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url, int *tls,
                                const char **host, apr_port_t *port,
                                const char **path)
 {
@@ -68,11 +68,12 @@ apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url,
     apr_int64_t n;
     char *stop;
 
-    if (strncasecmp(url, "http://", 7) || !rs_util_header_safe(url)
+    *tls = !strncasecmp(url, "https://", 8);
+    if ((!*tls && strncasecmp(url, "http://", 7)) || !rs_util_header_safe(url)
         || strpbrk(url, " #@\\")) {
         return APR_EINVAL;
     }
-    h = url + 7;
+    h = url + (*tls ? 8 : 7);
     end = h + strcspn(h, "/?");
     colon = memchr(h, ':', end - h);
     if (*h == '[') {                    /* [IPv6] */
@@ -92,7 +93,7 @@ apr_status_t rs_hook_parse_url(apr_pool_t *p, const char *url,
     if (*h != '[') {
         *host = apr_pstrndup(p, h, (colon ? colon : end) - h);
     }
-    *port = 80;
+    *port = *tls ? 443 : 80;
     if (colon) {
         if (colon + 1 == end || !apr_isdigit(colon[1])) {
             return APR_EINVAL;
@@ -124,8 +125,18 @@ static const char *parse_option(apr_pool_t *p, rs_hook_t *h, const char *o)
         h->failopen = !strcasecmp(o, "failopen=on");
         return NULL;
     }
-    return apr_psprintf(p, "unknown option '%s' (timeout=SECONDS or "
-                        "failopen=on|off)", o);
+    if (!strncasecmp(o, "ca=", 3)) {
+        const char *msg = !h->tls ? "for https:// targets only"
+                          : o[3] != '/' ? "an absolute path"
+                          : rs_hook_ca_check(p, o + 3);
+        if (msg) {
+            return apr_psprintf(p, "bad option '%s': %s", o, msg);
+        }
+        h->ca_file = apr_pstrdup(p, o + 3);
+        return NULL;
+    }
+    return apr_psprintf(p, "unknown option '%s' (timeout=SECONDS, "
+                        "failopen=on|off or ca=FILE)", o);
 }
 
 const char *rs_hook_parse(apr_pool_t *p, const char *event,
@@ -158,11 +169,11 @@ const char *rs_hook_parse(apr_pool_t *p, const char *event,
         h->local = 1;
         h->path = h->target;
     }
-    else if (APR_SUCCESS != rs_hook_parse_url(p, target, &h->host, &h->port,
-                                              &h->path)) {
+    else if (APR_SUCCESS != rs_hook_parse_url(p, target, &h->tls, &h->host,
+                                              &h->port, &h->path)) {
         return apr_psprintf(p, "bad target '%s': expected a local path "
-                            "(/hooks/x), an http://host[:port]/path URL or "
-                            "none", target);
+                            "(/hooks/x), an http(s)://host[:port]/path URL "
+                            "or none", target);
     }
     for (i = 0; i < nopts; i++) {
         if ((msg = parse_option(p, h, opts[i]))) {

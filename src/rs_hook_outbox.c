@@ -4,7 +4,7 @@
  * in the state store, key "o:<time, 16 hex digits><event id>" so keys
  * sort oldest first, value a JSON object:
  *   {"id","event","url","host","timeout","attempts","next","error",
- *    "payload"}
+ *    "payload"[,"ca"]}   ("ca": an https hook's ca=FILE)
  * The engine adds a record inside the same write transaction that stores
  * the change it reports (rs_outbox_add), so the event exists exactly when
  * the change does. A deliverer (the glue's watchdog) sends due records,
@@ -118,9 +118,29 @@ apr_status_t rs_outbox_settle(rs_store_t *s, apr_pool_t *p, apr_uint64_t gen,
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
+/* The stored form of ev (free()), or NULL. "ca" only when there is one:
+ * records of older versions read as before. */
+static char *encode(const rs_outbox_ev_t *ev)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
+                          "id", ev->id, "event", ev->event, "url", ev->url,
+                          "host", ev->host, "timeout", (json_int_t)ev->timeout,
+                          "attempts", ev->attempts,
+                          "next", (json_int_t)ev->next,
+                          "error", ev->last_error ? ev->last_error : "",
+                          "payload", ev->payload);
+    char *s = NULL;
+
+    if (o && (!ev->ca_file
+              || !json_object_set_new(o, "ca", json_string(ev->ca_file)))) {
+        s = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(o);
+    return s;
+}
+
 apr_status_t rs_outbox_add(rs_txn_t *txn, rs_outbox_ev_t *ev, apr_pool_t *p)
 {
-    json_t *o;
     char *s;
     apr_status_t rv;
 
@@ -129,19 +149,8 @@ apr_status_t rs_outbox_add(rs_txn_t *txn, rs_outbox_ev_t *ev, apr_pool_t *p)
     }
     ev->key = apr_psprintf(p, PREFIX "%016" APR_UINT64_T_HEX_FMT "%s",
                            (apr_uint64_t)apr_time_now(), ev->id);
-    o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
-                  "id", ev->id, "event", ev->event, "url", ev->url,
-                  "host", ev->host, "timeout", (json_int_t)ev->timeout,
-                  "attempts", ev->attempts, "next", (json_int_t)ev->next,
-                  "error", ev->last_error ? ev->last_error : "",
-                  "payload", ev->payload);
-    if (!o) {
+    if (!(s = encode(ev))) {
         return APR_EINVAL;
-    }
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!s) {
-        return APR_ENOMEM;
     }
     rv = rs_store_put(txn, ev->key, s, strlen(s));
     free(s);
@@ -154,15 +163,15 @@ apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,
 {
     rs_outbox_ev_t *ev = apr_pcalloc(p, sizeof(*ev));
     json_t *o = json_loadb(val, len, 0, NULL);
-    const char *id, *event, *url, *host, *error = NULL, *payload;
+    const char *id, *event, *url, *host, *error = NULL, *payload, *ca = NULL;
     json_int_t timeout, next;
     int attempts;
 
-    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
+    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s,s?s}",
                           "id", &id, "event", &event, "url", &url,
                           "host", &host, "timeout", &timeout,
                           "attempts", &attempts, "next", &next,
-                          "error", &error, "payload", &payload)) {
+                          "error", &error, "payload", &payload, "ca", &ca)) {
         json_decref(o);
         return APR_EINVAL;
     }
@@ -176,6 +185,7 @@ apr_status_t rs_outbox_decode(apr_pool_t *p, const char *key,
     ev->next = next;
     ev->last_error = error && *error ? apr_pstrdup(p, error) : NULL;
     ev->payload = apr_pstrdup(p, payload);
+    ev->ca_file = ca ? apr_pstrdup(p, ca) : NULL;
     json_decref(o);
     *pev = ev;
     return APR_SUCCESS;
@@ -200,7 +210,7 @@ static int cmp_key(const void *a, const void *b)
 }
 
 apr_status_t rs_outbox_list(rs_store_t *s, apr_pool_t *p, int max,
-                            apr_array_header_t **evs)
+                            apr_array_header_t **evs, int *total)
 {
     keys_t k = { p, apr_array_make(p, 16, sizeof(const char *)) };
     rs_txn_t *txn;
@@ -211,11 +221,17 @@ apr_status_t rs_outbox_list(rs_store_t *s, apr_pool_t *p, int max,
     int i;
 
     *evs = apr_array_make(p, 16, sizeof(rs_outbox_ev_t *));
+    if (total) {
+        *total = 0;
+    }
     if (APR_SUCCESS != (rv = rs_store_begin(s, 0, p, &txn))) {
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
     rv = rs_store_keys(txn, PREFIX, collect, &k);
     qsort(k.keys->elts, k.keys->nelts, sizeof(const char *), cmp_key);
+    if (total) {
+        *total = k.keys->nelts;
+    }
     for (i = 0; APR_SUCCESS == rv && i < k.keys->nelts
          && (*evs)->nelts < max; i++) {
         const char *key = APR_ARRAY_IDX(k.keys, i, const char *);
@@ -231,19 +247,11 @@ apr_status_t rs_outbox_list(rs_store_t *s, apr_pool_t *p, int max,
 apr_status_t rs_outbox_update(rs_store_t *s, const rs_outbox_ev_t *ev,
                               apr_pool_t *p)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s}",
-                          "id", ev->id, "event", ev->event, "url", ev->url,
-                          "host", ev->host, "timeout", (json_int_t)ev->timeout,
-                          "attempts", ev->attempts,
-                          "next", (json_int_t)ev->next,
-                          "error", ev->last_error ? ev->last_error : "",
-                  "payload", ev->payload);
     rs_txn_t *txn;
-    char *val, *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *val, *js = encode(ev);
     apr_size_t len;
     apr_status_t rv = js ? rs_store_begin(s, 1, p, &txn) : APR_ENOMEM;
 
-    json_decref(o);
     if (APR_SUCCESS == rv) {
         /* only while it is still pending (not dropped meanwhile) */
         rv = rs_store_get(txn, ev->key, p, &val, &len);
@@ -273,22 +281,27 @@ apr_interval_time_t rs_outbox_backoff(int attempts)
 }
 
 apr_status_t rs_outbox_send(const rs_outbox_ev_t *ev, apr_pool_t *p,
-                            int *status)
+                            int *status, const char **error)
 {
     const char *host, *path, *extra;
     apr_port_t port;
+    int tls;
+    rs_hook_tls_t t = { ev->ca_file };
     rs_hook_resp_t resp;
-    apr_status_t rv = rs_hook_parse_url(p, ev->url, &host, &port, &path);
+    apr_status_t rv = rs_hook_parse_url(p, ev->url, &tls, &host, &port,
+                                        &path);
 
     *status = 0;
+    *error = NULL;
     if (APR_SUCCESS != rv) {
         return rv;
     }
     extra = apr_psprintf(p, "X-Resumable-Event: %s\r\n"
                          "X-Resumable-Event-Id: %s\r\n", ev->event, ev->id);
-    rv = rs_hook_post(p, host, port, ev->host, path, extra, ev->payload,
-                      ev->timeout, &resp);
+    rv = rs_hook_post(p, host, port, tls ? &t : NULL, ev->host, path, extra,
+                      ev->payload, ev->timeout, &resp);
     *status = resp.status;
+    *error = resp.error;
     if (APR_SUCCESS == rv && (resp.status < 200 || resp.status > 299)) {
         rv = APR_EGENERAL;
     }

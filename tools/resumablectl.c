@@ -317,7 +317,7 @@ static int cmd_rebuild(ctl_t *c, const char *dir)
 static int cmd_events(ctl_t *c)
 {
     apr_array_header_t *evs;
-    apr_status_t rv = rs_outbox_list(c->store, c->p, 1 << 20, &evs);
+    apr_status_t rv = rs_outbox_list(c->store, c->p, 1 << 20, &evs, NULL);
     apr_time_t now = apr_time_now();
     int i;
 
@@ -339,7 +339,7 @@ static int cmd_events(ctl_t *c)
 static int cmd_event_op(ctl_t *c, int drop, const char *id)
 {
     apr_array_header_t *evs;
-    apr_status_t rv = rs_outbox_list(c->store, c->p, 1 << 20, &evs);
+    apr_status_t rv = rs_outbox_list(c->store, c->p, 1 << 20, &evs, NULL);
     int i, n = 0;
 
     for (i = 0; APR_SUCCESS == rv && i < evs->nelts; i++) {
@@ -355,8 +355,9 @@ static int cmd_event_op(ctl_t *c, int drop, const char *id)
             n++;
         }
     }
-    if (APR_SUCCESS == rv && n && !drop) {
-        rv = rs_outbox_wake(c->store, c->p);    /* the deliverer looks now */
+    if (APR_SUCCESS == rv && n) {
+        rv = rs_outbox_wake(c->store, c->p);    /* the deliverer looks now
+                                                   (and counts again) */
     }
     if (APR_SUCCESS != rv) {
         return fail(rv, "cannot write the state database", c->db);

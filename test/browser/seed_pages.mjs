@@ -11,6 +11,9 @@
 //   ranged     004-download.html: pause between pieces, continue
 //   offset-refused  001-offset.html, one submit (of a file an application
 //              hook may refuse, ResumableHook): what the page shows
+//   once-slice, once-slice003, once-flow, once-resumable, once-md5  the
+//              upload pages, one plain upload (of a file a pre-finish hook
+//              may refuse): what the page shows, success or error
 //   md5        002-md5.html at http://localhost:8000 (the seed client's
 //              fixed origin, mapped to --base): pause, continue, reload,
 //              choose again; then choose it once more (instant upload)
@@ -254,7 +257,46 @@ async function ranged (page) {
   return { sha, paused, requests: seen, info: await text(page, '#info') }
 }
 
+// One plain upload on an upload page: "success" (the page links the file)
+// or "error" (the page says so), and the page's status text.
+const ONCE = {
+  slice: { html: '/seeds/000-slice.html', input: '#input',
+    go: page => page.click('button:has-text("上传")') },
+  slice003: { html: '/seeds/003-slice.html', input: '#file', go: page => page.click('#start') },
+  flow: { html: '/seeds/flow.html', input: '#file', go: page => page.click('#start') },
+  resumable: { html: '/seeds/resumable.html', input: '#file', go: page => page.click('#start') },
+  md5: { html: '/seeds/002-md5.html', input: '#file',
+    go: async page => { await md5Choose(page); await page.click('.btn.control') } },
+}
+
+async function once (page, which) {
+  const p = ONCE[which]
+  const seen = watch(page, /\/(sliceUpload|sliceMerge|flow|api\/upload(\/handshake)?)(\?|$)/)
+  await page.goto(a.base + p.html)
+  if (which === 'md5') {
+    await p.go(page)
+  } else {
+    await page.setInputFiles(p.input, a.file)
+    await page.waitForFunction(() => !document.querySelector('#start') ||
+      !document.querySelector('#start').disabled)
+    await p.go(page)
+  }
+  const shown = await until(async () => page.evaluate(() => {
+    const link = document.querySelector('#link a') || document.querySelector('a#link')
+    if (link && link.textContent) return 'success'
+    if (document.querySelector('.status.error')) return 'error'
+    return null
+  }), 90000, 'success or error')
+  const status = await page.textContent('#status').catch(() => '')
+  return { shown, status, requests: seen }
+}
+
 const PAGES = {
+  'once-slice': page => once(page, 'slice'),
+  'once-slice003': page => once(page, 'slice003'),
+  'once-flow': page => once(page, 'flow'),
+  'once-resumable': page => once(page, 'resumable'),
+  'once-md5': page => once(page, 'md5'),
   offset,
   'offset-refused': offsetRefused,
   flow: page => flowlike(page, '/seeds/flow.html'),
@@ -267,10 +309,11 @@ const PAGES = {
 }
 
 run(async () => {
-  const browser = a.which === 'md5'
+  const md5 = /md5$/.test(a.which)
+  const browser = md5
     ? await launchWith([`--host-resolver-rules=MAP localhost:8000 127.0.0.1:${new URL(a.base).port}`])
     : await launch()
-  if (a.which === 'md5') a.base = SEED_ORIGIN
+  if (md5) a.base = SEED_ORIGIN
   try {
     const page = await browser.newPage({ viewport: { width: 900, height: 700 } })
     const out = await PAGES[a.which](page)

@@ -11,6 +11,8 @@ Policy of blocking hooks (pre-create, pre-finish), shared by both:
   filename starts with 'rename'      -> 200 {"metadata": {.., "approved":
                                         "yes"}, "filename": "renamed.txt"}
   filename contains 'limit'          -> 200 {"size_limit": 10}
+  pre-finish, filename starts with
+  'finrename'                        -> 200 {"filename": "final-" + name}
   otherwise                          -> 200 (empty body)
 Notifications are answered 200 and recorded (event ids kept, duplicates
 counted by the test).
@@ -59,13 +61,25 @@ def decide(p):
         return 200, json.dumps({'metadata': meta,
                                 'filename': 'renamed.txt'}).encode(), \
             'application/json'
+    if ev == 'pre-finish' and name.startswith('finrename'):
+        return 200, json.dumps({'filename': 'final-' + name}).encode(), \
+            'application/json'
     if ev == 'pre-create' and 'limit' in name:
         return 200, b'{"size_limit": 10}', 'application/json'
     return 200, b'', 'text/plain'
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass                # a TLS client that refused our certificate
+
+
 class Receiver:
-    def __init__(self, port=None):
+    """tls: an ssl.SSLContext (server side) to answer https (the handshake
+    happens in the request's thread)."""
+
+    def __init__(self, port=None, tls=None):
+        self.tls = tls
         self.port = port or free_port()
         self.events = []            # (event, id, payload) as received
         self.headers = []           # request headers, in order
@@ -77,7 +91,7 @@ class Receiver:
 
     @property
     def url(self):
-        return f'http://127.0.0.1:{self.port}'
+        return f'{"https" if self.tls else "http"}://127.0.0.1:{self.port}'
 
     def start(self):
         rx = self
@@ -114,8 +128,12 @@ class Receiver:
                 except OSError:     # the caller is gone (a killed child)
                     pass
 
-        self.srv = ThreadingHTTPServer(('127.0.0.1', self.port), H)
+        self.srv = _Server(('127.0.0.1', self.port), H)
         self.srv.daemon_threads = True
+        if self.tls:
+            self.srv.socket = self.tls.wrap_socket(
+                self.srv.socket, server_side=True,
+                do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.srv.serve_forever,
                                        daemon=True)
         self.thread.start()

@@ -38,6 +38,10 @@ static void test_parse(apr_pool_t *p)
     const char *bad2[] = { "timeout=301" };
     const char *bad3[] = { "retries=2" };
     const char *bad4[] = { "failopen=yes" };
+    const char *bad5[] = { "ca=/nonexistent/ca.pem" };
+    const char *bad6[] = { "ca=relative.pem" };
+    const char *bad7[] = { "ca=/dev/null" };     /* not a regular file */
+    const char *bad8[] = { "ca=/etc/hostname" }; /* http: no TLS */
 
     RS_CHECK(!rs_hook_parse(p, "pre-create", "/hooks/a", 2, opts, &ev, &h));
     RS_CHECK(h && h->local && RS_HOOK_PRE_CREATE == ev && h->failopen
@@ -55,7 +59,13 @@ static void test_parse(apr_pool_t *p)
     RS_CHECK(!h && RS_HOOK_POST_EXPIRE == ev);
     RS_CHECK(rs_hook_parse(p, "post-expire", "none", 1, opts, &ev, &h));
     RS_CHECK(rs_hook_parse(p, "pre-upload", "/x", 0, NULL, &ev, &h));
-    RS_CHECK(rs_hook_parse(p, "pre-create", "https://h/x", 0, NULL, &ev, &h));
+    RS_CHECK(!rs_hook_parse(p, "pre-create", "https://h/x", 0, NULL, &ev, &h));
+    RS_CHECK(h && h->tls && h->port == 443 && !h->ca_file);
+    RS_CHECK(rs_hook_parse(p, "pre-create", "https://h/x", 1, bad5, &ev, &h));
+    RS_CHECK(rs_hook_parse(p, "pre-create", "https://h/x", 1, bad6, &ev, &h));
+    RS_CHECK(rs_hook_parse(p, "pre-create", "https://h/x", 1, bad7, &ev, &h));
+    RS_CHECK(rs_hook_parse(p, "pre-create", "http://h/x", 1, bad8, &ev, &h));
+    RS_CHECK(rs_hook_parse(p, "pre-create", "/x", 1, bad8, &ev, &h));
     RS_CHECK(rs_hook_parse(p, "pre-create", "//h/x", 0, NULL, &ev, &h));
     RS_CHECK(rs_hook_parse(p, "pre-create", "x", 0, NULL, &ev, &h));
     RS_CHECK(rs_hook_parse(p, "pre-create", "/a b", 0, NULL, &ev, &h));
@@ -72,37 +82,49 @@ static void test_url(apr_pool_t *p)
 {
     const char *host, *path;
     apr_port_t port;
+    int tls;
 
-    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://h", &host, &port,
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://h", &tls, &host, &port,
                                               &path));
-    RS_CHECK(port == 80);
+    RS_CHECK(port == 80 && !tls);
     RS_CHECK_STR(path, "/");
-    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://h:1/?q", &host,
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "https://h/x", &tls, &host,
+                                              &port, &path));
+    RS_CHECK(port == 443 && tls);
+    RS_CHECK_STR(host, "h");
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "HTTPS://[::1]:8443", &tls,
+                                              &host, &port, &path));
+    RS_CHECK(port == 8443 && tls);
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "httpss://h/", &tls, &host,
+                                             &port, &path));
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "https:/h/", &tls, &host,
+                                             &port, &path));
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://h:1/?q", &tls, &host,
                                               &port, &path));
     RS_CHECK_STR(path, "/?q");
-    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://[::1]:81/x", &host,
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://[::1]:81/x", &tls, &host,
                                               &port, &path));
     RS_CHECK_STR(host, "::1");
     RS_CHECK(port == 81);
-    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://[::1]/x", &host,
+    RS_CHECK(APR_SUCCESS == rs_hook_parse_url(p, "http://[::1]/x", &tls, &host,
                                               &port, &path) && port == 80);
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[::1/x", &host, &port,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[::1/x", &tls, &host, &port,
                                              &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[]/x", &host, &port,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[]/x", &tls, &host, &port,
                                              &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[::1]x/", &host,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://[::1]x/", &tls, &host,
                                              &port, &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://u@h/", &host, &port,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://u@h/", &tls, &host, &port,
                                              &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:0/", &host, &port,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:0/", &tls, &host, &port,
                                              &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:65536/", &host,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:65536/", &tls, &host,
                                              &port, &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://:80/", &host, &port,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://:80/", &tls, &host, &port,
                                              &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:8x/", &host, &port,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h:8x/", &tls, &host, &port,
                                              &path));
-    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h/\r\nX: y", &host,
+    RS_CHECK(APR_EINVAL == rs_hook_parse_url(p, "http://h/\r\nX: y", &tls, &host,
                                              &port, &path));
 }
 
@@ -279,7 +301,7 @@ static apr_status_t post_to(apr_pool_t *p, const char *answer,
     apr_socket_listen(s->ls, 1);
     apr_socket_addr_get(&sa, APR_LOCAL, s->ls);
     apr_thread_create(&t, NULL, serve, s, p);
-    rv = rs_hook_post(p, "127.0.0.1", sa->port, "app.example", "/h?x=1",
+    rv = rs_hook_post(p, "127.0.0.1", sa->port, NULL, "app.example", "/h?x=1",
                       "X-Resumable-Event: pre-create\r\n", "{\"a\":1}",
                       timeout, r);
     apr_thread_join(&trv, t);
@@ -337,7 +359,7 @@ static void test_http(apr_pool_t *p)
     apr_socket_bind(ls, sa);
     apr_socket_addr_get(&sa, APR_LOCAL, ls);
     apr_socket_close(ls);
-    RS_CHECK(APR_SUCCESS != rs_hook_post(p, "127.0.0.1", sa->port, "h", "/",
+    RS_CHECK(APR_SUCCESS != rs_hook_post(p, "127.0.0.1", sa->port, NULL, "h", "/",
                                          NULL, "{}", apr_time_from_sec(1),
                                          &r));
 }
@@ -349,6 +371,7 @@ static void test_outbox(apr_pool_t *p)
     rs_txn_t *txn;
     apr_array_header_t *evs;
     rs_outbox_ev_t a = { 0 }, b = { 0 }, *e;
+    int n;
 
     RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
         p, dir, "/state", NULL), NULL, p));
@@ -367,7 +390,7 @@ static void test_outbox(apr_pool_t *p)
     RS_CHECK(APR_SUCCESS == rs_outbox_add(txn, &b, p));
     rs_store_end(txn);
     RS_CHECK(a.id && b.id && strcmp(a.id, b.id));
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs, NULL));
     RS_CHECK(evs->nelts == 2);
     if (evs->nelts != 2) {
         return;
@@ -380,14 +403,22 @@ static void test_outbox(apr_pool_t *p)
     e->next = 12345;
     e->last_error = "refused";
     RS_CHECK(APR_SUCCESS == rs_outbox_update(s, e, p));
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs));
-    RS_CHECK(evs->nelts == 1);
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs, &n));
+    RS_CHECK(evs->nelts == 1 && n == 2);
     e = APR_ARRAY_IDX(evs, 0, rs_outbox_ev_t *);
     RS_CHECK(e->attempts == 3 && e->next == 12345);
     RS_CHECK_STR(e->last_error, "refused");
+    RS_CHECK(!e->ca_file);
+    e->ca_file = "/etc/ca.pem";                 /* an https hook's ca= */
+    RS_CHECK(APR_SUCCESS == rs_outbox_update(s, e, p));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 1, &evs, NULL));
+    e = APR_ARRAY_IDX(evs, 0, rs_outbox_ev_t *);
+    RS_CHECK(e->ca_file && !strcmp(e->ca_file, "/etc/ca.pem"));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 0, &evs, &n));
+    RS_CHECK(evs->nelts == 0 && n == 2);
     RS_CHECK(APR_SUCCESS == rs_outbox_drop(s, e->key, p));
     RS_CHECK(APR_SUCCESS == rs_outbox_update(s, e, p));  /* dropped: stays */
-    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs));
+    RS_CHECK(APR_SUCCESS == rs_outbox_list(s, p, 10, &evs, NULL));
     RS_CHECK(evs->nelts == 1);
     RS_CHECK(APR_EINVAL == rs_outbox_drop(s, "u:x", p));
     RS_CHECK(rs_outbox_backoff(0) == apr_time_from_sec(1));
@@ -477,7 +508,7 @@ static apr_size_t pending(rs_store_t *s, apr_pool_t *p, const char *event)
     apr_size_t n = 0;
     int i;
 
-    rs_outbox_list(s, p, 1000, &evs);
+    rs_outbox_list(s, p, 1000, &evs, NULL);
     for (i = 0; i < evs->nelts; i++) {
         n += !strcmp(APR_ARRAY_IDX(evs, i, rs_outbox_ev_t *)->event, event);
     }
