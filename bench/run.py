@@ -1590,13 +1590,14 @@ def targets15(c):
                 '; '.join(f'{k2}: {v}' for k2, v in y['txn'].items()), worst <= 1,
                 'exclusive locks of the state .dir file (strace -y)')
         s = get(c, 'patch5', medium, 'summary')
+        size = f"{(get(c, 'patch5', medium, 'bytes') or 0) >> 20} MiB"
         if s:
             name = [n for n in s if n != 'resumable-1'][0]
             r = 1 / s[name]['ratio_base_over']
             cpu = s[name]['cpu_per_gib'] / s['resumable-1']['cpu_per_gib']
-            add(f'1 GiB as 5 MiB tus PATCHes on one connection ({medium}): >= 0.95x one '
-                'request', f'{r:.2f}x', r >= 0.95, 'median of per-round ratios')
-            add(f'1 GiB as 5 MiB tus PATCHes ({medium}): CPU per GiB <= 1.05x one request',
+            add(f'{size} as 5 MiB tus PATCHes on one connection ({medium}): >= 0.95x '
+                'one request', f'{r:.2f}x', r >= 0.95, 'median of per-round ratios')
+            add(f'{size} as 5 MiB tus PATCHes ({medium}): CPU per GiB <= 1.05x one request',
                 f'{cpu:.2f}x ({s[name]["cpu_per_gib"]:.2f} vs '
                 f'{s["resumable-1"]["cpu_per_gib"]:.2f} s/GiB)', cpu <= 1.05, 'medians')
         s = get(c, 'seed000', medium, 'summary')
