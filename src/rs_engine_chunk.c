@@ -336,6 +336,7 @@ void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p)
         rs_data_remove(rs_eng_chunk_path(p, u, i), p);
     }
     rs_data_remove(md5s_path(p, u), p);
+    rs_data_remove(apr_pstrcat(p, md5s_path(p, u), ".new", NULL), p);
 }
 
 /* ---- md5 front end: incremental merge and whole-file MD5 ------------------
