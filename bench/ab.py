@@ -46,8 +46,6 @@ LogLevel warn
 {user}
 LoadModule mpm_event_module {mods}/mod_mpm_event.so
 LoadModule authz_core_module {mods}/mod_authz_core.so
-LoadModule unixd_module {mods}/mod_unixd.so
-LoadModule watchdog_module {mods}/mod_watchdog.so
 LoadModule status_module {mods}/mod_status.so
 LoadModule resumable_module "{module}"
 StartServers 2
@@ -215,7 +213,8 @@ def main():
         shutil.rmtree(wt, ignore_errors=True)
     sh(['git', '-C', REPO, 'worktree', 'add', '-q', '--detach', wt, a.base])
     try:
-        sh(['make', '-C', wt, '.libs/mod_resumable.so'], stdout=subprocess.DEVNULL)
+        sh(['make', '-C', wt, '.libs/mod_resumable.so'], stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
         base_so = os.path.join(OUT, 'base.so')
         shutil.copy(os.path.join(wt, '.libs', 'mod_resumable.so'), base_so)
     finally:

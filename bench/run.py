@@ -49,7 +49,9 @@ PAGE = os.sysconf('SC_PAGE_SIZE')
 MiB = 1 << 20
 GiB = 1 << 30
 ALL_CASES = ['single', 'chunked', 'checksum', 'parallel', 'concurrent',
-             'head', 'big']
+             'head', 'big', 'small', 'syscalls', 'patch5', 'seed000',
+             'checksums', 'md5last']
+NODE_CASES = {'single', 'chunked', 'parallel', 'concurrent'}
 STARTED = []            # servers to stop on any exit
 MODULE_COPY = os.path.join(OUT, 'build', 'mod_resumable.so')
 
@@ -525,7 +527,8 @@ class Suite:
             sh(['apt-get', 'update', '-qq'])
             sh(['apt-get', 'install', '-y', '-qq', *need],
                env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'))
-        if not os.path.isdir(os.path.join(BENCH, 'node_modules', '@tus', 'server')):
+        if set(self.a.cases) & NODE_CASES and not os.path.isdir(
+                os.path.join(BENCH, 'node_modules', '@tus', 'server')):
             log('setup: npm ci (bench/)')
             sh(['npm', 'ci', '--no-audit', '--no-fund'], cwd=BENCH)
         if not os.path.exists(os.path.join(REPO, '.libs', 'mod_resumable.so')):
@@ -586,10 +589,14 @@ class Suite:
         return dict(ok=ok, secs=secs, mbs=nbytes / secs / 1e6,
                     cpu_per_gib=st['cpu'] / (nbytes / GiB), note=note, **st)
 
-    def interleave(self, case, medium, contenders, nbytes, pairs=None):
-        """contenders: [(name, server, fn)]; rounds of A B C ..."""
+    def interleave(self, case, medium, contenders, nbytes, pairs=None,
+                   between=None):
+        """contenders: [(name, server, fn)]; rounds of A B C ...;
+        between(round) after each round (a measurement of another kind)."""
         runs = {n: [] for n, _, _ in contenders}
         for r in range(pairs or self.a.pairs):
+            if between and r:
+                between(r - 1)
             for name, server, fn in contenders:
                 rec = self.measure(server, fn, nbytes)
                 runs[name].append(rec)
@@ -597,6 +604,8 @@ class Suite:
                     f'cpu {rec["cpu_per_gib"]:6.2f} s/GiB peak rss '
                     f'{rec["peak_rss_total"] / MiB:7.1f} MiB '
                     f'{"ok" if rec["ok"] else "FAILED"} {rec["note"] or ""}')
+        if between:
+            between((pairs or self.a.pairs) - 1)
         self.results['cases'].setdefault(case, {})[medium] = {
             'bytes': nbytes, 'runs': runs, 'summary': summarize(runs)}
         return runs
@@ -610,9 +619,9 @@ class Suite:
         os.unlink(path)
         return good
 
-    def up_resumable(self, checksum=None, area='files'):
+    def up_resumable(self, checksum=None, area='files', alg='sha256'):
         def fn():
-            extra = ['-H', f'Upload-Checksum: sha256 {checksum}'] if checksum else []
+            extra = ['-H', f'Upload-Checksum: {alg} {checksum}'] if checksum else []
             code, _, h = curl(['-X', 'POST', '-H', 'Tus-Resumable: 1.0.0', '-H',
                                f'Upload-Length: {self.size}', f'{self.httpd.base}/{area}/'])
             loc = h.get('location', '')
@@ -990,6 +999,392 @@ class Suite:
             c.close()
         self.results['cases'].setdefault('big', {})[medium] = {'runs': runs}
 
+    # ---- issue 15: where real clients live (many small requests) ----------
+    def small_run(self, kind, server):
+        """--small-n uploads of 1 MiB, --small-conc at once (each worker on
+        one keep-alive connection): kind 'cwu' (tus creation-with-upload,
+        one request), 'postpatch' (tus POST + PATCH) or 'put' (PUT)."""
+        per = MiB
+        nsrc = max(1, len(self.view) // per)
+        n, k = self.a.small_n, self.a.small_conc
+        if not hasattr(self, 'small_want'):
+            self.small_want = [hashlib.sha256(self.view[i * per:(i + 1) * per]).hexdigest()
+                               for i in range(nsrc)]
+
+        def fn():
+            todo = list(range(n))
+            mu = threading.Lock()
+            done, errors = [], []
+            r0 = Conn.reconnects
+
+            def worker():
+                c = Conn(server.port)
+                try:
+                    while True:
+                        with mu:
+                            if not todo:
+                                return
+                            i = todo.pop()
+                        s = i % nsrc
+                        view = self.view[s * per:(s + 1) * per]
+                        if kind == 'cwu':
+                            st, h, _ = c.request('POST', '/files/', dict(
+                                TUS, **PATCH_CT, **{'Upload-Length': str(per)}), view)
+                            if st != 201 or h.get('upload-offset') != str(per):
+                                raise RuntimeError(f'creation-with-upload: {st}')
+                            stored = f'{self.data}/tus/{path_of(h["location"]).rsplit("/", 1)[-1]}'
+                        elif kind == 'postpatch':
+                            p = tus_create(c, per)
+                            tus_send(c, p, view, per)
+                            stored = f'{self.data}/tus/{p.rsplit("/", 1)[-1]}'
+                        else:
+                            self.n += 1
+                            name = f'small{self.n}-{i}.bin'
+                            st, _, _ = c.request('PUT', '/' + name, {}, view)
+                            if st not in (201, 204):
+                                raise RuntimeError(f'PUT {st}')
+                            stored = f'{self.nginx.root}/{name}'
+                        with mu:
+                            done.append((stored, s))
+                finally:
+                    c.close()
+
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(k) as ex:
+                for f in [ex.submit(worker) for _ in range(k)]:
+                    try:
+                        f.result(timeout=900)
+                    except Exception as e:
+                        errors.append(str(e))
+            secs = time.monotonic() - t0
+            bad = sum(1 for p, s in done if not self.stored_ok(p, self.small_want[s]))
+            again = Conn.reconnects - r0
+            ok = not errors and not bad and len(done) == n
+            return ok, secs, f'{len(done) - bad}/{n} intact' + (
+                f'; errors: {errors[:2]}' if errors else '') + (
+                f'; {again} resent' if again else '')
+        return fn
+
+    def case_small(self, medium):
+        """512 x 1 MiB, 32 at once: creation-with-upload and POST + PATCH
+        against nginx's PUT (server CPU per upload, throughput)."""
+        c = [('nginx', self.nginx, self.small_run('put', self.nginx)),
+             ('resumable-cwu', self.httpd, self.small_run('cwu', self.httpd)),
+             ('resumable-postpatch', self.httpd, self.small_run('postpatch', self.httpd))]
+        runs = self.interleave('small', medium, c, self.a.small_n * MiB)
+        res = self.results['cases']['small'][medium]
+        res['uploads'] = self.a.small_n
+        res['vs_nginx'] = {n: dict(
+            mbs=statistics.median(a['mbs'] / b['mbs'] for a, b in zip(runs[n], runs['nginx'])),
+            cpu=statistics.median(a['cpu'] / b['cpu'] for a, b in zip(runs[n], runs['nginx'])
+                                  if b['cpu'] > 0) if any(b['cpu'] for b in runs['nginx'])
+            else float('nan'),
+            cpu_ms=statistics.median(1000 * a['cpu'] / self.a.small_n for a in runs[n]),
+            ms=statistics.median(1000 * a['secs'] / self.a.small_n for a in runs[n]))
+            for n in runs}
+
+    def all_tids(self, server):
+        tids = []
+        for p in tree(proc_table(), server.root_pid()):
+            try:
+                tids += [int(t) for t in os.listdir(f'/proc/{p}/task')]
+            except OSError:
+                pass
+        return tids
+
+    def strace(self, server, fn, args):
+        """Run fn() under strace (args) attached to every thread of server;
+        returns (fn's result, strace output file, wall seconds)."""
+        out = os.path.join(OUT, 'strace.txt')
+        rm(out)
+        argv = ['strace', '-f', '-o', out, *args]
+        for t in tree(proc_table(), server.root_pid()):
+            argv += ['-p', str(t)]      # -f: all its threads
+        p = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        # strace says "Process N attached [with M threads]" per process
+        want, seen, end = argv.count('-p'), 0, time.time() + 120
+        while seen < want and time.time() < end:
+            line = p.stderr.readline()
+            if not line:
+                break
+            if 'attached' in line:
+                seen += 1
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        try:
+            res = fn()
+        finally:
+            wall = time.monotonic() - t0
+            time.sleep(0.3)
+            p.send_signal(signal.SIGINT)
+            try:
+                p.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+        return res, out, wall
+
+    def one_small(self, kind, server, i):
+        """One 1 MiB upload on a new connection: cwu, postpatch or put."""
+        view = self.view[:MiB]
+        c = Conn(server.port)
+        try:
+            if kind == 'cwu':
+                st, h, _ = c.request('POST', '/files/', dict(
+                    TUS, **PATCH_CT, **{'Upload-Length': str(MiB)}), view)
+                return st == 201
+            if kind == 'postpatch':
+                tus_send(c, tus_create(c, MiB), view, MiB)
+                return True
+            st, _, _ = c.request('PUT', f'/sys{i}.bin', {}, view)
+            return st in (201, 204)
+        finally:
+            c.close()
+
+    def case_syscalls(self, medium):
+        """strace -c -f on every server thread: syscalls per 1 MiB upload
+        (each on a new connection), an idle window of the same length
+        subtracted; and the state write transactions of each request."""
+        n = self.a.syscall_n
+        res = {'uploads': n, 'per_upload': {}, 'top': {}, 'txn': {}}
+        for name, kind, server in (('resumable-cwu', 'cwu', self.httpd),
+                                   ('resumable-postpatch', 'postpatch', self.httpd),
+                                   ('nginx', 'put', self.nginx)):
+            self.one_small(kind, server, 0)                 # warm up
+            ok, out, wall = self.strace(server, lambda: all(
+                self.one_small(kind, server, i) for i in range(n)), ['-c'])
+            busy = parse_strace_c(out)
+            _, out, _ = self.strace(server, lambda: time.sleep(wall), ['-c'])
+            idle = parse_strace_c(out)
+            per = {k: (v - idle.get(k, 0)) / n for k, v in busy.items()}
+            res['per_upload'][name] = sum(per.values())
+            res['top'][name] = dict(sorted(((k, round(v, 1)) for k, v in per.items()
+                                            if v >= 0.5), key=lambda x: -x[1]))
+            log(f'  syscalls/{medium} {name:20s} {sum(per.values()):7.1f} per upload '
+                f'{"ok" if ok else "FAILED"}: ' +
+                ' '.join(f'{k}={v}' for k, v in list(res['top'][name].items())[:12]))
+        res['txn'] = self.count_txns()
+        for k, v in res['txn'].items():
+            log(f'  syscalls/{medium} state write transactions: {k}: {v}')
+        self.results['cases'].setdefault('syscalls', {})[medium] = res
+
+    def count_txns(self):
+        """State write transactions per request: a write transaction is one
+        exclusive lock of the state database's .dir (sdbm), seen by strace
+        -y; requests are spaced in time and told apart by timestamps."""
+        marks = []
+        c = Conn(self.httpd.port)
+
+        def reqs():
+            def mark(what, f):
+                t0 = time.time()
+                r = f()
+                marks.append((what, t0, time.time()))
+                time.sleep(0.3)
+                return r
+            view = self.view[:MiB]
+            mark('creation-with-upload POST', lambda: c.request('POST', '/files/', dict(
+                TUS, **PATCH_CT, **{'Upload-Length': str(MiB)}), view))
+            _, h, _ = mark('POST (create)', lambda: c.request('POST', '/files/', dict(
+                TUS, **{'Upload-Length': str(MiB)}), b''))
+            p = path_of(h['location'])
+            mark('PATCH (half)', lambda: c.request('PATCH', p, dict(
+                TUS, **PATCH_CT, **{'Upload-Offset': '0'}), view[:MiB // 2]))
+            mark('HEAD', lambda: c.request('HEAD', p, TUS))
+            mark('PATCH (last)', lambda: c.request('PATCH', p, dict(
+                TUS, **PATCH_CT, **{'Upload-Offset': str(MiB // 2)}), view[MiB // 2:]))
+        try:
+            _, out, _ = self.strace(self.httpd, reqs, [
+                '-y', '-ttt', '-e', 'trace=flock,fcntl,openat'])
+        finally:
+            c.close()
+        txn = {}
+        with open(out) as f:
+            lines = f.read().splitlines()
+        for what, t0, t1 in marks:
+            nw = nr = 0
+            for l in lines:
+                m = re.match(r'\s*\d+\s+([\d.]+)\s+(flock|fcntl)\((\d+)<([^>]*)>, *(.*)\)',
+                             l)
+                if not m or not (t0 - 0.01 <= float(m.group(1)) <= t1 + 0.01):
+                    continue
+                if not m.group(4).endswith('.dir'):
+                    continue
+                arg = m.group(5)
+                if 'LOCK_EX' in arg or 'F_WRLCK' in arg:
+                    nw += 1
+                elif 'LOCK_SH' in arg or 'F_RDLCK' in arg:
+                    nr += 1
+            txn[what] = f'{nw} write, {nr} read'
+        return txn
+
+    def case_patch5(self, medium):
+        """1 GiB as --patch-mib (5) MiB tus PATCHes on one connection against
+        the same in one PATCH (same client)."""
+        st = f'{self.data}/tus'
+        c = [('resumable-1', self.httpd, self.up_chunked_py(self.httpd.port, st, self.size)),
+             (f'resumable-patch{self.a.patch_mib}', self.httpd, self.up_chunked_py(
+                 self.httpd.port, st, self.a.patch_mib * MiB))]
+        self.interleave('patch5', medium, c, self.size)
+
+    def up_seed000(self, slice_mib, conc):
+        """Seed 000: slices of slice_mib MiB as multipart POSTs, conc at once
+        (each worker on one keep-alive connection), then the JSON merge."""
+        def fn():
+            name = f'seed-{time.monotonic_ns()}.bin'
+            part = slice_mib * MiB
+            todo = list(enumerate(range(0, self.size, part)))[::-1]
+            mu = threading.Lock()
+
+            def worker():
+                c = Conn(self.httpd.port)
+                try:
+                    while True:
+                        with mu:
+                            if not todo:
+                                return
+                            i, b0 = todo.pop()
+                        bnd = f'rsbench{i}x{time.monotonic_ns()}'
+                        pre = (f'--{bnd}\r\nContent-Disposition: form-data; name="chunk"; '
+                               'filename="blob"\r\nContent-Type: application/octet-stream'
+                               '\r\n\r\n').encode()
+                        post = (f'\r\n--{bnd}\r\nContent-Disposition: form-data; name='
+                                f'"index"\r\n\r\n{i}\r\n--{bnd}\r\nContent-Disposition: '
+                                f'form-data; name="name"\r\n\r\n{name}\r\n--{bnd}--\r\n'
+                                ).encode()
+                        view = self.view[b0:b0 + part]
+                        st, _, _ = c.request(
+                            'POST', '/files/',
+                            {'Content-Type': f'multipart/form-data; boundary={bnd}'},
+                            lambda: [pre, *slices(view), post],
+                            len(pre) + len(view) + len(post))
+                        if st != 200:
+                            raise RuntimeError(f'slice {i}: {st}')
+                finally:
+                    c.close()
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(conc) as ex:
+                for f in [ex.submit(worker) for _ in range(conc)]:
+                    f.result(timeout=900)
+            t1 = time.monotonic()
+            c = Conn(self.httpd.port)
+            try:
+                st, _, _ = c.request('POST', '/files/',
+                                     {'Content-Type': 'text/plain;charset=UTF-8'},
+                                     json.dumps({'name': name, 'size': part}).encode())
+            finally:
+                c.close()
+            t2 = time.monotonic()
+            ok = st == 200 and self.stored_wait(f'{self.data}/tus/{name}', self.want)
+            return ok, t2 - t0, f'transfer {t1 - t0:.2f}s merge {t2 - t1:.3f}s'
+        return fn
+
+    def case_seed000(self, medium):
+        c = [('resumable-1', self.httpd, self.up_chunked_py(
+                 self.httpd.port, f'{self.data}/tus', self.size)),
+             ('resumable-seed000', self.httpd, self.up_seed000(5, 4))]
+        self.interleave('seed000', medium, c, self.size)
+
+    def openssl_speed(self, alg):
+        """openssl speed -evp alg on 256 KiB blocks, one core: bytes/s."""
+        r = subprocess.run(['openssl', 'speed', '-evp', alg, '-bytes', '262144',
+                            '-seconds', str(self.a.openssl_secs)],
+                           capture_output=True, text=True, timeout=120)
+        for l in r.stdout.splitlines()[::-1]:
+            m = re.match(r'^\s*(\S+)\s+([\d.]+)k\s*$', l)
+            if m:
+                return float(m.group(2)) * 1000
+        raise RuntimeError(f'openssl speed {alg}: {r.stdout[-200:]} {r.stderr[-200:]}')
+
+    def case_checksums(self, medium):
+        """tus PATCH with Upload-Checksum for each algorithm against
+        openssl speed -evp of that algorithm, measured in the same rounds."""
+        import base64
+        algs = ('sha256', 'sha1', 'md5', 'sha512')
+        sums = {}
+        for alg in algs:
+            h = hashlib.new(alg)
+            h.update(self.view)
+            sums[alg] = base64.b64encode(h.digest()).decode()
+        c = [('resumable', self.httpd, self.up_resumable())] + [
+            (f'resumable-{alg}', self.httpd, self.up_resumable(sums[alg], alg=alg))
+            for alg in algs]
+        speed = {alg: [] for alg in algs}
+
+        def between(r):
+            for alg in algs:
+                speed[alg].append(self.openssl_speed(alg))
+                log(f'  checksums/{medium} openssl speed -evp {alg:6s} round {r}: '
+                    f'{speed[alg][-1] / 1e6:8.1f} MB/s')
+        runs = self.interleave('checksums', medium, c, self.size, between=between)
+        res = self.results['cases']['checksums'][medium]
+        res['openssl'] = speed
+        res['vs_openssl'] = {alg: statistics.median(
+            r['mbs'] * 1e6 / s for r, s in zip(runs[f'resumable-{alg}'], speed[alg]))
+            for alg in algs}
+
+    def up_md5(self, chunk_mib):
+        """md5 protocol (seed 002): handshake, chunks one after another on
+        one connection, each timed; the first chunk differs per round (a
+        new file: the same content would be an instant upload)."""
+        def fn():
+            part = chunk_mib * MiB
+            first = os.urandom(min(part, self.size))
+            pieces = [first] + [self.view[i:i + part]
+                                for i in range(len(first), self.size, part)]
+            whole, sha = hashlib.md5(), hashlib.sha256()
+            ids = []
+            for i, p in enumerate(pieces):
+                whole.update(p)
+                sha.update(p)
+                ids.append(hashlib.md5(p).hexdigest() + str(i))
+            fid = whole.hexdigest()
+            c = Conn(self.httpd.port)
+            times = []
+            try:
+                st, _, b = c.request('POST', '/files/handshake',
+                                     {'Content-Type': 'application/json'},
+                                     json.dumps({'fileId': fid, 'ext': '.bin',
+                                                 'chunkIds': ids}).encode())
+                if st != 200 or len(json.loads(b)['data']) != len(ids):
+                    raise RuntimeError(f'handshake {st} {b[:200]}')
+                t0 = time.monotonic()
+                for cid, p in zip(ids, pieces):
+                    bnd = f'rsbench{time.monotonic_ns()}'
+                    pre = (f'--{bnd}\r\nContent-Disposition: form-data; name="file"; '
+                           'filename="blob"\r\nContent-Type: application/octet-stream'
+                           '\r\n\r\n').encode()
+                    post = (f'\r\n--{bnd}\r\nContent-Disposition: form-data; name='
+                            f'"chunkId"\r\n\r\n{cid}\r\n--{bnd}\r\nContent-Disposition: '
+                            f'form-data; name="fileId"\r\n\r\n{fid}\r\n--{bnd}--\r\n'
+                            ).encode()
+                    t = time.monotonic()
+                    st, _, b = c.request(
+                        'POST', '/files/',
+                        {'Content-Type': f'multipart/form-data; boundary={bnd}'},
+                        lambda: [pre, *slices(memoryview(p)), post],
+                        len(pre) + len(p) + len(post))
+                    times.append(time.monotonic() - t)
+                    if st != 200 or json.loads(b)['code'] != 0:
+                        raise RuntimeError(f'chunk {cid}: {st} {b[:200]}')
+                secs = time.monotonic() - t0
+            finally:
+                c.close()
+            ok = self.stored_wait(f'{self.data}/tus/{fid}.bin', sha.hexdigest())
+            mid = statistics.median(times[1:-1] or times)
+            self.md5_last.append((times[-1], mid))
+            return ok, secs, f'last chunk {times[-1] * 1000:.1f} ms, middle ' \
+                f'(median) {mid * 1000:.1f} ms'
+        return fn
+
+    def case_md5last(self, medium):
+        self.md5_last = []
+        c = [('resumable-md5', self.httpd, self.up_md5(self.a.patch_mib))]
+        self.interleave('md5last', medium, c, self.size)
+        res = self.results['cases']['md5last'][medium]
+        res['last_mid'] = self.md5_last
+        res['ratio'] = statistics.median(a / b for a, b in self.md5_last)
+
     # ---- driver ------------------------------------------------------------
     def run(self):
         self.setup()
@@ -1023,11 +1418,12 @@ class Suite:
         try:
             self.httpd = Httpd(self.data, self.discard_so, self.a.httpd_extra)
             self.nginx = Nginx(self.data)
-            self.tusnode = Child('tusnode', ['node', os.path.join(BENCH, 'tus_server.mjs'),
-                                             '--port', str(p := free_port()),
-                                             '--dir', f'{self.data}/tusnode'], p)
-            self.sink = Child('sink', [sys.executable, os.path.join(BENCH, 'sink.py'),
-                                       str(p := free_port())], p)
+            if set(self.a.cases) & NODE_CASES:
+                self.tusnode = Child('tusnode', ['node', os.path.join(
+                    BENCH, 'tus_server.mjs'), '--port', str(p := free_port()),
+                    '--dir', f'{self.data}/tusnode'], p)
+                self.sink = Child('sink', [sys.executable, os.path.join(
+                    BENCH, 'sink.py'), str(p := free_port())], p)
             for case in self.a.cases:
                 if medium != 'tmpfs' and case == 'big' and self.a.big_media == 'tmpfs':
                     continue
@@ -1060,6 +1456,21 @@ def rm(path):
 
 # ---------------------------------------------------------------------------
 # summary, targets, report
+
+def parse_strace_c(path):
+    """strace -c's table: syscall -> calls."""
+    out = {}
+    try:
+        with open(path) as f:
+            for l in f:
+                v = l.split()
+                if len(v) >= 5 and v[-1] != 'total' and v[-1] != 'syscall' \
+                        and v[3].isdigit():
+                    out[v[-1]] = int(v[3])
+    except OSError:
+        pass
+    return out
+
 
 def summarize(runs):
     names = list(runs)
@@ -1137,10 +1548,75 @@ def targets(res, a):
             f'{h["ratio"]:.2f}x', h['ratio'] >= 0.5 and not h['non2xx'],
             f'median upload {statistics.median(h["upload"]):.0f} req/s, static '
             f'{statistics.median(h["static"]):.0f} req/s')
+    out.extend(targets15(c))
     full = (a.size_mib >= 1024 and a.pairs >= 5 and a.records >= 10 ** 6
             and a.big_gib >= 10)
     for t in out:
         t['full_size'] = full
+    return out
+
+
+def targets15(c):
+    """The targets of issue 15 (many small requests, checksums)."""
+    out = []
+
+    def add(name, value, ok, detail):
+        out.append(dict(name=name, value=value, met=ok, detail=detail))
+    for medium in ('tmpfs', 'disk'):
+        v = get(c, 'small', medium, 'vs_nginx')
+        if v:
+            n = get(c, 'small', medium, 'uploads')
+            cw, pp = v['resumable-cwu'], v['resumable-postpatch']
+            add(f'{n} x 1 MiB, 32 at once, creation-with-upload ({medium}): server CPU '
+                'per upload <= 1.2x nginx PUT', f'{cw["cpu"]:.2f}x ({cw["cpu_ms"]:.2f} vs '
+                f'{v["nginx"]["cpu_ms"]:.2f} ms)', cw['cpu'] <= 1.2,
+                'median of per-round ratios of server CPU')
+            add(f'{n} x 1 MiB, 32 at once, creation-with-upload ({medium}): throughput '
+                '>= 0.95x nginx', f'{cw["mbs"]:.2f}x', cw['mbs'] >= 0.95,
+                'median of per-round ratios')
+            add(f'{n} x 1 MiB, 32 at once, POST + PATCH ({medium}): server CPU per '
+                'upload <= 1.4x nginx PUT', f'{pp["cpu"]:.2f}x ({pp["cpu_ms"]:.2f} ms)',
+                pp['cpu'] <= 1.4, 'median of per-round ratios of server CPU')
+        y = get(c, 'syscalls', medium)
+        if y:
+            k = y['per_upload']['resumable-cwu']
+            add(f'syscalls for one 1 MiB upload in one request ({medium}) <= 60',
+                f'{k:.0f} (nginx {y["per_upload"]["nginx"]:.0f})', k <= 60,
+                f'strace -c -f on every server thread, {y["uploads"]} uploads, '
+                'idle window subtracted')
+            worst = max(int(v.split()[0]) for k2, v in y['txn'].items()
+                        if not k2.startswith('HEAD'))
+            add(f'state write transactions per state-changing request ({medium}) <= 1',
+                '; '.join(f'{k2}: {v}' for k2, v in y['txn'].items()), worst <= 1,
+                'exclusive locks of the state .dir file (strace -y)')
+        s = get(c, 'patch5', medium, 'summary')
+        size = f"{(get(c, 'patch5', medium, 'bytes') or 0) >> 20} MiB"
+        if s:
+            name = [n for n in s if n != 'resumable-1'][0]
+            r = 1 / s[name]['ratio_base_over']
+            cpu = s[name]['cpu_per_gib'] / s['resumable-1']['cpu_per_gib']
+            add(f'{size} as 5 MiB tus PATCHes on one connection ({medium}): >= 0.95x '
+                'one request', f'{r:.2f}x', r >= 0.95, 'median of per-round ratios')
+            add(f'{size} as 5 MiB tus PATCHes ({medium}): CPU per GiB <= 1.05x one request',
+                f'{cpu:.2f}x ({s[name]["cpu_per_gib"]:.2f} vs '
+                f'{s["resumable-1"]["cpu_per_gib"]:.2f} s/GiB)', cpu <= 1.05, 'medians')
+        s = get(c, 'seed000', medium, 'summary')
+        if s:
+            r = 1 / s['resumable-seed000']['ratio_base_over']
+            add(f'seed 000: 5 MiB slices, 4 at once, + merge ({medium}) >= 0.9x one request',
+                f'{r:.2f}x', r >= 0.9, 'median of per-round ratios')
+        v = get(c, 'checksums', medium, 'vs_openssl')
+        if v:
+            for alg, r in v.items():
+                sp = statistics.median(c['checksums'][medium]['openssl'][alg]) / 1e6
+                add(f'tus {alg} checksum ({medium}) >= 0.9x openssl speed -evp {alg}',
+                    f'{r:.2f}x (openssl {sp:.0f} MB/s)', r >= 0.9,
+                    'median of per-round ratios, openssl measured in each round')
+        m = get(c, 'md5last', medium)
+        if m:
+            add(f'md5 protocol ({medium}): last chunk <= 1.2x a middle chunk',
+                f'{m["ratio"]:.2f}x', m['ratio'] <= 1.2,
+                'median over rounds of last / median middle chunk time')
     return out
 
 
@@ -1192,6 +1668,28 @@ def npm_version(name):
 
 def mib(x):
     return f'{x / MiB:.1f}'
+
+
+def report15(case, r):
+    md = []
+    if case == 'small':
+        md.append('\n| contender | server CPU ms per upload | ms per upload (wall / n) '
+                  '| CPU / nginx (median of rounds) | throughput / nginx |\n'
+                  '|---|---:|---:|---:|---:|')
+        for n, v in r['vs_nginx'].items():
+            md.append(f'| {n} | {v["cpu_ms"]:.2f} | {v["ms"]:.3f} | {v["cpu"]:.2f} | '
+                      f'{v["mbs"]:.2f} |')
+    if case == 'checksums':
+        md.append('\n| algorithm | openssl speed -evp MB/s (median) | upload / openssl '
+                  '(median of rounds) |\n|---|---:|---:|')
+        for alg, v in r['vs_openssl'].items():
+            md.append(f'| {alg} | {statistics.median(r["openssl"][alg]) / 1e6:.0f} | '
+                      f'{v:.2f} |')
+    if case == 'md5last':
+        md.append('\nlast chunk / median middle chunk: ' + ', '.join(
+            f'{a * 1000:.1f}/{b * 1000:.1f} ms' for a, b in r['last_mid']) +
+            f'; median ratio {r["ratio"]:.2f}.')
+    return md
 
 
 def table(summary, base):
@@ -1311,8 +1809,18 @@ def report(res, a):
                          'on one connection)',
               'checksum': 'tus checksum (sha256 over the whole PATCH) on and off',
               'parallel': '8 parallel chunks (tus concatenation, slice protocol) vs '
-                          'one request'}
-    for case in [k for k in c if k not in ('head', 'big')]:
+                          'one request',
+              'small': f'{a.small_n} uploads of 1 MiB, {a.small_conc} at once (each '
+                       'worker on one keep-alive connection)',
+              'patch5': f'The same upload in {a.patch_mib} MiB tus PATCHes on one '
+                        'connection vs one PATCH (same client)',
+              'seed000': 'Seed 000: 5 MiB slices (multipart), 4 at once, + merge, vs '
+                         'one PATCH',
+              'checksums': 'tus Upload-Checksum per algorithm (one PATCH) vs '
+                           '`openssl speed -evp`',
+              'md5last': f'md5 protocol (seed 002), {a.patch_mib} MiB chunks one after '
+                         'another: last chunk vs a middle chunk'}
+    for case in [k for k in c if k not in ('head', 'big', 'syscalls')]:
         t = titles.get(case, f'{case[10:]} concurrent uploads of '
                        f'{c[case][next(iter(c[case]))]["bytes"] // int(case[10:]) >> 10}'
                        ' KiB each' if case.startswith('concurrent') else case)
@@ -1335,6 +1843,18 @@ def report(res, a):
             if case.startswith('concurrent'):
                 md.append('\n' + '; '.join(f'{n}: {", ".join(s["notes"])}'
                                            for n, s in r['summary'].items()))
+            md.extend(report15(case, r))
+    for medium, y in c.get('syscalls', {}).items():
+        md.append(f'\n## Syscalls per 1 MiB upload (new connection each) — {medium}\n')
+        md.append(f'strace -c -f attached to every server thread, {y["uploads"]} '
+                  'uploads, the same idle window subtracted; per upload:\n')
+        md.append('| server | syscalls | largest counts |\n|---|---:|---|')
+        for n, k in y['per_upload'].items():
+            top = ', '.join(f'{s} {v:g}' for s, v in list(y['top'][n].items())[:14])
+            md.append(f'| {n} | {k:.0f} | {top} |')
+        md.append('\nState write transactions (exclusive locks of the state .dir, '
+                  'strace -y) per request: ' + '; '.join(
+                      f'{k}: {v}' for k, v in y['txn'].items()) + '.')
     for medium, h in c.get('head', {}).items():
         md.append(f'\n## HEAD rate with {h["records"]:,} upload records stored — {medium}\n')
         md.append(f'ab -i -k (HEAD, keep-alive), 16 connections, {a.head_secs} s per run, '
@@ -1390,10 +1910,21 @@ def main():
                     help='appended to the httpd config (\\n separates lines), '
                     'e.g. "ReadBufferSize 262144" to try a tuning')
     ap.add_argument('--big-media', default='disk', choices=('disk', 'tmpfs', 'both'))
+    ap.add_argument('--small-n', type=int, default=512,
+                    help='small: uploads of 1 MiB per run')
+    ap.add_argument('--small-conc', type=int, default=32,
+                    help='small: uploads at once')
+    ap.add_argument('--syscall-n', type=int, default=20,
+                    help='syscalls: uploads counted under strace')
+    ap.add_argument('--patch-mib', type=int, default=5,
+                    help='patch5, md5last: request (chunk) size; seed000 slices are 5 MiB')
+    ap.add_argument('--openssl-secs', type=int, default=3,
+                    help='checksums: seconds per openssl speed run')
     a = ap.parse_args()
     if a.quick:
         a.size_mib, a.pairs, a.media, a.records = 64, 2, 'tmpfs', 10 ** 4
         a.head_secs, a.big_gib, a.big_media = 3, 1, 'tmpfs'
+        a.small_n, a.syscall_n, a.openssl_secs = 128, 10, 1
     a.media = [m for m in a.media.split(',') if m]
     a.cases = [c for c in a.cases.split(',') if c]
     a.conc = [int(n) for n in str(a.conc).split(',') if n]

@@ -4,18 +4,26 @@
 
 /*
  * Design: one writer per upload across all httpd processes and threads.
- * The lock is an exclusive, non-blocking flock on "<staging>/<id>.lock"
- * (flock locks belong to the open file description, so two threads of one
- * process exclude each other too). The kernel drops it when the holder dies,
- * so a SIGKILLed child never leaves a stale lock.
+ * Every staging directory has one lock file, "<staging>/.writers.lock",
+ * created on first use and never removed (so a request creates and removes
+ * no file). An upload's writer holds an open file description (OFD) lock,
+ * fcntl F_OFD_SETLK, on one byte of it: the writer byte at offset 2 * h,
+ * h a 61-bit hash of the upload id (collisions: about 2^-61 per pair of
+ * live uploads). OFD locks belong to the open file description and every
+ * acquire opens the file anew, so threads and processes exclude each other
+ * alike; the kernel drops the lock when the holder dies, so a SIGKILLed
+ * child never leaves a stale lock.
  *
  * Takeover (cf. tusd's filelocker): a request that finds the lock taken
- * creates "<id>.stop" and polls for the lock up to `wait`. The holder checks
- * rs_lock_stop_requested() in its body loop; when it has been idle (the
- * client stalled or vanished) it stops reading, keeps the bytes it has,
- * releases the lock and ends. A holder that is still receiving data does not
- * yield, so the newcomer gets APR_EBUSY (-> 423). The newcomer removes the
- * stop file whether it won or not.
+ * asks the holder to yield by holding a shared lock on the stop byte
+ * (offset 2 * h + 1) while it polls for the writer byte, up to `wait`. The
+ * holder checks rs_lock_stop_requested() in its body loop (F_OFD_GETLK on
+ * the stop byte); when it has been idle (the client stalled or vanished) it
+ * stops reading, keeps the bytes it has, releases the lock and ends. A
+ * holder that is still receiving data does not yield, so the newcomer gets
+ * APR_EBUSY (-> 423). A request stays only while its waiter holds it (a
+ * waiter that gives up or dies withdraws it), so no stale request is ever
+ * left for a later holder.
  */
 
 #include <apr_pools.h>
@@ -33,14 +41,15 @@ apr_status_t rs_lock_acquire(rs_lock_t **pl, const char *staging,
                              const char *id, apr_interval_time_t wait,
                              apr_pool_t *p);
 
-/** Holder: has another request asked for this upload? (one stat call;
+/** Holder: has another request asked for this upload? (one fcntl call;
  *  rate-limited to once per 100 ms, cheap to call per bucket) */
 int rs_lock_stop_requested(rs_lock_t *l);
 
 /** Release (idempotent). */
 void rs_lock_release(rs_lock_t *l);
 
-/** Remove the lock and stop files of id (upload deleted; lock held). */
+/** The upload is finished or deleted (lock held): nothing left to remove
+ *  since the lock file is shared; kept for the callers' symmetry. */
 void rs_lock_remove_files(rs_lock_t *l);
 
 #endif /* RS_LOCK_H */

@@ -68,10 +68,11 @@
  *     to verify the upload is composed (rs_engine_compose.c): complete at
  *     once, the chunk files (synced first) are its data until it is
  *     materialised off the request path, then they are removed. With an
- *     expected MD5 (md5 front end) the chunk files are copied end to end
- *     into "<id>.data" in the kernel (rs_data_copy_range: reflink or
- *     copy_file_range), the MD5 is verified, then the file is published
- *     like any other and the chunk files are removed.
+ *     expected MD5 (md5 front end) the chunk files are merged end to end
+ *     into "<id>.data" and hashed as the run from chunk 0 grows (each
+ *     chunk by the request that extends the run, rs_engine_chunk.c), the
+ *     MD5 is verified, then the file is published like any other and the
+ *     chunk files are removed.
  *
  * Concatenation: a final whose partials are all complete is composed
  * (rs_engine_compose.c); its partials list it among their waiters, and a

@@ -7,12 +7,14 @@
  */
 
 #define _GNU_SOURCE 1
+#define OPENSSL_SUPPRESS_DEPRECATED 1   /* MD5_CTX: its state is saved */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_time.h>
+#include <openssl/md5.h>
 
 #include "rs_engine.h"
 #include "rs_engine_private.h"
@@ -31,6 +33,12 @@ const char *rs_eng_chunk_path(apr_pool_t *p, const rs_upload_t *u, int index)
 {
     return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.c%d", u->dir, u->id,
                         index);
+}
+
+/* "<id>.md5s": the md5 front end's merge state (see md5s_load) */
+static const char *md5s_path(apr_pool_t *p, const rs_upload_t *u)
+{
+    return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.md5s", u->dir, u->id);
 }
 
 static int declared(const rs_upload_t *u)
@@ -303,33 +311,6 @@ static rs_error_t *take_chunk(const rs_area_t *a, rs_upload_t *u,
     return err;
 }
 
-/* Copy chunks base..base+n-1 into the data file, end to end. */
-static rs_error_t *copy_chunks(const rs_area_t *a, rs_upload_t *u, int base,
-                               int n, apr_off_t chunk_size, apr_pool_t *p)
-{
-    apr_file_t *dst;
-    apr_off_t at = 0;
-    rs_error_t *err = NULL;
-    apr_status_t rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
-    int i;
-
-    if (APR_SUCCESS != rv) {
-        return rs_eng_io_error(p, rv, "opening the data file", u->id);
-    }
-    for (i = base; !err && i < base + n; i++) {
-        err = take_chunk(a, u, dst, i, i == base + n - 1, chunk_size, &at, p);
-    }
-    if (!err && APR_SUCCESS == (rv = rs_data_truncate(dst, at)) && a->sync) {
-        rv = rs_data_sync(dst);
-    }
-    apr_file_close(dst);
-    if (!err && APR_SUCCESS != rv) {
-        err = rs_eng_io_error(p, rv, "assembling chunks", u->id);
-    }
-    u->length = u->offset = at;
-    return err;
-}
-
 /* Complete u composed of chunks base..base+n-1 (rs_engine_compose.c). */
 static rs_error_t *compose_chunks(rs_engine_t *e, const rs_area_t *a,
                                   rs_upload_t *u, int base, int n,
@@ -353,18 +334,251 @@ void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p)
     for (i = 0; i < u->chunk_count; i++) {
         rs_data_remove(rs_eng_chunk_path(p, u, i), p);
     }
+    rs_data_remove(md5s_path(p, u), p);
+    rs_data_remove(apr_pstrcat(p, md5s_path(p, u), ".new", NULL), p);
 }
 
-/* The assembled data of u has the MD5 md5hex (lower-case hex)? */
-static rs_error_t *verify_md5(rs_upload_t *u, const char *md5hex,
+/* ---- md5 front end: incremental merge and whole-file MD5 ------------------
+ *
+ * An md5 upload's chunks are merged into "<id>.data" and fed to the
+ * whole-file MD5 as the contiguous run from the first chunk grows, by the
+ * chunk request that extends it (under the writer lock, taken without
+ * waiting: a busy lock means another request is merging), so the last
+ * chunk only merges itself and compares the digest: no re-read of the
+ * file. Progress is kept in "<id>.md5s" (chunks and bytes merged, the MD5
+ * state, a check value), written after the merged bytes (fdatasynced with
+ * sync on), so after kill -9 it never claims bytes the data file lacks; a
+ * missing or bad one only means starting over from the first chunk, as
+ * the full merge always did. The data file may hold bytes past the state
+ * (a merge killed midway): they are rewritten, and the file is truncated
+ * to the merged length at completion.
+ */
+
+typedef struct {
+    char magic[8];
+    apr_int32_t base;           /* numbering of the run: 0 or 1 */
+    apr_int32_t next;           /* chunks base..next-1 merged */
+    apr_int64_t bytes;          /* their bytes, [0, bytes) of the data */
+    MD5_CTX ctx;
+    apr_uint64_t check;         /* FNV-1a of everything before it */
+} md5_state_t;
+
+#define MD5S_MAGIC "RSMD5S1"
+#define MD5S_BLOCK (1024 * 1024)
+
+static apr_uint64_t md5s_check(const md5_state_t *st)
+{
+    const unsigned char *b = (const unsigned char *)st;
+    apr_uint64_t h = APR_UINT64_C(14695981039346656037);
+    apr_size_t i;
+
+    for (i = 0; i < offsetof(md5_state_t, check); i++) {
+        h = (h ^ b[i]) * APR_UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+/* The saved state, if sound and no longer than the data file; else a new
+ * one at the first chunk. */
+static void md5s_load(const rs_upload_t *u, int base, md5_state_t *st,
+                      apr_pool_t *p)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n = sizeof(*st);
+    int ok = 0;
+
+    if (APR_SUCCESS == apr_file_open(&f, md5s_path(p, u), APR_FOPEN_READ
+                                     | APR_FOPEN_BINARY, 0, p)) {
+        ok = APR_SUCCESS == apr_file_read_full(f, st, n, &n)
+             && n == sizeof(*st) && !memcmp(st->magic, MD5S_MAGIC, 8)
+             && st->check == md5s_check(st) && st->base == base
+             && st->next >= base && st->bytes >= 0
+             && APR_SUCCESS == apr_stat(&fi, rs_data_path(p, u->dir, u->id),
+                                        APR_FINFO_SIZE, p)
+             && fi.size >= st->bytes;
+        apr_file_close(f);
+    }
+    if (!ok) {
+        memset(st, 0, sizeof(*st));
+        memcpy(st->magic, MD5S_MAGIC, 8);
+        st->base = st->next = base;
+        MD5_Init(&st->ctx);
+    }
+}
+
+/* Write the state beside the data (a new file renamed over the old). */
+static apr_status_t md5s_save(const rs_upload_t *u, md5_state_t *st,
                               apr_pool_t *p)
 {
-    const char *got = rs_eng_md5_of(p, rs_data_path(p, u->dir, u->id), u->length);
+    const char *path = md5s_path(p, u);
+    const char *tmp = apr_pstrcat(p, path, ".new", NULL);
+    apr_file_t *f;
+    apr_size_t n = sizeof(*st);
+    apr_status_t rv;
 
-    if (!got) {
-        return rs_eng_io_error(p, APR_EGENERAL, "hashing", u->id);
+    st->check = md5s_check(st);
+    rv = apr_file_open(&f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                       | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (APR_SUCCESS == rv) {
+        rv = apr_file_write_full(f, st, n, &n);
+        apr_file_close(f);
     }
+    return APR_SUCCESS == rv ? apr_file_rename(tmp, path, p) : rv;
+}
+
+/* Append chunk i to dst at st->bytes and to the MD5. */
+static rs_error_t *md5s_take(const rs_area_t *a, const rs_upload_t *u,
+                             apr_file_t *dst, int i, md5_state_t *st,
+                             char *buf, apr_pool_t *p)
+{
+    apr_file_t *src;
+    apr_finfo_t fi;
+    apr_off_t at = st->bytes, left;
+    rs_error_t *err = NULL;
+    apr_status_t rv = apr_file_open(&src, rs_eng_chunk_path(p, u, i),
+                                    APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(p, rv, "opening a chunk", u->id);
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, src);
+    if (APR_SUCCESS == rv
+        && !(err = check_size(a, i, 1, fi.size, 0, at, p))) {
+        for (left = fi.size; APR_SUCCESS == rv && left > 0; ) {
+            apr_size_t n = left < MD5S_BLOCK ? (apr_size_t)left : MD5S_BLOCK;
+            apr_size_t w;
+
+            rv = apr_file_read_full(src, buf, n, &n);
+            if (APR_SUCCESS == rv) {
+                MD5_Update(&st->ctx, buf, n);
+                rv = apr_file_seek(dst, APR_SET, &at);
+            }
+            if (APR_SUCCESS == rv) {
+                rv = apr_file_write_full(dst, buf, n, &w);
+            }
+            at += n;
+            left -= n;
+        }
+    }
+    apr_file_close(src);
+    if (!err && APR_SUCCESS != rv) {
+        err = rs_eng_io_error(p, rv, "merging a chunk", u->id);
+    }
+    if (!err) {
+        st->bytes = at;
+        st->next = i + 1;
+    }
+    return err;
+}
+
+/* Merge the present chunks from st->next on (at most up to last) into the
+ * data file, then save the state. */
+static rs_error_t *md5s_advance(const rs_area_t *a, const rs_upload_t *u,
+                                md5_state_t *st, int last, apr_pool_t *p)
+{
+    apr_file_t *dst;
+    rs_error_t *err = NULL;
+    int start = st->next;
+    char *buf;
+    apr_status_t rv;
+
+    if (st->next > last || !rs_upload_chunk_has(u, st->next)) {
+        return NULL;
+    }
+    rv = rs_data_open(&dst, rs_data_path(p, u->dir, u->id), 1, p);
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(p, rv, "opening the data file", u->id);
+    }
+    buf = apr_palloc(p, MD5S_BLOCK);
+    while (!err && st->next <= last && rs_upload_chunk_has(u, st->next)) {
+        err = md5s_take(a, u, dst, st->next, st, buf, p);
+    }
+    rv = !err && a->sync && st->next > start ? rs_data_sync(dst)
+                                             : APR_SUCCESS;
+    apr_file_close(dst);
+    if (!err && APR_SUCCESS != rv) {
+        err = rs_eng_io_error(p, rv, "syncing the data file", u->id);
+    }
+    if (!err && st->next > start
+        && APR_SUCCESS != (rv = md5s_save(u, st, p))) {
+        err = rs_eng_io_error(p, rv, "saving the MD5 state", u->id);
+    }
+    return err;
+}
+
+/* A chunk of an md5 upload was stored: merge the run it may extend, if no
+ * other request holds the upload (best effort: completion catches up). */
+static void md5s_grow(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
+                      apr_pool_t *p)
+{
+    const char *staging;
+    rs_lock_t *lock;
+    rs_upload_t *fresh;
+    md5_state_t st;
+    rs_error_t *err;
+
+    if (APR_SUCCESS != rs_data_staging(p, u->dir, 0, &staging)
+        || APR_SUCCESS != rs_lock_acquire(&lock, staging, u->id, 0, p)) {
+        return;
+    }
+    /* from chunk 0 only: the seed numbers from 0, and until chunk 0 is
+     * there a 1-based run can not be told from a gap */
+    if (!rs_eng_lookup(e, u->id, p, &fresh)
+        && RS_STATE_ACTIVE == fresh->state
+        && rs_upload_chunk_has(fresh, 0)) {
+        md5s_load(fresh, 0, &st, p);
+        err = md5s_advance(a, fresh, &st, fresh->chunk_count - 1, p);
+        if (err) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, err->cause, p,
+                          RS_LOGNO(09900) "upload %s: incremental MD5 "
+                          "stopped (%s); completion merges the rest",
+                          u->id, err->detail ? err->detail : "");
+        }
+    }
+    rs_lock_release(lock);
+}
+
+/* Under the writer lock, with md5hex: merge what is left of chunks
+ * base..base+n-1, compare the whole-file MD5, size the data file. */
+static rs_error_t *md5s_finish(const rs_area_t *a, rs_upload_t *u, int base,
+                               int n, const char *md5hex, apr_pool_t *p)
+{
+    md5_state_t st;
+    unsigned char d[MD5_DIGEST_LENGTH];
+    apr_file_t *f;
+    rs_error_t *err;
+    apr_status_t rv;
+    const char *got;
+
+    md5s_load(u, base, &st, p);
+    if (st.next > base + n) {
+        md5s_load(u, -1, &st, p);            /* not this run: start over */
+        st.base = st.next = base;
+    }
+    if ((err = md5s_advance(a, u, &st, base + n - 1, p))) {
+        return err;
+    }
+    if (st.next != base + n) {
+        return rs_eng_io_error(p, APR_EGENERAL, "merging chunks", u->id);
+    }
+    rv = rs_data_open(&f, rs_data_path(p, u->dir, u->id), 1, p);
+    if (APR_SUCCESS == rv) {
+        rv = rs_data_truncate(f, st.bytes);
+        if (APR_SUCCESS == rv && a->sync) {
+            rv = rs_data_sync(f);
+        }
+        apr_file_close(f);
+    }
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(p, rv, "assembling chunks", u->id);
+    }
+    u->length = u->offset = st.bytes;
+    MD5_Final(d, &st.ctx);
+    got = rs_util_hex(p, d, sizeof(d));
     if (strcmp(got, md5hex)) {
+        rs_data_remove(md5s_path(p, u), p);  /* may not match the chunks */
         return rs_error_make(p, RS_ERR_CHECKSUM_MISMATCH, 0, "the file's MD5 "
                              "is %s, not %s", got, md5hex);
     }
@@ -401,8 +615,7 @@ static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
     else if (!md5hex) {
         err = compose_chunks(e, a, u, base, n, chunk_size, p);
     }
-    else if (!(err = copy_chunks(a, u, base, n, chunk_size, p))
-             && !(err = verify_md5(u, md5hex, p))
+    else if (!(err = md5s_finish(a, u, base, n, md5hex, p))
              && !(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
         rs_eng_remove_chunks(u, p);
         rs_lock_remove_files(lock);
@@ -446,6 +659,9 @@ static rs_error_t *chunk_put(rs_engine_t *e, const rs_area_t *a,
         err = assemble_chunks(e, a, u, 0, c->file_md5, p);
         /* locked: another last chunk is assembling; this one is stored */
         return err && RS_ERR_LOCKED == err->code ? NULL : err;
+    }
+    if (RS_STATE_ACTIVE == u->state && c->file_md5) {
+        md5s_grow(e, a, u, p);
     }
     return NULL;
 }

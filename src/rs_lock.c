@@ -7,34 +7,29 @@
 /*
  * rs_lock.c - one writer per upload (design in rs_lock.h).
  *
- * Why flock(2) and not apr_file_lock: on Linux apr_file_lock uses fcntl
- * record locks, which belong to the process, so two threads of one httpd
- * child would both "hold" them. flock locks belong to the open file
- * description; every acquire opens the lock file anew, so threads and
- * processes exclude each other alike.
+ * Why OFD locks (fcntl F_OFD_SETLK, Linux 3.15+) and not apr_file_lock:
+ * apr_file_lock uses classic fcntl record locks, which belong to the
+ * process, so two threads of one httpd child would both "hold" them, and
+ * closing any descriptor of the file drops them. OFD locks belong to the
+ * open file description, like flock, but lock byte ranges, so one file
+ * serves every upload of a staging directory: no lock file is created,
+ * checked or unlinked per request (the earlier "<id>.lock" + "<id>.stop"
+ * files cost an open with create, two stats, an fstat and up to three
+ * unlinks per request).
  *
  * The descriptor is a plain open(2) with O_CLOEXEC owned by a cleanup of the
- * caller's pool: it unlocks explicitly (LOCK_UN also covers a copy of the
- * descriptor inherited by a forked child) and closes.
+ * caller's pool: it unlocks explicitly (F_UNLCK also covers a copy of the
+ * descriptor inherited by a forked child) and closes. The lock file is
+ * never removed, so a descriptor never locks a dead inode.
  *
- * A lock file unlinked while a waiter polls on it (rs_lock_remove_files of a
- * deleted upload) would give the waiter a lock on a dead inode while a later
- * request locks a new file. After every successful flock the descriptor is
- * therefore compared with the path (device and inode); on a mismatch the
- * file is reopened and the attempt repeated.
- *
- * Stop files: the waiter creates "<id>.stop" before polling and re-creates
- * it at every poll (another waiter that gave up may have removed it); it
- * removes it when done, won or lost. A winner also removes a stale one, so
- * a waiter killed while polling does not leave the next holder a false
- * request.
+ * Bytes: writer at 2h, stop request at 2h + 1, h = 64-bit FNV-1a of the id
+ * reduced to 61 bits, so every offset fits a 64-bit off_t. Locks beyond the
+ * end of the file are allowed; the file stays empty.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -46,17 +41,44 @@
 #define LOCK_POLL       apr_time_from_msec(20)
 #define STOP_INTERVAL   apr_time_from_msec(100)
 #define LOCK_PERMS      0640
-#define REOPEN_TRIES    8
+#define LOCK_FILE       ".writers.lock"
 
 struct rs_lock_t {
     apr_pool_t *pool;
     const char *lock_path;
-    const char *stop_path;
-    apr_time_t checked;         /* last stat of the stop file, 0: never */
+    off_t slot;                 /* writer byte; stop byte is slot + 1 */
+    apr_time_t checked;         /* last probe of the stop byte, 0: never */
     int fd;                     /* -1 when closed */
     int held;
     int stopped;                /* sticky result of rs_lock_stop_requested */
 };
+
+static off_t slot_of(const char *id)
+{
+    apr_uint64_t h = APR_UINT64_C(14695981039346656037);
+
+    for (; *id; id++) {
+        h = (h ^ (unsigned char)*id) * APR_UINT64_C(1099511628211);
+    }
+    return (off_t)((h & ((APR_UINT64_C(1) << 61) - 1)) * 2);
+}
+
+/* One OFD lock operation on byte `at`: F_OFD_SETLK with type. */
+static int byte_lock(rs_lock_t *l, off_t at, short type)
+{
+    struct flock fl;
+    int rc;
+
+    memset(&fl, 0, sizeof(fl));     /* l_pid must be 0 for OFD locks */
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = at;
+    fl.l_len = 1;
+    do {
+        rc = fcntl(l->fd, F_OFD_SETLK, &fl);
+    } while (rc < 0 && errno == EINTR);
+    return rc;
+}
 
 static void lock_close(rs_lock_t *l)
 {
@@ -64,7 +86,7 @@ static void lock_close(rs_lock_t *l)
         return;
     }
     if (l->held) {
-        flock(l->fd, LOCK_UN);
+        byte_lock(l, l->slot, F_UNLCK);
         l->held = 0;
     }
     close(l->fd);
@@ -94,84 +116,38 @@ static apr_status_t lock_open(rs_lock_t *l)
     return APR_SUCCESS;
 }
 
-/* Does the locked descriptor still belong to the file at lock_path? */
-static int lock_current(rs_lock_t *l)
+/* One non-blocking attempt on the writer byte: APR_SUCCESS, APR_EBUSY or
+ * an error (logged). */
+static apr_status_t lock_try(rs_lock_t *l)
 {
-    struct stat fst, pst;
+    int err;
 
-    if (fstat(l->fd, &fst) < 0 || stat(l->lock_path, &pst) < 0) {
-        return 0;
-    }
-    return fst.st_dev == pst.st_dev && fst.st_ino == pst.st_ino;
-}
-
-/* One flock attempt on an open descriptor: APR_SUCCESS, APR_EBUSY, error. */
-static apr_status_t lock_flock(rs_lock_t *l)
-{
-    int rc;
-
-    do {
-        rc = flock(l->fd, LOCK_EX | LOCK_NB);
-    } while (rc < 0 && errno == EINTR);
-    if (rc == 0) {
+    if (byte_lock(l, l->slot, F_WRLCK) == 0) {
         l->held = 1;
         return APR_SUCCESS;
     }
-    if (errno == EWOULDBLOCK) {
+    err = errno;
+    if (err == EAGAIN || err == EACCES) {
         return APR_EBUSY;
     }
-    rc = errno;
-    rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, APR_FROM_OS_ERROR(rc), l->pool,
-                  RS_LOGNO(03051) "flock of %s failed", l->lock_path);
-    return APR_FROM_OS_ERROR(rc);
+    rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, APR_FROM_OS_ERROR(err), l->pool,
+                  RS_LOGNO(03051) "OFD lock of %s failed", l->lock_path);
+    return APR_FROM_OS_ERROR(err);
 }
 
-/* Non-blocking attempt, reopening when the file was replaced meanwhile. */
-static apr_status_t lock_try(rs_lock_t *l)
-{
-    apr_status_t rv;
-    int tries;
-
-    for (tries = 0; tries < REOPEN_TRIES; tries++) {
-        if (l->fd < 0 && (rv = lock_open(l)) != APR_SUCCESS) {
-            return rv;
-        }
-        if ((rv = lock_flock(l)) != APR_SUCCESS || lock_current(l)) {
-            return rv;
-        }
-        lock_close(l);
-    }
-    return APR_EBUSY;
-}
-
-/* Ask the holder to yield: create the stop file (it may exist already). */
+/* Ask the holder to yield: a shared lock on the stop byte, held while we
+ * poll (other waiters share it). */
 static void stop_request(rs_lock_t *l)
 {
-    int fd;
-
-    do {
-        fd = open(l->stop_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                  LOCK_PERMS);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
+    if (byte_lock(l, l->slot + 1, F_RDLCK) < 0) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, APR_FROM_OS_ERROR(errno),
-                      l->pool, RS_LOGNO(03052) "cannot create stop file %s",
-                      l->stop_path);
-        return;
-    }
-    close(fd);
-}
-
-static void remove_file(rs_lock_t *l, const char *path)
-{
-    if (unlink(path) < 0 && errno != ENOENT) {
-        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, APR_FROM_OS_ERROR(errno),
-                      l->pool, RS_LOGNO(03053) "cannot remove %s", path);
+                      l->pool, RS_LOGNO(03052) "cannot request a stop in %s",
+                      l->lock_path);
     }
 }
 
-/* Poll until the holder yields or `wait` has passed; removes the stop file
- * in any case. */
+/* Poll until the holder yields or `wait` has passed; withdraws the stop
+ * request in any case. */
 static apr_status_t lock_wait(rs_lock_t *l, apr_interval_time_t wait)
 {
     apr_time_t deadline = apr_time_now() + wait;
@@ -181,11 +157,9 @@ static apr_status_t lock_wait(rs_lock_t *l, apr_interval_time_t wait)
     stop_request(l);
     while (rv == APR_EBUSY && (left = deadline - apr_time_now()) > 0) {
         apr_sleep(left < LOCK_POLL ? left : LOCK_POLL);
-        if ((rv = lock_try(l)) == APR_EBUSY) {
-            stop_request(l);
-        }
+        rv = lock_try(l);
     }
-    remove_file(l, l->stop_path);
+    byte_lock(l, l->slot + 1, F_UNLCK);
     return rv;
 }
 
@@ -199,15 +173,14 @@ apr_status_t rs_lock_acquire(rs_lock_t **pl, const char *staging,
     *pl = NULL;
     l->pool = p;
     l->fd = -1;
-    l->lock_path = apr_pstrcat(p, staging, "/", id, ".lock", NULL);
-    l->stop_path = apr_pstrcat(p, staging, "/", id, ".stop", NULL);
+    l->lock_path = apr_pstrcat(p, staging, "/" LOCK_FILE, NULL);
+    l->slot = slot_of(id);
     apr_pool_cleanup_register(p, l, lock_cleanup, apr_pool_cleanup_null);
-    rv = lock_try(l);
-    if (rv == APR_EBUSY && wait > 0) {
-        rv = lock_wait(l, wait);
-    }
-    else if (rv == APR_SUCCESS) {
-        remove_file(l, l->stop_path);       /* stale: nobody is waiting */
+    if ((rv = lock_open(l)) == APR_SUCCESS) {
+        rv = lock_try(l);
+        if (rv == APR_EBUSY && wait > 0) {
+            rv = lock_wait(l, wait);
+        }
     }
     if (rv != APR_SUCCESS) {
         rs_lock_release(l);
@@ -219,8 +192,8 @@ apr_status_t rs_lock_acquire(rs_lock_t **pl, const char *staging,
 
 int rs_lock_stop_requested(rs_lock_t *l)
 {
+    struct flock fl;
     apr_time_t now;
-    struct stat st;
 
     if (l->stopped) {
         return 1;
@@ -230,7 +203,13 @@ int rs_lock_stop_requested(rs_lock_t *l)
         return 0;
     }
     l->checked = now;
-    l->stopped = stat(l->stop_path, &st) == 0;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = l->slot + 1;
+    fl.l_len = 1;
+    l->stopped = l->fd >= 0 && fcntl(l->fd, F_OFD_GETLK, &fl) == 0
+                 && fl.l_type != F_UNLCK;
     return l->stopped;
 }
 
@@ -244,6 +223,5 @@ void rs_lock_release(rs_lock_t *l)
 
 void rs_lock_remove_files(rs_lock_t *l)
 {
-    remove_file(l, l->lock_path);
-    remove_file(l, l->stop_path);
+    (void)l;        /* the lock file is shared and stays (rs_lock.h) */
 }

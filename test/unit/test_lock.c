@@ -7,8 +7,9 @@
 /*
  * Unit tests of rs_lock: exclusion between descriptors of one thread,
  * between threads and between forked processes, takeover through the stop
- * file, APR_EBUSY when the holder does not yield, kill -9 of a holder,
- * idempotent release, and a lock file removed under a waiter.
+ * byte, APR_EBUSY when the holder does not yield, kill -9 of a holder,
+ * idempotent release, one shared lock file (no file per upload), and a
+ * stop request that ends with its waiter.
  */
 
 #include <fcntl.h>
@@ -35,15 +36,6 @@ static int exists(const char *name, apr_pool_t *p)
     return access(apr_pstrcat(p, dir, "/", name, NULL), F_OK) == 0;
 }
 
-static void touch(const char *name, apr_pool_t *p)
-{
-    apr_file_t *f;
-
-    apr_file_open(&f, apr_pstrcat(p, dir, "/", name, NULL),
-                  APR_FOPEN_WRITE | APR_FOPEN_CREATE, APR_OS_DEFAULT, p);
-    apr_file_close(f);
-}
-
 /* ---- one process -------------------------------------------------------- */
 
 static void test_basic(apr_pool_t *p)
@@ -52,10 +44,11 @@ static void test_basic(apr_pool_t *p)
     apr_pool_t *sp;
 
     RS_CHECK(rs_lock_acquire(&a, dir, "one", 0, p) == APR_SUCCESS);
-    RS_CHECK(exists("one.lock", p));
+    RS_CHECK(exists(".writers.lock", p));       /* shared by all uploads */
+    RS_CHECK(!exists("one.lock", p) && !exists("one.stop", p));
     RS_CHECK(rs_lock_acquire(&b, dir, "one", 0, p) == APR_EBUSY);
     RS_CHECK(b == NULL);
-    RS_CHECK(!exists("one.stop", p));           /* wait 0: no request */
+    RS_CHECK(!rs_lock_stop_requested(a));       /* wait 0: no request */
     RS_CHECK(rs_lock_acquire(&b, dir, "two", 0, p) == APR_SUCCESS);
     rs_lock_release(b);
     rs_lock_release(a);
@@ -71,22 +64,47 @@ static void test_basic(apr_pool_t *p)
              != APR_SUCCESS);
 }
 
-static void test_stop_flag(apr_pool_t *p)
+/* A waiter's stop request is seen while it waits and gone with it. */
+static volatile apr_uint32_t stop_waiter_rv;
+
+static void *APR_THREAD_FUNC stop_waiter(apr_thread_t *t, void *data)
 {
+    apr_pool_t *p;
     rs_lock_t *l;
 
-    touch("st.stop", p);                        /* stale request */
+    apr_pool_create(&p, NULL);
+    apr_atomic_set32(&stop_waiter_rv,
+                     rs_lock_acquire(&l, dir, "st", MS(300), p) + 1);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_stop_flag(apr_pool_t *p)
+{
+    apr_thread_t *t;
+    apr_status_t rv;
+    rs_lock_t *l, *m;
+
     RS_CHECK(rs_lock_acquire(&l, dir, "st", 0, p) == APR_SUCCESS);
-    RS_CHECK(!exists("st.stop", p));
+    RS_CHECK(rs_lock_acquire(&m, dir, "st2", 0, p) == APR_SUCCESS);
     RS_CHECK(!rs_lock_stop_requested(l));
-    touch("st.stop", p);
+    apr_thread_create(&t, NULL, stop_waiter, NULL, p);
+    apr_sleep(MS(50));
     RS_CHECK(!rs_lock_stop_requested(l));       /* rate limited */
-    apr_sleep(MS(120));
+    apr_sleep(MS(80));
     RS_CHECK(rs_lock_stop_requested(l));
-    rs_lock_remove_files(l);
-    RS_CHECK(!exists("st.stop", p) && !exists("st.lock", p));
+    RS_CHECK(!rs_lock_stop_requested(m));       /* another upload */
+    apr_thread_join(&rv, t);
+    RS_CHECK(apr_atomic_read32(&stop_waiter_rv) == APR_EBUSY + 1);
     RS_CHECK(rs_lock_stop_requested(l));        /* sticky */
+    rs_lock_remove_files(l);
     rs_lock_release(l);
+    rs_lock_release(m);
+    RS_CHECK(rs_lock_acquire(&l, dir, "st", 0, p) == APR_SUCCESS);
+    RS_CHECK(!rs_lock_stop_requested(l));       /* withdrawn: none stale */
+    rs_lock_release(l);
+    RS_CHECK(exists(".writers.lock", p));
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -136,53 +154,6 @@ static void test_threads(apr_pool_t *p)
     RS_CHECK(ok);
     RS_CHECK(failures == 0);
     RS_CHECK(overlaps == 0);
-    RS_CHECK(!exists("thr.stop", p));
-}
-
-/* A lock file removed (upload deleted) while a thread waits on it. */
-static volatile apr_uint32_t waiter_state;  /* 1 got it, 2 may release */
-
-static void *APR_THREAD_FUNC waiter_thread(apr_thread_t *t, void *data)
-{
-    apr_pool_t *p;
-    rs_lock_t *l;
-    apr_status_t rv;
-
-    apr_pool_create(&p, NULL);
-    rv = rs_lock_acquire(&l, dir, "gone", apr_time_from_sec(5), p);
-    apr_atomic_set32(&waiter_state, rv == APR_SUCCESS ? 1 : 3);
-    while (rv == APR_SUCCESS && apr_atomic_read32(&waiter_state) != 2) {
-        apr_sleep(MS(1));
-    }
-    apr_pool_destroy(p);
-    apr_thread_exit(t, rv);
-    return NULL;
-}
-
-static void test_removed_under_waiter(apr_pool_t *p)
-{
-    apr_thread_t *t;
-    rs_lock_t *a, *b;
-    apr_status_t rv;
-    int i;
-
-    RS_CHECK(rs_lock_acquire(&a, dir, "gone", 0, p) == APR_SUCCESS);
-    apr_thread_create(&t, NULL, waiter_thread, NULL, p);
-    apr_sleep(MS(100));                          /* waiter polls */
-    RS_CHECK(exists("gone.stop", p));
-    rs_lock_remove_files(a);
-    rs_lock_release(a);
-    for (i = 0; i < 2000 && !apr_atomic_read32(&waiter_state); i++) {
-        apr_sleep(MS(1));
-    }
-    RS_CHECK(apr_atomic_read32(&waiter_state) == 1);
-    RS_CHECK(exists("gone.lock", p));            /* a new file */
-    RS_CHECK(rs_lock_acquire(&b, dir, "gone", 0, p) == APR_EBUSY);
-    apr_atomic_set32(&waiter_state, 2);
-    apr_thread_join(&rv, t);
-    RS_CHECK(rv == APR_SUCCESS);
-    RS_CHECK(rs_lock_acquire(&b, dir, "gone", 0, p) == APR_SUCCESS);
-    rs_lock_release(b);
 }
 
 /* ---- processes ---------------------------------------------------------- */
@@ -273,7 +244,6 @@ static void test_takeover(apr_pool_t *p)
     RS_CHECK(rs_lock_acquire(&l, dir, "take", apr_time_from_sec(5), p)
              == APR_SUCCESS);
     RS_CHECK(apr_time_now() - t0 < apr_time_from_sec(2));
-    RS_CHECK(!exists("take.stop", p));
     st = child_end(&c);
     RS_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     rs_lock_release(l);
@@ -290,7 +260,6 @@ static void test_busy_and_kill(apr_pool_t *p)
     t0 = apr_time_now();
     RS_CHECK(rs_lock_acquire(&l, dir, "busy", MS(200), p) == APR_EBUSY);
     RS_CHECK(apr_time_now() - t0 >= MS(200));
-    RS_CHECK(!exists("busy.stop", p));
     kill(c.pid, SIGKILL);
     st = child_end(&c);
     RS_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -353,7 +322,6 @@ void suite_lock(apr_pool_t *p)
     test_basic(p);
     test_stop_flag(p);
     test_threads(p);
-    test_removed_under_waiter(p);
     test_process_exclusion(p);
     test_takeover(p);
     test_busy_and_kill(p);

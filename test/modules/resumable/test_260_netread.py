@@ -111,9 +111,9 @@ class TestNetRead:
     CONF = dict(areas=[RsArea('/files/', dir='netread')])
 
     def test_rs_260_01_large_body(self, env):
-        """A body over 4 MiB is read in ResumableReadSize blocks (default
-        256K) and stored intact; a smaller one keeps httpd's reads (many
-        small uploads in flight would each hold large blocks)."""
+        """A body over 64 KiB is read in ResumableReadSize blocks (default
+        256K) and stored intact, a 1 MiB one too (issue 15: small uploads);
+        one of 64 KiB or less keeps httpd's reads."""
         tus = env.tus('/files/')
         data = make_data(5 * 1024 * 1024 + 7, seed=26)
         mark = env.log_mark()
@@ -123,7 +123,13 @@ class TestNetRead:
         assert tus.get(url).body == data
         assert block_sizes(env, mark) == [256 * 1024]
         mark = env.log_mark()
-        small = make_data(4 * 1024 * 1024, seed=27)
+        mid = make_data(1024 * 1024, seed=25)
+        url = tus.create(length=len(mid))
+        assert tus.patch(url, 0, mid).status == 204
+        assert tus.get(url).body == mid
+        assert block_sizes(env, mark) == [256 * 1024]
+        mark = env.log_mark()
+        small = make_data(64 * 1024, seed=27)
         url = tus.create(length=len(small))
         assert tus.patch(url, 0, small).status == 204
         assert tus.get(url).body == small

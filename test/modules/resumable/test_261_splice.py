@@ -46,8 +46,9 @@ class TestSplice:
     CONF = dict(areas=[RsArea('/files/', dir='splice')])
 
     def test_rs_261_01_tus_patch(self, env):
-        """A large tus PATCH is spliced and stored intact; a small one is
-        not (it keeps httpd's reads)."""
+        """A large tus PATCH is spliced and stored intact, a 1 MiB one too
+        (issue 15); a small one (64 KiB or less) is not: it keeps httpd's
+        reads."""
         tus = env.tus('/files/')
         mark = env.log_mark()
         url, data = tus_patch(env, BIG + 4097, 61)
@@ -55,6 +56,10 @@ class TestSplice:
         assert spliced(env, mark) == 1
         mark = env.log_mark()
         url, data = tus_patch(env, 1024 * 1024, 62)
+        assert tus.get(url).body == data
+        assert spliced(env, mark) == 1
+        mark = env.log_mark()
+        url, data = tus_patch(env, 64 * 1024, 63)
         assert tus.get(url).body == data
         assert spliced(env, mark) == 0
 
@@ -171,7 +176,7 @@ class TestSplice:
         read), then the body: spliced when large, read as memory when
         small."""
         tus = env.tus('/files/')
-        for size, seed, n_spliced in ((70000, 69, 0), (BIG + 21, 169, 1)):
+        for size, seed, n_spliced in ((60000, 69, 0), (BIG + 21, 169, 1)):
             data = make_data(size, seed=seed)
             url = tus.create(length=len(data))
             mark = env.log_mark()
@@ -224,15 +229,15 @@ class TestSpliceMixed:
 
     def test_rs_261_40_random_pipelines(self, env):
         """Bounded random trials: on one connection, PATCHes of sizes on
-        both sides of the 4 MiB threshold (spliced and not) and a HEAD,
+        both sides of the 64 KiB threshold (spliced and not) and a HEAD,
         pipelined and sent in random pieces; every answer and every byte
         right, so no body takes bytes of the request after it."""
         import random
         rng = random.Random(261)
         tus = env.tus('/files/')
         for trial in range(5):
-            sizes = [rng.choice([rng.randint(1, 200000),
-                                 rng.randint(4 * 1024 * 1024 + 1, 7 * 1024 * 1024)])
+            sizes = [rng.choice([rng.randint(1, 64 * 1024),
+                                 rng.randint(64 * 1024 + 1, 7 * 1024 * 1024)])
                      for _ in range(3)]
             data = make_data(sum(sizes), seed=400 + trial)
             url = tus.create(length=len(data))
@@ -253,7 +258,7 @@ class TestSpliceMixed:
             assert statuses(text) == [204, 204, 204, 200], (sizes, text[:500])
             assert offsets(text) == want + [len(data)], sizes
             assert sha256(tus.get(url).body) == sha256(data), sizes
-            big = sum(1 for n in sizes if n > 4 * 1024 * 1024)
+            big = sum(1 for n in sizes if n > 64 * 1024)
             assert spliced(env, mark) == big, sizes
 
 
