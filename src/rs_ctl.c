@@ -240,11 +240,12 @@ rs_ctl_problem_t rs_ctl_check(rs_ctl_item_t *it, apr_pool_t *p)
 static apr_status_t remove_record(rs_txn_t *txn, const char *id, int tomb,
                                   apr_pool_t *p)
 {
-    apr_status_t rv = rs_store_delete(txn, apr_pstrcat(p, "u:", id, NULL));
+    /* ResumableMaxPending's count before the record (rs_engine_pending.c) */
+    apr_status_t rv = rs_eng_pending_release(txn, id, p);
     const char *now;
 
-    if (APR_SUCCESS == rv) {            /* ResumableMaxPending's count */
-        rv = rs_eng_pending_release(txn, id, p);
+    if (APR_SUCCESS == rv) {
+        rv = rs_store_delete(txn, apr_pstrcat(p, "u:", id, NULL));
     }
 
     if (APR_SUCCESS == rv && tomb) {

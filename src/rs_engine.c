@@ -704,6 +704,9 @@ static rs_error_t *store_new(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_txn_save(txn, u, p);
     }
+    if (APR_SUCCESS == rv && !*existing) {      /* after the record */
+        rv = rs_eng_pending_count(txn, a, u, p);
+    }
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, u, p);
     }
@@ -1758,8 +1761,12 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     }
     /* the record's deletion decides: before it nothing is removed (a
      * tombstone next to a record is not read), after it a "k:" entry
-     * naming no record is ignored */
-    rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
+     * naming no record is ignored. Its pending count goes first: a "q:"
+     * entry naming no record would hold a count for good. */
+    rv = rs_eng_pending_release(txn, u->id, p);
+    if (APR_SUCCESS == rv) {
+        rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
+    }
     if (APR_SUCCESS == rv) {
         rv = rs_store_delete(txn, ukey(p, u->id));
     }
@@ -1767,9 +1774,6 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
         && APR_SUCCESS != (kv = drop_key(txn, u, p))) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, kv, p, RS_LOGNO(09205)
                       "upload %s: removed, but not its client key", u->id);
-    }
-    if (APR_SUCCESS == rv) {
-        rv = rs_eng_pending_release(txn, u->id, p);
     }
     if (APR_SUCCESS == rv && !(u->flags & RS_UF_REJECTED)) {
         rv = rs_eng_record(e, txn, event, u, p);
