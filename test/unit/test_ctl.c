@@ -4,6 +4,8 @@
  * adopt against a real sdbm store and data files in a temporary directory.
  */
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
@@ -13,6 +15,9 @@
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_upload.h"
+#include "rs_engine.h"
+#include "rs_engine_private.h"
+#include "rs_error.h"
 
 #define ID_OK    "AAAAAAAAAAAAAAAAAAAAAA"
 #define ID_AHEAD "BBBBBBBBBBBBBBBBBBBBBB"
@@ -217,6 +222,51 @@ static void pending_counts(const char *tmp, const char *dir, apr_pool_t *p)
     RS_CHECK(APR_SUCCESS == rs_store_get1(s, "q:" ID_OK, p, &val, &len));
 }
 
+/* Driver for test_963_07: with RS_UNIT_PENDING_DIR set, only the engine's
+ * writes of ResumableMaxPending (create two pending uploads, give one its
+ * first byte, terminate the other, a creation refused at the limit) on
+ * the store "<dir>/state", run under strace killing it at the n-th write
+ * of the database; resumablectl verify then judges what a kill left. It
+ * prints "created <id>" once an upload is acknowledged (it must survive
+ * every later kill) and "removing <id>" before a termination. */
+static void pending_writes(const char *dir, apr_pool_t *p)
+{
+    rs_engine_t e = { 0 };
+    rs_area_t a = { 0 };
+    rs_upload_t *u1 = rs_upload_make(p, NULL), *u2 = rs_upload_make(p, NULL);
+    rs_upload_t *u3 = rs_upload_make(p, NULL);
+    const char *st;
+    rs_error_t *err;
+
+    RS_CHECK(APR_SUCCESS == rs_store_create(&e.store, "sdbm", apr_pstrcat(
+                 p, dir, "/state", NULL), NULL, p));
+    e.write_buffer = 4096;
+    a.dir = apr_pstrcat(p, dir, "/files", NULL);
+    apr_dir_make_recursive(a.dir, APR_OS_DEFAULT, p);
+    rs_data_staging(p, a.dir, 1, &st);
+    a.expire = apr_time_from_sec(3600);
+    a.lock_wait = apr_time_from_msec(100);
+    a.stall_time = apr_time_from_sec(1);
+    a.protocols = ~0u;
+    a.max_pending = 2;
+    a.client = "127.0.0.1";
+    u1->length = u2->length = u3->length = 10;
+    RS_CHECK(NULL == rs_engine_create(&e, &a, u1, p));
+    printf("created %s\n", u1->id);    /* acknowledged: must stay */
+    fflush(stdout);
+    RS_CHECK(NULL == rs_engine_create(&e, &a, u2, p));
+    printf("created %s\n", u2->id);
+    fflush(stdout);
+    err = rs_engine_create(&e, &a, u3, p);
+    RS_CHECK(err && RS_ERR_TOO_MANY_PENDING == err->code);
+    write_file(rs_data_path(p, a.dir, u1->id), 4, p);
+    u1->offset = 4;
+    RS_CHECK(APR_SUCCESS == rs_eng_save_progress(&e, u1, p, NULL));
+    printf("removing %s\n", u2->id);
+    fflush(stdout);
+    RS_CHECK(NULL == rs_engine_terminate(&e, &a, u2, p));
+}
+
 void suite_ctl(apr_pool_t *p)
 {
     const char *tmp = rs_test_tmpdir(p, "ctl");
@@ -224,6 +274,10 @@ void suite_ctl(apr_pool_t *p)
     apr_array_header_t *items;
     rs_store_t *s;
 
+    if (getenv("RS_UNIT_PENDING_DIR")) {
+        pending_writes(getenv("RS_UNIT_PENDING_DIR"), p);
+        return;
+    }
     apr_dir_make(dir, APR_OS_DEFAULT, p);
     RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
                  p, tmp, "/missing", NULL), NULL, p));
