@@ -1143,8 +1143,10 @@ static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
 }
 
 /* Partial pu's waiters without the finals that no longer need it
- * (published, or gone): a list full of finals that were published before
- * they could leave it (a kill) or were removed unpublished. */
+ * (published, refused by a pre-finish hook, or gone): a list full of
+ * finals that were published before they could leave it (a kill), were
+ * refused (they use nothing, as check_unused knows) or were removed
+ * unpublished. */
 static apr_status_t prune_waiters(rs_txn_t *txn, rs_upload_t *pu,
                                   apr_pool_t *p)
 {
@@ -1158,7 +1160,8 @@ static apr_status_t prune_waiters(rs_txn_t *txn, rs_upload_t *pu,
         const char *fid = APR_ARRAY_IDX(pu->waiters, i, const char *);
 
         rv = rs_eng_txn_load(txn, fid, p, &f);
-        if (APR_SUCCESS == rv && !(f->flags & RS_UF_PUBLISHED)) {
+        if (APR_SUCCESS == rv
+            && !(f->flags & (RS_UF_PUBLISHED | RS_UF_REJECTED))) {
             APR_ARRAY_PUSH(keep, const char *) = fid;
         }
         else if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
