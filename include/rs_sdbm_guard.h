@@ -102,9 +102,11 @@ apr_status_t rs_sdbm_guard_keys(rs_sdbm_guard_t *g, rs_sdbm_key_cb *cb,
  * unreachable (no directory bit leads to it) until a split writes it anew.
  */
 
-/** Before storing a pair of need bytes (key + value) whose key was just
- *  checked: when it does not fit the page, save the undo file (*saved 1). */
-apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, apr_size_t need,
+/** Before storing key (just checked) with a value of vlen bytes: when the
+ *  pair does not fit the page (after its old pair is deleted), save the
+ *  undo file (*saved 1). */
+apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
+                                   apr_size_t klen, apr_size_t vlen,
                                    int *saved);
 
 /** After the store returned: remove the undo file. */

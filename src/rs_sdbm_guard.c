@@ -397,17 +397,27 @@ apr_status_t rs_sdbm_guard_keys(rs_sdbm_guard_t *g, rs_sdbm_key_cb *cb,
 #define UNDO_MAGIC "RSSDBMU1"
 #define UNDO_HEAD  (8 + 3 * 8)
 
-/* sdbm_pair.c fitpair: room on page for a pair of need bytes? */
-static int page_fits(const unsigned char *page, apr_size_t need)
+static int seepair(const unsigned char *page, const char *key,
+                   apr_size_t klen);
+
+/* sdbm_pair.c fitpair: room on page for key and a value of vlen bytes,
+ * once the key's old pair is deleted (sdbm's replace deletes it first)? */
+static int page_fits(const unsigned char *page, const char *key,
+                     apr_size_t klen, apr_size_t vlen)
 {
     short ino[PBLKSIZ / sizeof(short)];
-    int n, off;
+    int n, off, i = seepair(page, key, klen);
+    apr_size_t room;
 
     memcpy(ino, page, PBLKSIZ);
     n = ino[0];
     off = n > 0 ? ino[n] : PBLKSIZ;
-    return need + 2 * sizeof(short)
-           <= (apr_size_t)(off - (n + 1) * (int)sizeof(short));
+    room = (apr_size_t)(off - (n + 1) * (int)sizeof(short));
+    if (i) {
+        room += klen + (apr_size_t)(ino[i] - ino[i + 1])
+                + 2 * sizeof(short);
+    }
+    return klen + vlen + 2 * sizeof(short) <= room;
 }
 
 static apr_status_t write_all(int fd, const void *buf, apr_size_t len,
@@ -495,13 +505,15 @@ static apr_status_t undo_write(rs_sdbm_guard_t *g)
     return rv;
 }
 
-apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, apr_size_t need,
+apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
+                                   apr_size_t klen, apr_size_t vlen,
                                    int *saved)
 {
     apr_status_t rv;
 
     *saved = 0;
-    if (g->opened <= 0 || g->pno < 0 || page_fits(g->page, need)) {
+    if (g->opened <= 0 || g->pno < 0
+        || page_fits(g->page, key, klen, vlen)) {
         return APR_SUCCESS;         /* no split: one page write */
     }
     rv = undo_write(g);

@@ -440,7 +440,7 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
         return rv;
     }
     if (txn->guard && APR_SUCCESS != (rv = rs_sdbm_guard_journal(
-                                          txn->guard, k.dsize + vlen,
+                                          txn->guard, k.dptr, k.dsize, vlen,
                                           &journal))) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(09501) "state database %s: saving the page "

@@ -928,25 +928,25 @@ static void test_split_undo(apr_pool_t *p)
     RS_CHECK(!rs_sdbm_undo_pending(path, p));   /* every split cleaned up */
     g = rs_sdbm_guard_make(path, p);
     RS_CHECK(APR_SUCCESS == rs_sdbm_guard_check(g, "key7", 4));
-    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, 10, &saved));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 10, &saved));
     RS_CHECK(0 == saved);                       /* fits: one page write */
-    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, 2000, &saved));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
     RS_CHECK(1 == saved && rs_sdbm_undo_pending(path, p));
     /* what a killed split leaves: the key's page without some of its keys */
     RS_CHECK(APR_SUCCESS == rs_store_begin(s, 1, p, &txn));  /* applies! */
     rs_store_end(txn);
     RS_CHECK(!rs_sdbm_undo_pending(path, p));
-    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, 2000, &saved));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
     RS_CHECK(APR_SUCCESS == rs_store_delete1(s, "key7", p)); /* applied first */
     RS_CHECK(APR_ENOENT == rs_store_get1(s, "key7", p, &val, &len));
-    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, 2000, &saved));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
     rs_sdbm_guard_unjournal(g);                 /* the store returned */
     RS_CHECK(!rs_sdbm_undo_pending(path, p));
     /* page saved, then the page torn (key gone), then a kill: undone */
     RS_CHECK(APR_SUCCESS == rs_store_put1(s, "key7", "again", 5, p));
     g = rs_sdbm_guard_make(path, p);
     RS_CHECK(APR_SUCCESS == rs_sdbm_guard_check(g, "key7", 4));
-    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, 2000, &saved));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
     rename(undo, apr_pstrcat(p, undo, ".keep", NULL));
     RS_CHECK(APR_SUCCESS == rs_store_delete1(s, "key7", p));
     rename(apr_pstrcat(p, undo, ".keep", NULL), undo);
