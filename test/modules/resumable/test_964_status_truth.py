@@ -84,3 +84,39 @@ class TestStatusTruth:
         assert wait_for(lambda: auto(env)['UploadsInFlight'] == base,
                         timeout=10), auto(env)
         assert [tus.offset(u) for u in urls] == [10, 10, 5]
+
+
+class TestStatusTruthH2:
+    """HTTP/2 (h2c): streams whose client goes mid-body (several at once
+    on one connection, then the connection gone) leave no body counted."""
+    CONF = dict(h2=True, server_extra='Timeout 3',
+                areas=[RsArea('/files/', dir='st964h2',
+                              directives=['ResumableExpire 1h'])])
+    ALLOW_ERRORS = ALLOW
+
+    def test_rs_964_03_h2_streams_gone(self, env):
+        import subprocess
+        tus = env.tus('/files/')
+        base = auto(env)['UploadsInFlight']
+        procs = []
+        for i in range(3):
+            url = tus.create(length=100000)
+            p = subprocess.Popen(
+                ['curl', '-s', '-o', '/dev/null', '--http2-prior-knowledge',
+                 '-X', 'PATCH', '-H', 'Tus-Resumable: 1.0.0',
+                 '-H', 'Upload-Offset: 0',
+                 '-H', 'Content-Type: application/offset+octet-stream',
+                 '-H', 'Content-Length: 100000', '-T', '-', url],
+                stdin=subprocess.PIPE)
+            p.stdin.write(make_data(1000, seed=i))
+            p.stdin.flush()
+            procs.append(p)
+        try:
+            assert wait_for(lambda: auto(env)['UploadsInFlight']
+                            == base + 3, timeout=10), auto(env)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait(10)
+        assert wait_for(lambda: auto(env)['UploadsInFlight'] == base,
+                        timeout=15), auto(env)
