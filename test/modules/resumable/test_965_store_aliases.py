@@ -13,7 +13,8 @@ def links(env):
     d = env.gen / 'links965'
     d.mkdir(parents=True, exist_ok=True)
     real = env.area_dir('pub965')
-    for name, target in (('l965', real), ('parent965', real.parent)):
+    for name, target in (('l965', real), ('parent965', real.parent),
+                         ('db965', env.statedb.parent)):
         p = d / name
         if not p.is_symlink():
             os.symlink(target, p)
@@ -26,6 +27,7 @@ def conf(env):
 Alias "/vialink/" "{d}/l965/"
 Alias "/viaparent/" "{d}/parent965/"
 Alias "/direct/" "{env.area_dir('pub965')}/"
+Alias "/viadb/" "{d}/db965/"
 <Directory "{d}">
     Options FollowSymLinks
     Require all granted
@@ -66,3 +68,14 @@ class TestStoreAliases:
             r = env.client.get(path)
             assert r.status == 404, (path, r.status, r.body[:100])
             assert secret not in r.body, path
+
+    def test_rs_965_02_statedb_through_symlink(self, env):
+        """The state database (every upload's id, owner and name) through
+        an Alias on a symlink to its directory: 404 for each of its files."""
+        env.tus('/files/').upload(b'x', metadata={'filename': 'db965.txt'})
+        db = env.statedb
+        names = [n for n in os.listdir(db.parent) if n.startswith(db.name)]
+        assert any(n.endswith('.pag') for n in names), names
+        for n in names:
+            r = env.client.get(f'/viadb/{n}')
+            assert r.status == 404, (n, r.status)
