@@ -50,6 +50,7 @@ static int rs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                                       AP_SQ_MAIN_STATE)) {
         return rv;
     }
+    rs_conf_store_ids_init(pconf);
     if (OK != (rv = rs_httpd_status_post_config(pconf, s))) {
         return rv;
     }

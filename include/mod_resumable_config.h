@@ -96,6 +96,10 @@ int rs_conf_path_in(const char *path, const char *dir, int *staging);
 /** Does `path` lie in the directory of any area the config names with
  *  ResumableDir (see rs_conf_path_in)? */
 int rs_conf_in_store(const char *path, int *staging);
+/** post_config: room to know every ResumableDir by device and inode
+ *  (rs_conf_in_store also matches paths that reach one by another
+ *  spelling: a symlink, a bind mount). */
+void rs_conf_store_ids_init(apr_pool_t *pconf);
 /** Forget the ResumableDir list (pre_config: the config is read anew). */
 void rs_conf_reset(apr_pool_t *pconf);
 /** Is media type `type` on the inline list of the area? */

@@ -17,6 +17,15 @@
  *                  (rs_engine_parts) must exist and hold its bytes (its
  *                  own data file is only a copy in progress)
  *   rs_ctl_repair  make one record consistent again (see rs_ctl_problem_t)
+ *   rs_ctl_pending ResumableMaxPending's counts (layout in rs_engine.c)
+ *                  against the uploads that hold no data: every "q:<id>"
+ *                  entry must name a record still flagged RS_UF_PENDING,
+ *                  and every "n:<hash>" count must equal the number of
+ *                  such entries naming it. A process killed (or a disk
+ *                  full) between two writes of a creation, a first byte or
+ *                  a removal leaves a count off by one; a count stuck high
+ *                  refuses a user's (or the area's) uploads forever, so
+ *                  repair recounts
  *   rs_ctl_adopt   rebuild a record for a data file that has none (a lost
  *                  or corrupted database): an anonymous upload of unknown
  *                  length whose offset is the file size, so a client that
@@ -75,6 +84,14 @@ rs_ctl_problem_t rs_ctl_check(rs_ctl_item_t *item, apr_pool_t *p);
 apr_status_t rs_ctl_repair(struct rs_store_t *s, rs_ctl_item_t *item,
                            apr_pool_t *p, const char **action);
 
+/**
+ * Check (repair 0) or correct (repair 1, httpd stopped) ResumableMaxPending's
+ * counts: *problems receives one line (const char *) per entry naming no
+ * pending upload (removed) and per count that differs from its entries
+ * (set to their number). APR_SUCCESS without a database.
+ */
+apr_status_t rs_ctl_pending(struct rs_store_t *s, int repair, apr_pool_t *p,
+                            apr_array_header_t **problems);
 /** Remove orphaned segments of the whole database; *removed counts them. */
 apr_status_t rs_ctl_gc(struct rs_store_t *s, apr_pool_t *p,
                        apr_size_t *removed);

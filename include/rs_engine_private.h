@@ -67,12 +67,17 @@ const char *rs_eng_hash_key(apr_pool_t *p, const char *prefix,
                             const char *const *pieces, int n);
 /** Does creating u in a count against ResumableMaxPending? */
 int rs_eng_counts_pending(const rs_area_t *a, const rs_upload_t *u);
-/** In txn: count new upload u (sets RS_UF_PENDING, writes its "q:"
- *  entry), or set *err (RS_ERR_TOO_MANY_PENDING, logged RS09103) and
- *  write nothing when its user or the area is at the limit. */
+/** In txn: new upload u counts (sets RS_UF_PENDING), or set *err
+ *  (RS_ERR_TOO_MANY_PENDING, logged RS09103) when its user or the area is
+ *  at the limit. Writes nothing (see rs_eng_pending_count). */
 apr_status_t rs_eng_pending_take(struct rs_txn_t *txn, const rs_area_t *a,
                                  rs_upload_t *u, apr_pool_t *p,
                                  rs_error_t **err);
+/** In txn, after u's record (flagged RS_UF_PENDING by
+ *  rs_eng_pending_take) is stored: write its "q:" entry, then raise the
+ *  counters (the order a kill can only leave low, rs_engine_pending.c). */
+apr_status_t rs_eng_pending_count(struct rs_txn_t *txn, const rs_area_t *a,
+                                  const rs_upload_t *u, apr_pool_t *p);
 /** In txn: stored record cur holds data (has_data): no longer pending. */
 apr_status_t rs_eng_pending_update(struct rs_txn_t *txn, rs_upload_t *cur,
                                    int has_data, apr_pool_t *p);

@@ -84,4 +84,41 @@ typedef int rs_sdbm_key_cb(void *baton, const char *key, apr_size_t klen);
 apr_status_t rs_sdbm_guard_keys(rs_sdbm_guard_t *g, rs_sdbm_key_cb *cb,
                                 void *baton, int *bad);
 
+/*
+ * Crash safety of a split. sdbm stores a pair that does not fit its page by
+ * splitting the page: the page rewritten without the keys that move, a
+ * directory bit set, the new page written, in turn (and again when the
+ * keys still do not fit). A writer killed (or a disk full) between those
+ * writes loses every key that moves: records of other uploads, client
+ * keys, counters. So before such a store the writer saves the page and
+ * the directory to "<path>.undo" (rs_sdbm_guard_journal, after
+ * rs_sdbm_guard_check of the key) and removes it once the store returned
+ * (rs_sdbm_guard_unjournal); the next writer that finds the file (under the
+ * writer's lock, before sdbm reads a page) puts them back
+ * (rs_sdbm_undo_apply): the database is as before the store that did not
+ * finish, whose transaction never returned. A store that fits its page is
+ * one page write and needs no journal. Pages a split wrote past the old
+ * end of the .pag file are cut off; one written into a hole stays but is
+ * unreachable (no directory bit leads to it) until a split writes it anew.
+ */
+
+/** Before storing key (just checked) with a value of vlen bytes: when the
+ *  pair does not fit the page (after its old pair is deleted), save the
+ *  undo file (*saved 1). */
+apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
+                                   apr_size_t klen, apr_size_t vlen,
+                                   int *saved);
+
+/** After the store returned: remove the undo file. */
+void rs_sdbm_guard_unjournal(rs_sdbm_guard_t *g);
+
+/** Is an undo file of a killed writer waiting? (one stat) */
+int rs_sdbm_undo_pending(const char *path, apr_pool_t *p);
+
+/** Writer's lock held: apply and remove a waiting undo file (*applied 1;
+ *  the caller reopens sdbm). An undo file that is not well formed is
+ *  removed (APR_EINVAL); nothing waiting: APR_SUCCESS, *applied 0. */
+apr_status_t rs_sdbm_undo_apply(const char *path, apr_pool_t *p,
+                                int *applied);
+
 #endif /* RS_SDBM_GUARD_H */

@@ -16,6 +16,16 @@
  * resumablectl) it does nothing. Counters only grow, but IN_FLIGHT (up and
  * down), SWEEP_LAST_USEC and HOOK_PENDING (set).
  *
+ * IN_FLIGHT is a gauge of bodies being read by live processes: each child
+ * claims an entry of procs[] for its pid at child init (rs_stats_claim)
+ * and counts its own bodies there; when a child exits, however it ends
+ * (SIGKILL, a crash: its request pools' cleanups never run), httpd's parent
+ * learns it (the child_status hook) and frees the entry with its count
+ * (rs_stats_release). The gauge reads v[IN_FLIGHT] (processes without an
+ * entry: more children than RS_STATS_PROCS, the unit tests) plus every
+ * entry. Before, a child killed mid-body left the gauge one high for good
+ * (the slots are kept across restarts).
+ *
  * Report: the engine notes, in the request pool's userdata, the upload a
  * request touched (id, protocol, offset before and after, bytes stored by
  * this request, completion). The glue turns it into environment variables
@@ -52,9 +62,28 @@ typedef enum {
     RS_STAT__COUNT
 } rs_stat_t;
 
+#define RS_STATS_PROCS 1024
+
+typedef struct rs_stats_proc_t {
+    apr_uint64_t pid;           /* 0: free */
+    apr_uint64_t in_flight;     /* that process's bodies being read */
+} rs_stats_proc_t;
+
 typedef struct rs_stats_t {
     apr_uint64_t v[RS_STAT__COUNT];
+    rs_stats_proc_t procs[RS_STATS_PROCS];
 } rs_stats_t;
+
+/** This process's entry in procs[] (rs_stats_claim), or NULL. */
+extern rs_stats_proc_t *rs_stats_proc;
+
+/** Child init: take a free entry of procs[] for pid (none free: counts
+ *  go to v[IN_FLIGHT] as before). */
+void rs_stats_claim(apr_uint64_t pid);
+/** httpd's parent, when child pid exited: free its entry and count. */
+void rs_stats_release(apr_uint64_t pid);
+/** The IN_FLIGHT gauge of s: v[IN_FLIGHT] plus every entry. */
+apr_uint64_t rs_stats_in_flight(const rs_stats_t *s);
 
 /** Count into s from now on (NULL: stop counting). */
 void rs_stats_attach(rs_stats_t *s);
@@ -80,10 +109,23 @@ static inline void rs_stats_set(rs_stat_t i, apr_uint64_t n)
     }
 }
 
-/** Read slot i of s. */
+/** One more (n = 1) or one less (-1) body being read by this process. */
+static inline void rs_stats_in_flight_add(apr_int64_t n)
+{
+    if (rs_stats_slots && rs_stats_proc) {
+        __atomic_add_fetch(&rs_stats_proc->in_flight, (apr_uint64_t)n,
+                           __ATOMIC_RELAXED);
+    }
+    else {
+        rs_stats_add(RS_STAT_IN_FLIGHT, n);
+    }
+}
+
+/** Read slot i of s (IN_FLIGHT: rs_stats_in_flight). */
 static inline apr_uint64_t rs_stats_read(const rs_stats_t *s, rs_stat_t i)
 {
-    return __atomic_load_n(&s->v[i], __ATOMIC_RELAXED);
+    return RS_STAT_IN_FLIGHT == i ? rs_stats_in_flight(s)
+           : __atomic_load_n(&s->v[i], __ATOMIC_RELAXED);
 }
 
 /** What the engine did for one request. */

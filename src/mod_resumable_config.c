@@ -8,6 +8,10 @@
 #include <apr_dbm.h>
 #include <apr_lib.h>
 
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/stat.h>
+
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
@@ -873,6 +877,97 @@ int rs_conf_path_in(const char *path, const char *dir, int *staging)
     return 1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* the store by identity                                                     */
+
+/* A path that reaches a ResumableDir by another spelling (a symlink to it
+ * or to a parent of it, a bind mount) escapes the comparison of names:
+ * an Alias through a symlink served another user's finished files. So the
+ * directories are also known by device and inode (found in each process
+ * on first use, as they may not exist at start-up), and an existing
+ * file's directory (and for the staging folder its parent) is compared by
+ * them: one stat for a request the names did not match. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int known;
+} dir_id_t;
+
+static dir_id_t *store_ids;         /* per store_dirs entry */
+static int store_ids_n;
+
+void rs_conf_store_ids_init(apr_pool_t *pconf)
+{
+    store_ids_n = store_dirs ? store_dirs->nelts : 0;
+    store_ids = apr_pcalloc(pconf, (store_ids_n ? store_ids_n : 1)
+                                   * sizeof(*store_ids));
+}
+
+static int same_dir(const struct stat *st)
+{
+    int i;
+
+    if (!store_ids || store_ids_n != (store_dirs ? store_dirs->nelts : 0)) {
+        return 0;
+    }
+    for (i = 0; i < store_ids_n; i++) {
+        dir_id_t *id = &store_ids[i];
+        struct stat ds;
+
+        if (!__atomic_load_n(&id->known, __ATOMIC_ACQUIRE)
+            && 0 == stat(APR_ARRAY_IDX(store_dirs, i, const char *), &ds)) {
+            id->dev = ds.st_dev;        /* threads write the same values */
+            id->ino = ds.st_ino;
+            __atomic_store_n(&id->known, 1, __ATOMIC_RELEASE);
+        }
+        if (__atomic_load_n(&id->known, __ATOMIC_ACQUIRE)
+            && id->dev == st->st_dev && id->ino == st->st_ino) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_staging_name(const char *name, apr_size_t n)
+{
+    return n == strlen(RS_STAGING_DIR)
+           && !strncasecmp(name, RS_STAGING_DIR, n);
+}
+
+/* path exists (or its directory does): is it a ResumableDir, in one, or
+ * in a staging folder of one, by identity? */
+static int in_store_by_id(const char *path, int *staging)
+{
+    char *dir = strdup(path), *slash, *name;
+    struct stat st;
+    int in = 0;
+
+    if (!dir) {
+        return 0;
+    }
+    while ((slash = strrchr(dir, '/')) && slash > dir && !slash[1]) {
+        *slash = '\0';                 /* "dir/" -> "dir" */
+    }
+    if (0 == stat(dir, &st) && S_ISDIR(st.st_mode) && same_dir(&st)) {
+        in = 1;                         /* the directory itself */
+    }
+    else if ((slash = strrchr(dir, '/')) && slash > dir) {
+        name = slash + 1;
+        *slash = '\0';                 /* its directory */
+        if (0 == stat(dir, &st) && same_dir(&st)) {
+            in = 1;
+            *staging = is_staging_name(name, strlen(name));
+        }
+        else if ((slash = strrchr(dir, '/')) && slash > dir
+                 && is_staging_name(slash + 1, strlen(slash + 1))) {
+            *slash = '\0';             /* a staging folder's parent */
+            in = *staging = 0 == stat(dir, &st) && same_dir(&st);
+        }
+    }
+    free(dir);
+    return in;
+}
+
 int rs_conf_in_store(const char *path, int *staging)
 {
     int i;
@@ -884,7 +979,8 @@ int rs_conf_in_store(const char *path, int *staging)
         }
     }
     *staging = 0;
-    return 0;
+    return path && '/' == *path && store_dirs && store_dirs->nelts
+           && in_store_by_id(path, staging);
 }
 
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type)

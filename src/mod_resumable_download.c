@@ -35,6 +35,10 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
@@ -248,14 +252,51 @@ static int area_staging(request_rec *r)
     return staging;
 }
 
+/* Does directory dir (its first n bytes) have the identity of st? */
+static int same_file(const char *dir, apr_size_t n, const struct stat *st)
+{
+    char *d = strndup(dir, n ? n : 1);
+    struct stat ds;
+    int same;
+
+    if (!d) {
+        return 0;
+    }
+    same = 0 == stat(n ? d : "/", &ds) && ds.st_dev == st->st_dev
+           && ds.st_ino == st->st_ino;
+    free(d);
+    return same;
+}
+
 /* Is path one of the state database's files (PATH, PATH.dir, PATH.pag...)?
- * Never served, whatever serves the directory around it. */
+ * Never served, whatever serves the directory around it: also when the
+ * path reaches the database's directory by another spelling (a symlink to
+ * it, as for the areas' directories in rs_conf_in_store). */
 static int statedb_file(const char *path)
 {
     const char *db = rs_httpd_statedb_path();
+    const char *dbslash = db ? strrchr(db, '/') : NULL;
+    const char *slash = path ? strrchr(path, '/') : NULL;
     apr_size_t n = db ? strlen(db) : 0;
+    struct stat st;
+    char *dir;
+    int same;
 
-    return n && path && !strncmp(path, db, n) && !strchr(path + n, '/');
+    if (!n || !path) {
+        return 0;
+    }
+    if (!strncmp(path, db, n) && !strchr(path + n, '/')) {
+        return 1;
+    }
+    if (!dbslash || !slash || strncmp(slash, dbslash, strlen(dbslash))
+        || !(dir = strndup(path, (apr_size_t)(slash - path) ? (apr_size_t)
+                           (slash - path) : 1))) {
+        return 0;                       /* not the database's file name */
+    }
+    same = 0 == stat(dir, &st)
+           && same_file(db, (apr_size_t)(dbslash - db), &st);
+    free(dir);
+    return same;
 }
 
 int rs_httpd_store_guard(request_rec *r)

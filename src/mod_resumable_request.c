@@ -65,7 +65,7 @@ static apr_status_t body_done(void *data)
 
     if (c->in_flight) {
         c->in_flight = 0;
-        rs_stats_add(RS_STAT_IN_FLIGHT, -1);
+        rs_stats_in_flight_add(-1);
     }
     return APR_SUCCESS;
 }
@@ -177,7 +177,7 @@ static apr_status_t body_read(rs_body_t *b, const char **data, apr_size_t *len)
                                        said whether it takes pipes */
         c->started = 1;
         c->in_flight = 1;
-        rs_stats_add(RS_STAT_IN_FLIGHT, 1);
+        rs_stats_in_flight_add(1);
         apr_pool_cleanup_register(c->r->pool, c, body_done,
                                   apr_pool_cleanup_null);
         send_continue(c->r);

@@ -20,6 +20,8 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <mod_status.h>
+#include <ap_mpm.h>
+#include <unistd.h>
 
 #include "mod_resumable_private.h"
 #include "rs_stats.h"
@@ -270,8 +272,25 @@ static int status_hook(request_rec *r, int flags)
     return OK;
 }
 
+/* The in-flight gauge per process (rs_stats.h): a child counts its own
+ * bodies; the parent forgets them when the child is gone, killed or not. */
+static void status_child_init(apr_pool_t *p, server_rec *s)
+{
+    rs_stats_claim((apr_uint64_t)getpid());
+}
+
+static void status_child_exit(server_rec *s, pid_t pid, ap_generation_t gen,
+                              int slot, mpm_child_status state)
+{
+    if (MPM_CHILD_EXITED == state) {
+        rs_stats_release((apr_uint64_t)pid);
+    }
+}
+
 void rs_httpd_status_register(void)
 {
     APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
+    ap_hook_child_init(status_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(status_child_exit, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -17,6 +17,7 @@
 #include <apr_file_info.h>
 #include <apr_file_io.h>
 #include <apr_time.h>
+#include <apr_hash.h>
 
 #include "rs_ctl.h"
 #include "rs_engine.h"
@@ -239,11 +240,12 @@ rs_ctl_problem_t rs_ctl_check(rs_ctl_item_t *it, apr_pool_t *p)
 static apr_status_t remove_record(rs_txn_t *txn, const char *id, int tomb,
                                   apr_pool_t *p)
 {
-    apr_status_t rv = rs_store_delete(txn, apr_pstrcat(p, "u:", id, NULL));
+    /* ResumableMaxPending's count before the record (rs_engine_pending.c) */
+    apr_status_t rv = rs_eng_pending_release(txn, id, p);
     const char *now;
 
-    if (APR_SUCCESS == rv) {            /* ResumableMaxPending's count */
-        rv = rs_eng_pending_release(txn, id, p);
+    if (APR_SUCCESS == rv) {
+        rv = rs_store_delete(txn, apr_pstrcat(p, "u:", id, NULL));
     }
 
     if (APR_SUCCESS == rv && tomb) {
@@ -440,4 +442,154 @@ apr_status_t rs_ctl_adopt(rs_store_t *s, const char *dir, const char *owner,
 long rs_ctl_age(const rs_upload_t *u, apr_time_t now)
 {
     return u->created ? (long)apr_time_sec(now - u->created) : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ResumableMaxPending's counts                                              */
+
+static int collect_full(void *baton, const char *key)
+{
+    apr_array_header_t *keys = baton;
+
+    APR_ARRAY_PUSH(keys, const char *) = apr_pstrdup(keys->pool, key);
+    return 0;
+}
+
+/* Is "q:<id>" (value val) an entry of a record that still counts: there,
+ * decodable and flagged RS_UF_PENDING? */
+static int pend_entry_live(rs_txn_t *txn, const char *id, apr_pool_t *p)
+{
+    rs_upload_t *u;
+    char *val;
+    apr_size_t len;
+
+    return APR_SUCCESS == rs_store_get(txn, apr_pstrcat(p, "u:", id, NULL),
+                                       p, &val, &len)
+           && APR_SUCCESS == rs_upload_decode(p, id, val, len, &u)
+           && (u->flags & RS_UF_PENDING);
+}
+
+static void pend_count(apr_hash_t *want, const char *key, apr_pool_t *p)
+{
+    apr_int64_t *n = apr_hash_get(want, key, APR_HASH_KEY_STRING);
+
+    if (!n) {
+        n = apr_pcalloc(p, sizeof(*n));
+        apr_hash_set(want, apr_pstrdup(p, key), APR_HASH_KEY_STRING, n);
+    }
+    ++*n;
+}
+
+static void pend_problem(apr_array_header_t *out, const char *what)
+{
+    APR_ARRAY_PUSH(out, const char *) = what;
+}
+
+/* "q:" entries: the live ones are counted into want, the others are
+ * problems (removed with repair). */
+static apr_status_t pend_entries(rs_txn_t *txn, int repair, apr_hash_t *want,
+                                 apr_array_header_t *out, apr_pool_t *p)
+{
+    apr_array_header_t *keys = apr_array_make(p, 16, sizeof(const char *));
+    apr_status_t rv = rs_store_keys(txn, "q:", collect_full, keys);
+    char *val, *sp;
+    apr_size_t len;
+    int i;
+
+    for (i = 0; APR_SUCCESS == rv && i < keys->nelts; i++) {
+        const char *key = APR_ARRAY_IDX(keys, i, const char *);
+
+        if (APR_SUCCESS != rs_store_get(txn, key, p, &val, &len)) {
+            continue;
+        }
+        sp = strchr(val, ' ');
+        if (!sp || !pend_entry_live(txn, key + 2, p)) {
+            pend_problem(out, apr_psprintf(p, "pending entry of upload %s: "
+                                           "the upload is gone or holds "
+                                           "data%s", key + 2, repair
+                                           ? ": removed" : ""));
+            rv = repair ? rs_store_delete(txn, key) : APR_SUCCESS;
+            continue;
+        }
+        *sp++ = '\0';
+        pend_count(want, val, p);
+        pend_count(want, sp, p);
+    }
+    return rv;
+}
+
+/* Set counter key from stored count have to want (0: removed). */
+static apr_status_t pend_fix(rs_txn_t *txn, const char *key,
+                             apr_int64_t have, apr_int64_t want, int repair,
+                             apr_array_header_t *out, apr_pool_t *p)
+{
+    const char *v = apr_psprintf(p, "%" APR_INT64_T_FMT, want);
+
+    if (have == want) {
+        return APR_SUCCESS;
+    }
+    pend_problem(out, apr_psprintf(p, "pending count %s is %" APR_INT64_T_FMT
+                                   ", %" APR_INT64_T_FMT " uploads hold no "
+                                   "data%s", key, have, want, repair
+                                   ? ": corrected" : ""));
+    if (!repair) {
+        return APR_SUCCESS;
+    }
+    return want > 0 ? rs_store_put(txn, key, v, strlen(v))
+                    : rs_store_delete(txn, key);
+}
+
+static apr_status_t pend_counters(rs_txn_t *txn, int repair, apr_hash_t *want,
+                                  apr_array_header_t *out, apr_pool_t *p)
+{
+    apr_array_header_t *keys = apr_array_make(p, 16, sizeof(const char *));
+    apr_status_t rv = rs_store_keys(txn, "n:", collect_full, keys);
+    apr_hash_index_t *hi;
+    char *val;
+    apr_size_t len;
+    int i;
+
+    for (i = 0; APR_SUCCESS == rv && i < keys->nelts; i++) {
+        const char *key = APR_ARRAY_IDX(keys, i, const char *);
+        apr_int64_t *w = apr_hash_get(want, key, APR_HASH_KEY_STRING);
+        apr_int64_t have = APR_SUCCESS == rs_store_get(txn, key, p, &val,
+                                                       &len)
+                           ? apr_atoi64(val) : 0;
+
+        rv = pend_fix(txn, key, have, w ? *w : 0, repair, out, p);
+        apr_hash_set(want, key, APR_HASH_KEY_STRING, NULL);
+    }
+    for (hi = apr_hash_first(p, want); APR_SUCCESS == rv && hi;
+         hi = apr_hash_next(hi)) {
+        const void *key;
+        void *w;
+
+        apr_hash_this(hi, &key, NULL, &w);
+        rv = pend_fix(txn, key, 0, *(apr_int64_t *)w, repair, out, p);
+    }
+    return rv;
+}
+
+apr_status_t rs_ctl_pending(rs_store_t *s, int repair, apr_pool_t *p,
+                            apr_array_header_t **problems)
+{
+    apr_hash_t *want = apr_hash_make(p);
+    rs_txn_t *txn;
+    apr_status_t rv = rs_store_begin(s, repair, p, &txn);
+
+    *problems = apr_array_make(p, 4, sizeof(const char *));
+    if (APR_SUCCESS != rv) {
+        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+    }
+    rv = pend_entries(txn, repair, want, *problems, p);
+    if (APR_SUCCESS == rv) {
+        rv = pend_counters(txn, repair, want, *problems, p);
+    }
+    rs_store_end(txn);
+    if (APR_SUCCESS == rv && repair && (*problems)->nelts) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_NOTICE, 0, p, RS_LOGNO(09500)
+                      "pending counts: %d problems corrected",
+                      (*problems)->nelts);
+    }
+    return rv;
 }

@@ -706,6 +706,9 @@ static rs_error_t *store_new(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_txn_save(txn, u, p);
     }
+    if (APR_SUCCESS == rv && !*existing) {      /* after the record */
+        rv = rs_eng_pending_count(txn, a, u, p);
+    }
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, u, p);
     }
@@ -1142,8 +1145,10 @@ static rs_error_t *assemble(rs_engine_t *e, const rs_area_t *a,
 }
 
 /* Partial pu's waiters without the finals that no longer need it
- * (published, or gone): a list full of finals that were published before
- * they could leave it (a kill) or were removed unpublished. */
+ * (published, refused by a pre-finish hook, or gone): a list full of
+ * finals that were published before they could leave it (a kill), were
+ * refused (they use nothing, as check_unused knows) or were removed
+ * unpublished. */
 static apr_status_t prune_waiters(rs_txn_t *txn, rs_upload_t *pu,
                                   apr_pool_t *p)
 {
@@ -1157,7 +1162,8 @@ static apr_status_t prune_waiters(rs_txn_t *txn, rs_upload_t *pu,
         const char *fid = APR_ARRAY_IDX(pu->waiters, i, const char *);
 
         rv = rs_eng_txn_load(txn, fid, p, &f);
-        if (APR_SUCCESS == rv && !(f->flags & RS_UF_PUBLISHED)) {
+        if (APR_SUCCESS == rv
+            && !(f->flags & (RS_UF_PUBLISHED | RS_UF_REJECTED))) {
             APR_ARRAY_PUSH(keep, const char *) = fid;
         }
         else if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
@@ -1760,8 +1766,12 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
     }
     /* the record's deletion decides: before it nothing is removed (a
      * tombstone next to a record is not read), after it a "k:" entry
-     * naming no record is ignored */
-    rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
+     * naming no record is ignored. Its pending count goes first: a "q:"
+     * entry naming no record would hold a count for good. */
+    rv = rs_eng_pending_release(txn, u->id, p);
+    if (APR_SUCCESS == rv) {
+        rv = rs_store_put(txn, tkey(p, u->id), stamp, strlen(stamp));
+    }
     if (APR_SUCCESS == rv) {
         rv = rs_store_delete(txn, ukey(p, u->id));
     }
@@ -1769,9 +1779,6 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
         && APR_SUCCESS != (kv = drop_key(txn, u, p))) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, kv, p, RS_LOGNO(09205)
                       "upload %s: removed, but not its client key", u->id);
-    }
-    if (APR_SUCCESS == rv) {
-        rv = rs_eng_pending_release(txn, u->id, p);
     }
     if (APR_SUCCESS == rv && !(u->flags & RS_UF_REJECTED)) {
         rv = rs_eng_record(e, txn, event, u, p);

@@ -7,6 +7,19 @@
  * upload (layout at the top of rs_engine.c). A creation reads two
  * counters; nothing scans the store. Split from rs_engine.c; shared
  * through rs_engine_private.h.
+ *
+ * Order of writes: the store has no atomic multi-key transaction (each
+ * put is atomic, a process killed or a disk full between two of them
+ * leaves the first). A count too high refuses a user's uploads for good,
+ * one too low lets one more in and comes back to the truth at 0 (a count
+ * never goes below 0). So every transaction writes in the order that
+ * leaves a count low, never high, when it stops after any write:
+ *   creation   the record (flagged RS_UF_PENDING) and its "q:" entry
+ *              before the counters are raised (rs_eng_pending_count)
+ *   release    the counters lowered before the "q:" entry goes, and the
+ *              entry released before the record is deleted (remove_upload,
+ *              resumablectl), never an entry naming no record
+ * resumablectl verify/repair recounts (rs_ctl_pending).
  */
 
 #include <apr_strings.h>
@@ -72,18 +85,20 @@ int rs_eng_counts_pending(const rs_area_t *a, const rs_upload_t *u)
            && !(u->flags & RS_UF_FINAL) && 0 != u->length;
 }
 
-/* In txn: count new upload u (flagged RS_UF_PENDING, its "q:" entry
- * written), or *err when its user or the area is at the limit. */
+/* In txn: may new upload u count (RS_UF_PENDING set), or *err when its
+ * user or the area is at the limit. Writes nothing: the record is stored
+ * first, then rs_eng_pending_count raises the counters. */
 apr_status_t rs_eng_pending_take(rs_txn_t *txn, const rs_area_t *a,
                                  rs_upload_t *u, apr_pool_t *p,
                                  rs_error_t **err)
 {
     const char *uk = pending_user_key(p, a, u);
     const char *ak = pending_area_key(p, u->dir);
-    const char *q = apr_pstrcat(p, uk, " ", ak, NULL);
     apr_int64_t nu = count_get(txn, uk, p), na = count_get(txn, ak, p);
-    apr_status_t rv;
 
+    if (!uk || !ak) {
+        return APR_EGENERAL;            /* no SHA-256 (rs_eng_hash_key) */
+    }
     if ((a->max_pending > 0 && nu >= a->max_pending)
         || (a->max_pending_area > 0 && na >= a->max_pending_area)) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09103)
@@ -103,15 +118,28 @@ apr_status_t rs_eng_pending_take(rs_txn_t *txn, const rs_area_t *a,
                              ? a->max_pending : a->max_pending_area);
         return APR_SUCCESS;
     }
-    rv = count_add(txn, uk, 1, p);
+    u->flags |= RS_UF_PENDING;
+    return APR_SUCCESS;
+}
+
+apr_status_t rs_eng_pending_count(rs_txn_t *txn, const rs_area_t *a,
+                                  const rs_upload_t *u, apr_pool_t *p)
+{
+    const char *uk = pending_user_key(p, a, u);
+    const char *ak = pending_area_key(p, u->dir);
+    const char *q = apr_pstrcat(p, uk, " ", ak, NULL);
+    apr_status_t rv;
+
+    if (!(u->flags & RS_UF_PENDING)) {
+        return APR_SUCCESS;
+    }
+    rv = rs_store_put(txn, apr_pstrcat(p, "q:", u->id, NULL), q, strlen(q));
+    if (APR_SUCCESS == rv) {
+        rv = count_add(txn, uk, 1, p);
+    }
     if (APR_SUCCESS == rv) {
         rv = count_add(txn, ak, 1, p);
     }
-    if (APR_SUCCESS == rv) {
-        rv = rs_store_put(txn, apr_pstrcat(p, "q:", u->id, NULL), q,
-                          strlen(q));
-    }
-    u->flags |= RS_UF_PENDING;
     return rv;
 }
 

@@ -21,6 +21,8 @@
 #define _GNU_SOURCE 1            /* SEEK_DATA */
 #endif
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -103,6 +105,7 @@ struct rs_sdbm_guard_t {
     long block[CACHE_BLOCKS];   /* cached block numbers, -1 free */
     int next;                   /* slot the next miss replaces */
     unsigned char page[PBLKSIZ];            /* the page of the last check */
+    long pno;                               /* its page number */
     unsigned char buf[CACHE_BLOCKS][DBLKSIZ];
 };
 
@@ -192,6 +195,7 @@ rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p)
     g->pool = p;
     g->opened = 0;
     g->dir = g->pag = -1;
+    g->pno = -1;
     rs_sdbm_guard_changed(g);
     return g;
 }
@@ -232,6 +236,7 @@ apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
     }
     rv = page_of(g, sdbm_hash(key, klen), &pno);
     if (APR_SUCCESS == rv) {
+        g->pno = pno;
         rv = read_at(g->pag, (apr_off_t)pno * PBLKSIZ, page, PBLKSIZ);
     }
     if (APR_SUCCESS != rv) {
@@ -382,4 +387,228 @@ apr_status_t rs_sdbm_guard_keys(rs_sdbm_guard_t *g, rs_sdbm_key_cb *cb,
         off += len;
     }
     return APR_SUCCESS;
+}
+
+/* ---- undo of a split ------------------------------------------------------
+ * "<path>.undo": UNDO_MAGIC, then page number, .dir size and .pag size as
+ * 8-byte native integers, the page (PBLKSIZ) and the whole .dir. Written
+ * as "<path>.undo.tmp" and renamed, so it exists whole or not at all. */
+
+#define UNDO_MAGIC "RSSDBMU1"
+#define UNDO_HEAD  (8 + 3 * 8)
+
+static int seepair(const unsigned char *page, const char *key,
+                   apr_size_t klen);
+
+/* sdbm_pair.c fitpair: room on page for key and a value of vlen bytes,
+ * once the key's old pair is deleted (sdbm's replace deletes it first)? */
+static int page_fits(const unsigned char *page, const char *key,
+                     apr_size_t klen, apr_size_t vlen)
+{
+    short ino[PBLKSIZ / sizeof(short)];
+    int n, off, i = seepair(page, key, klen);
+    apr_size_t room;
+
+    memcpy(ino, page, PBLKSIZ);
+    n = ino[0];
+    off = n > 0 ? ino[n] : PBLKSIZ;
+    room = (apr_size_t)(off - (n + 1) * (int)sizeof(short));
+    if (i) {
+        room += klen + (apr_size_t)(ino[i] - ino[i + 1])
+                + 2 * sizeof(short);
+    }
+    return klen + vlen + 2 * sizeof(short) <= room;
+}
+
+static apr_status_t write_all(int fd, const void *buf, apr_size_t len,
+                              apr_off_t off)
+{
+    const char *b = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = pwrite(fd, b, len, (off_t)off);
+        if (n < 0 && EINTR == errno) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
+        }
+        b += n;
+        off += n;
+        len -= (apr_size_t)n;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t fd_size(int fd, apr_off_t *size)
+{
+    struct stat st;
+
+    if (fstat(fd, &st)) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    *size = (apr_off_t)st.st_size;
+    return APR_SUCCESS;
+}
+
+/* Save page g->pno, the .dir and the .pag size to the undo file. */
+static apr_status_t undo_write(rs_sdbm_guard_t *g)
+{
+    const char *undo = apr_pstrcat(g->pool, g->path, ".undo", NULL);
+    const char *tmp = apr_pstrcat(g->pool, undo, ".tmp", NULL);
+    apr_int64_t head[3];
+    apr_off_t dsize = 0, psize = 0;
+    unsigned char *dir = NULL;
+    apr_status_t rv = fd_size(g->dir, &dsize);
+    int fd = -1;
+
+    if (APR_SUCCESS == rv) {
+        rv = fd_size(g->pag, &psize);
+    }
+    if (APR_SUCCESS == rv && !(dir = malloc(dsize ? (size_t)dsize : 1))) {
+        rv = APR_ENOMEM;
+    }
+    if (APR_SUCCESS == rv) {
+        rv = read_at(g->dir, 0, dir, (apr_size_t)dsize);
+    }
+    if (APR_SUCCESS == rv
+        && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600))
+           < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    head[0] = g->pno;
+    head[1] = dsize;
+    head[2] = psize;
+    if (APR_SUCCESS == rv) {
+        rv = write_all(fd, UNDO_MAGIC, 8, 0);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = write_all(fd, head, sizeof(head), 8);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = write_all(fd, g->page, PBLKSIZ, UNDO_HEAD);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = write_all(fd, dir, (apr_size_t)dsize, UNDO_HEAD + PBLKSIZ);
+    }
+    if (fd >= 0 && close(fd) && APR_SUCCESS == rv) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (APR_SUCCESS == rv && rename(tmp, undo)) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (APR_SUCCESS != rv) {
+        unlink(tmp);
+    }
+    free(dir);
+    return rv;
+}
+
+apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
+                                   apr_size_t klen, apr_size_t vlen,
+                                   int *saved)
+{
+    apr_status_t rv;
+
+    *saved = 0;
+    if (g->opened <= 0 || g->pno < 0
+        || page_fits(g->page, key, klen, vlen)) {
+        return APR_SUCCESS;         /* no split: one page write */
+    }
+    rv = undo_write(g);
+    *saved = APR_SUCCESS == rv;
+    return rv;
+}
+
+void rs_sdbm_guard_unjournal(rs_sdbm_guard_t *g)
+{
+    unlink(apr_pstrcat(g->pool, g->path, ".undo", NULL));
+}
+
+int rs_sdbm_undo_pending(const char *path, apr_pool_t *p)
+{
+    struct stat st;
+
+    return 0 == stat(apr_pstrcat(p, path, ".undo", NULL), &st);
+}
+
+/* Put page, .dir and .pag size of the undo file u (fd) back. */
+static apr_status_t undo_restore(int u, const char *path, apr_pool_t *p)
+{
+    char magic[8];
+    apr_int64_t head[3];
+    unsigned char page[PBLKSIZ], *dir = NULL;
+    apr_off_t usize = 0;
+    apr_status_t rv = fd_size(u, &usize);
+    int dfd = -1, pfd = -1;
+
+    if (APR_SUCCESS == rv) {
+        rv = read_at(u, 0, (unsigned char *)magic, 8);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = read_at(u, 8, (unsigned char *)head, sizeof(head));
+    }
+    if (APR_SUCCESS == rv && (memcmp(magic, UNDO_MAGIC, 8) || head[0] < 0
+                              || head[1] < 0 || head[2] < 0
+                              || usize != UNDO_HEAD + PBLKSIZ + head[1])) {
+        rv = APR_EINVAL;
+    }
+    if (APR_SUCCESS == rv && !(dir = malloc(head[1] ? (size_t)head[1] : 1))) {
+        rv = APR_ENOMEM;
+    }
+    if (APR_SUCCESS == rv) {
+        rv = read_at(u, UNDO_HEAD, page, PBLKSIZ);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = read_at(u, UNDO_HEAD + PBLKSIZ, dir, (apr_size_t)head[1]);
+    }
+    if (APR_SUCCESS == rv
+        && ((dfd = open(apr_pstrcat(p, path, ".dir", NULL), O_RDWR
+                        | O_CLOEXEC)) < 0
+            || (pfd = open(apr_pstrcat(p, path, ".pag", NULL), O_RDWR
+                           | O_CLOEXEC)) < 0)) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = write_all(pfd, page, PBLKSIZ, (apr_off_t)head[0] * PBLKSIZ);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = write_all(dfd, dir, (apr_size_t)head[1], 0);
+    }
+    if (APR_SUCCESS == rv && (ftruncate(dfd, (off_t)head[1])
+                              || ftruncate(pfd, (off_t)(head[2]
+                                  > (head[0] + 1) * PBLKSIZ ? head[2]
+                                  : (head[0] + 1) * PBLKSIZ)))) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    if (pfd >= 0) {
+        close(pfd);
+    }
+    free(dir);
+    return rv;
+}
+
+apr_status_t rs_sdbm_undo_apply(const char *path, apr_pool_t *p,
+                                int *applied)
+{
+    const char *undo = apr_pstrcat(p, path, ".undo", NULL);
+    int u = open(undo, O_RDONLY | O_CLOEXEC);
+    apr_status_t rv;
+
+    *applied = 0;
+    unlink(apr_pstrcat(p, undo, ".tmp", NULL));  /* no split began */
+    if (u < 0) {
+        return ENOENT == errno ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
+    }
+    rv = undo_restore(u, path, p);
+    close(u);
+    if (APR_EINVAL == rv || APR_SUCCESS == rv) {
+        unlink(undo);               /* applied, or not ours to apply */
+    }
+    *applied = APR_SUCCESS == rv;
+    return rv;
 }

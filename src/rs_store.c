@@ -393,11 +393,43 @@ static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
     return rv;
 }
 
+/* sdbm: put back what a split left half done (rs_sdbm_guard.h), a killed
+ * writer's (at the start of a write transaction) or this one's after a
+ * failed store; sdbm is reopened to see the files as they are now. */
+static apr_status_t undo_split(rs_txn_t *txn)
+{
+    int applied = 0;
+    apr_status_t rv = rs_sdbm_undo_apply(txn->store->path, txn->pool,
+                                         &applied);
+
+    if (APR_SUCCESS != rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(09502) "state database %s: undoing an "
+                      "interrupted split failed%s", txn->store->path,
+                      APR_EINVAL == rv ? " (not an undo file: removed)"
+                      : "");
+    }
+    if (!applied) {
+        return APR_EINVAL == rv ? APR_SUCCESS : rv;
+    }
+    rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, 0, txn->pool, RS_LOGNO(09503)
+                  "state database %s: a store interrupted in the middle of "
+                  "a page split was undone", txn->store->path);
+    if (txn->guard) {
+        rs_sdbm_guard_changed(txn->guard);
+    }
+    apr_dbm_close(txn->db);
+    txn->db = NULL;
+    apr_pool_clear(txn->dbpool);
+    return db_open(txn);
+}
+
 static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
                              apr_size_t vlen)
 {
     apr_datum_t d;
     apr_status_t rv;
+    int journal = 0;
 
     if (!txn->db) {
         return APR_EBADF;
@@ -407,7 +439,21 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
     if (APR_SUCCESS != (rv = guard(txn, k))) {
         return rv;
     }
+    if (txn->guard && APR_SUCCESS != (rv = rs_sdbm_guard_journal(
+                                          txn->guard, k.dptr, k.dsize, vlen,
+                                          &journal))) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(09501) "state database %s: saving the page "
+                      "of a split failed", txn->store->path);
+        return rv;
+    }
     rv = apr_dbm_store(txn->db, k, d);
+    if (journal && rv != APR_SUCCESS) {
+        undo_split(txn);            /* a full disk in the middle */
+    }
+    else if (journal) {
+        rs_sdbm_guard_unjournal(txn->guard);
+    }
     if (rv != APR_SUCCESS) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03003) "state database %s: store of %"
@@ -714,7 +760,11 @@ static apr_status_t txn_open(rs_txn_t *txn)
         }
     }
     txn->dirfile = txn->write && f2 ? f1 : NULL;
-    return db_open(txn);
+    rv = db_open(txn);
+    if (APR_SUCCESS == rv && txn->write && txn->store->sdbm) {
+        rv = undo_split(txn);       /* under sdbm's exclusive lock */
+    }
+    return rv;
 }
 
 apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
@@ -734,6 +784,13 @@ apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
     apr_pool_create(&txn->dbpool, tp);
     /* A pre-cleanup closes the database before dbpool goes away. */
     apr_pool_pre_cleanup_register(tp, txn, txn_cleanup);
+    if (!txn->write && s->sdbm && rs_sdbm_undo_pending(s->path, tp)) {
+        rs_txn_t *w;                /* a killed writer's split: undo first */
+
+        if (APR_SUCCESS == rs_store_begin(s, 1, tp, &w)) {
+            rs_store_end(w);
+        }
+    }
     if ((rv = txn_lock(txn)) == APR_SUCCESS) {
         rv = txn_open(txn);
     }

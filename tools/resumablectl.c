@@ -11,7 +11,8 @@
  *
  *   resumablectl [-d DB] [-t TYPE] list            uploads: state, size, age
  *   resumablectl [-d DB] [-t TYPE] show ID         every field of one upload
- *   resumablectl [-d DB] [-t TYPE] verify          records against files
+ *   resumablectl [-d DB] [-t TYPE] verify          records against files,
+ *                                   ResumableMaxPending counts against uploads
  *   resumablectl [-d DB] [-t TYPE] expire          remove expired uploads now
  *   resumablectl [-d DB] [-t TYPE] repair          fix what verify finds
  *   resumablectl [-d DB] [-t TYPE] [-o OWNER] [-e SECONDS] rebuild DIR
@@ -248,6 +249,25 @@ static int cmd_show(ctl_t *c, const char *id)
     return 0;
 }
 
+/* ResumableMaxPending's counts (after the records: a repaired record
+ * releases its count): one line per problem; their number. */
+static int verify_pending(ctl_t *c, int repair, int *fixed)
+{
+    apr_array_header_t *probs;
+    apr_status_t rv = rs_ctl_pending(c->store, repair, c->p, &probs);
+    int i;
+
+    for (i = 0; i < probs->nelts; i++) {
+        printf("%s\n", APR_ARRAY_IDX(probs, i, const char *));
+    }
+    if (APR_SUCCESS != rv) {
+        fail(rv, "checking the pending counts of", "the database");
+        return probs->nelts + 1;
+    }
+    *fixed += repair ? probs->nelts : 0;
+    return probs->nelts;
+}
+
 /* verify (repair = 0) or repair (1): one line per problem, then a summary */
 static int cmd_verify(ctl_t *c, int repair)
 {
@@ -272,6 +292,7 @@ static int cmd_verify(ctl_t *c, int repair)
             fixed++;
         }
     }
+    bad += verify_pending(c, repair, &fixed);
     if (repair && APR_SUCCESS == rs_ctl_gc(c->store, c->p, &segs)) {
         printf("repair: %lu orphaned segments removed\n",
                (unsigned long)segs);

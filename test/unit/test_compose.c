@@ -15,6 +15,7 @@
 #include <apr_file_io.h>
 #include "rs_test.h"
 #include "rs_engine.h"
+#include "rs_engine_private.h"
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_ctl.h"
@@ -342,6 +343,17 @@ static void test_waiter_limit(apr_pool_t *p)
     f = final_of(p, ids, 2);
     RS_CHECK(NULL == rs_engine_concat(&eng, &area, f, 1, p));
     RS_CHECK(RS_ENGINE_MAX_WAITERS == waiters(p, a->id));
+    /* full again; a waiting final refused by a pre-finish hook uses
+     * nothing (check_unused): the full list is pruned of it too */
+    {
+        rs_upload_t *refused = reopen(p, f->id);
+
+        refused->flags |= RS_UF_REJECTED;
+        RS_CHECK(APR_SUCCESS == rs_eng_save_progress(&eng, refused, p, NULL));
+        f = final_of(p, ids, 2);
+        RS_CHECK(NULL == rs_engine_concat(&eng, &area, f, 1, p));
+        RS_CHECK(RS_ENGINE_MAX_WAITERS == waiters(p, a->id));
+    }
     /* removing the partial publishes its finals first: their bytes stay */
     RS_CHECK(NULL == rs_engine_terminate(&eng, &area, a, p));
     RS_CHECK_STR(rs_test_content(p, reopen(p, f->id)->path), "AB");

@@ -4,6 +4,8 @@
  * adopt against a real sdbm store and data files in a temporary directory.
  */
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
@@ -13,6 +15,9 @@
 #include "rs_store.h"
 #include "rs_data.h"
 #include "rs_upload.h"
+#include "rs_engine.h"
+#include "rs_engine_private.h"
+#include "rs_error.h"
 
 #define ID_OK    "AAAAAAAAAAAAAAAAAAAAAA"
 #define ID_AHEAD "BBBBBBBBBBBBBBBBBBBBBB"
@@ -167,6 +172,101 @@ static void stuck_final(const char *tmp, const char *dir, apr_pool_t *p)
     RS_CHECK(RS_CTL_OK == rs_ctl_check(rs_ctl_find(items, ID_OK), p));
 }
 
+/* ResumableMaxPending's counts: consistent ones are no problem; a count
+ * stuck high, a count nothing holds, an entry whose upload is gone and one
+ * whose upload holds data are found, repair recounts. */
+static void pending_counts(const char *tmp, const char *dir, apr_pool_t *p)
+{
+    apr_array_header_t *probs;
+    rs_upload_t *u;
+    rs_store_t *s;
+    char *val;
+    apr_size_t len;
+
+    RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
+                 p, tmp, "/pending", NULL), NULL, p));
+    RS_CHECK(APR_SUCCESS == rs_ctl_pending(s, 0, p, &probs)); /* no db */
+    RS_CHECK(0 == probs->nelts);
+    u = active(p, dir, ID_OK, 0, 0);
+    u->flags |= RS_UF_PENDING;
+    put_record(s, u, p);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "q:" ID_OK, "n:U n:A", 7, p));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "n:U", "1", 1, p));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "n:A", "1", 1, p));
+    RS_CHECK(APR_SUCCESS == rs_ctl_pending(s, 0, p, &probs));
+    RS_CHECK(0 == probs->nelts);
+    /* drift: what a kill or a full disk between two writes leaves */
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "n:U", "3", 1, p));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "n:X", "2", 1, p));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "q:" ID_NODAT, "n:U n:A", 7,
+                                          p));
+    u = active(p, dir, ID_AHEAD, 10, 10);           /* holds data */
+    put_record(s, u, p);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "q:" ID_AHEAD, "n:U n:A", 7,
+                                          p));
+    RS_CHECK(APR_SUCCESS == rs_ctl_pending(s, 0, p, &probs));
+    RS_CHECK(4 == probs->nelts);
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "n:U", p, &val, &len));
+    RS_CHECK(!strcmp(val, "3"));                    /* verify writes nothing */
+    RS_CHECK(APR_SUCCESS == rs_ctl_pending(s, 1, p, &probs));
+    RS_CHECK(4 == probs->nelts);
+    RS_CHECK(APR_SUCCESS == rs_ctl_pending(s, 0, p, &probs));
+    RS_CHECK(0 == probs->nelts);
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "n:U", p, &val, &len));
+    RS_CHECK(!strcmp(val, "1"));
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "n:A", p, &val, &len));
+    RS_CHECK(!strcmp(val, "1"));
+    RS_CHECK(APR_ENOENT == rs_store_get1(s, "n:X", p, &val, &len));
+    RS_CHECK(APR_ENOENT == rs_store_get1(s, "q:" ID_NODAT, p, &val, &len));
+    RS_CHECK(APR_ENOENT == rs_store_get1(s, "q:" ID_AHEAD, p, &val, &len));
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "q:" ID_OK, p, &val, &len));
+}
+
+/* Driver for test_963_07: with RS_UNIT_PENDING_DIR set, only the engine's
+ * writes of ResumableMaxPending (create two pending uploads, give one its
+ * first byte, terminate the other, a creation refused at the limit) on
+ * the store "<dir>/state", run under strace killing it at the n-th write
+ * of the database; resumablectl verify then judges what a kill left. It
+ * prints "created <id>" once an upload is acknowledged (it must survive
+ * every later kill) and "removing <id>" before a termination. */
+static void pending_writes(const char *dir, apr_pool_t *p)
+{
+    rs_engine_t e = { 0 };
+    rs_area_t a = { 0 };
+    rs_upload_t *u1 = rs_upload_make(p, NULL), *u2 = rs_upload_make(p, NULL);
+    rs_upload_t *u3 = rs_upload_make(p, NULL);
+    const char *st;
+    rs_error_t *err;
+
+    RS_CHECK(APR_SUCCESS == rs_store_create(&e.store, "sdbm", apr_pstrcat(
+                 p, dir, "/state", NULL), NULL, p));
+    e.write_buffer = 4096;
+    a.dir = apr_pstrcat(p, dir, "/files", NULL);
+    apr_dir_make_recursive(a.dir, APR_OS_DEFAULT, p);
+    rs_data_staging(p, a.dir, 1, &st);
+    a.expire = apr_time_from_sec(3600);
+    a.lock_wait = apr_time_from_msec(100);
+    a.stall_time = apr_time_from_sec(1);
+    a.protocols = ~0u;
+    a.max_pending = 2;
+    a.client = "127.0.0.1";
+    u1->length = u2->length = u3->length = 10;
+    RS_CHECK(NULL == rs_engine_create(&e, &a, u1, p));
+    printf("created %s\n", u1->id);    /* acknowledged: must stay */
+    fflush(stdout);
+    RS_CHECK(NULL == rs_engine_create(&e, &a, u2, p));
+    printf("created %s\n", u2->id);
+    fflush(stdout);
+    err = rs_engine_create(&e, &a, u3, p);
+    RS_CHECK(err && RS_ERR_TOO_MANY_PENDING == err->code);
+    write_file(rs_data_path(p, a.dir, u1->id), 4, p);
+    u1->offset = 4;
+    RS_CHECK(APR_SUCCESS == rs_eng_save_progress(&e, u1, p, NULL));
+    printf("removing %s\n", u2->id);
+    fflush(stdout);
+    RS_CHECK(NULL == rs_engine_terminate(&e, &a, u2, p));
+}
+
 void suite_ctl(apr_pool_t *p)
 {
     const char *tmp = rs_test_tmpdir(p, "ctl");
@@ -174,6 +274,10 @@ void suite_ctl(apr_pool_t *p)
     apr_array_header_t *items;
     rs_store_t *s;
 
+    if (getenv("RS_UNIT_PENDING_DIR")) {
+        pending_writes(getenv("RS_UNIT_PENDING_DIR"), p);
+        return;
+    }
     apr_dir_make(dir, APR_OS_DEFAULT, p);
     RS_CHECK(APR_SUCCESS == rs_store_create(&s, "sdbm", apr_pstrcat(
                  p, tmp, "/missing", NULL), NULL, p));
@@ -185,4 +289,5 @@ void suite_ctl(apr_pool_t *p)
     repair_all(s, p);
     adopt(s, dir, p);
     stuck_final(tmp, dir, p);
+    pending_counts(tmp, dir, p);
 }

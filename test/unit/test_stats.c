@@ -116,8 +116,46 @@ static void test_counts_and_report(apr_pool_t *p)
     RS_CHECK(NULL == rs_stats_get());
 }
 
+/* The in-flight gauge per process: a process's bodies count while it
+ * lives; its release (the parent saw it exit) drops them, killed or not. */
+static void test_in_flight_per_process(apr_pool_t *p)
+{
+    rs_stats_t *s = apr_pcalloc(p, sizeof(*s));
+    rs_stats_t *before = rs_stats_get();
+    rs_stats_proc_t *mine;
+
+    rs_stats_attach(s);
+    rs_stats_in_flight_add(1);              /* no entry yet: v[] */
+    RS_CHECK(1 == rs_stats_read(s, RS_STAT_IN_FLIGHT));
+    rs_stats_in_flight_add(-1);
+    rs_stats_claim(4711);
+    RS_CHECK(rs_stats_proc && 4711 == rs_stats_proc->pid);
+    mine = rs_stats_proc;
+    rs_stats_in_flight_add(1);
+    rs_stats_in_flight_add(1);
+    rs_stats_claim(4712);                   /* another child */
+    rs_stats_in_flight_add(1);
+    RS_CHECK(rs_stats_proc != mine);
+    RS_CHECK(3 == rs_stats_read(s, RS_STAT_IN_FLIGHT));
+    rs_stats_release(4711);                 /* killed with 2 bodies */
+    RS_CHECK(1 == rs_stats_read(s, RS_STAT_IN_FLIGHT));
+    RS_CHECK(0 == mine->pid);
+    rs_stats_claim(4713);                   /* its entry is reused, at 0 */
+    RS_CHECK(rs_stats_proc == mine && 1 == rs_stats_read(s,
+                                                          RS_STAT_IN_FLIGHT));
+    rs_stats_in_flight_add(1);              /* 4713's own body */
+    RS_CHECK(2 == rs_stats_read(s, RS_STAT_IN_FLIGHT));
+    rs_stats_in_flight_add(-1);
+    rs_stats_release(4712);
+    rs_stats_release(4713);
+    RS_CHECK(0 == rs_stats_read(s, RS_STAT_IN_FLIGHT));
+    rs_stats_proc = NULL;
+    rs_stats_attach(before);
+}
+
 void suite_stats(apr_pool_t *p)
 {
     rs_test_engine(p, "stats", &eng, &area);
     test_counts_and_report(p);
+    test_in_flight_per_process(p);
 }

@@ -900,9 +900,81 @@ static void test_sdbm_page_guard(void)
     RS_CHECK(!rs_sdbm_page_ok(page));
 }
 
+/* The undo file of a split (rs_sdbm_guard.h): a pair that fits its page
+ * needs none; one that does not saves page and directory; a writer that
+ * finds the file (a killed writer's) puts them back, also when a reader
+ * comes first; a malformed one is removed, not applied. */
+static void test_split_undo(apr_pool_t *p)
+{
+    const char *dir = rs_test_tmpdir(p, "undo");
+    const char *path = apr_pstrcat(p, dir, "/state", NULL);
+    const char *undo = apr_pstrcat(p, path, ".undo", NULL);
+    rs_sdbm_guard_t *g;
+    rs_store_t *s;
+    rs_txn_t *txn;
+    apr_file_t *f;
+    char *val;
+    apr_size_t len;
+    int saved, i;
+
+    RS_CHECK(APR_SUCCESS == rs_store_create(&s, "SDBM", path, NULL, p));
+    for (i = 0; i < 40; i++) {           /* several pages, splits made */
+        char k[16];
+
+        apr_snprintf(k, sizeof(k), "key%d", i);
+        RS_CHECK(APR_SUCCESS == rs_store_put1(s, k, "0123456789abcdef0123",
+                                              20, p));
+    }
+    RS_CHECK(!rs_sdbm_undo_pending(path, p));   /* every split cleaned up */
+    g = rs_sdbm_guard_make(path, p);
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_check(g, "key7", 4));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 10, &saved));
+    RS_CHECK(0 == saved);                       /* fits: one page write */
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
+    RS_CHECK(1 == saved && rs_sdbm_undo_pending(path, p));
+    /* what a killed split leaves: the key's page without some of its keys */
+    RS_CHECK(APR_SUCCESS == rs_store_begin(s, 1, p, &txn));  /* applies! */
+    rs_store_end(txn);
+    RS_CHECK(!rs_sdbm_undo_pending(path, p));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
+    RS_CHECK(APR_SUCCESS == rs_store_delete1(s, "key7", p)); /* applied first */
+    RS_CHECK(APR_ENOENT == rs_store_get1(s, "key7", p, &val, &len));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
+    rs_sdbm_guard_unjournal(g);                 /* the store returned */
+    RS_CHECK(!rs_sdbm_undo_pending(path, p));
+    /* page saved, then the page torn (key gone), then a kill: undone */
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "key7", "again", 5, p));
+    g = rs_sdbm_guard_make(path, p);
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_check(g, "key7", 4));
+    RS_CHECK(APR_SUCCESS == rs_sdbm_guard_journal(g, "key7", 4, 2000, &saved));
+    rename(undo, apr_pstrcat(p, undo, ".keep", NULL));
+    RS_CHECK(APR_SUCCESS == rs_store_delete1(s, "key7", p));
+    rename(apr_pstrcat(p, undo, ".keep", NULL), undo);
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "key7", p, &val, &len));
+    RS_CHECK(5 == len && !memcmp(val, "again", 5));   /* a reader undid */
+    RS_CHECK(!rs_sdbm_undo_pending(path, p));
+    for (i = 0; i < 40; i++) {
+        char k[16];
+
+        apr_snprintf(k, sizeof(k), "key%d", i);
+        RS_CHECK(APR_SUCCESS == rs_store_get1(s, k, p, &val, &len));
+    }
+    /* a malformed undo file is removed, not applied */
+    RS_CHECK(APR_SUCCESS == apr_file_open(&f, undo, APR_FOPEN_WRITE
+                                          | APR_FOPEN_CREATE, APR_OS_DEFAULT,
+                                          p));
+    apr_file_puts("not an undo file", f);
+    apr_file_close(f);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "key7", "third", 5, p));
+    RS_CHECK(!rs_sdbm_undo_pending(path, p));
+    RS_CHECK(APR_SUCCESS == rs_store_get1(s, "key7", p, &val, &len));
+    RS_CHECK(5 == len && !memcmp(val, "third", 5));
+}
+
 void suite_store(apr_pool_t *p)
 {
     test_sdbm_page_guard();
+    test_split_undo(p);
     static const char *const types[] = { "SDBM", "GDBM", "DB", "default" };
     rs_store_t *s;
     int i;

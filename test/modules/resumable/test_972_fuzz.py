@@ -11,7 +11,11 @@ of downloads (header values, methods, URLs, bodies, chunked framing and
 trailers, truncated bodies). Every answer must be well-formed and not a
 5xx (each of these is a client's fault); no child may crash (AH00052 in
 the error log) and, under `make asan-test`, no sanitizer report may
-appear (the harness fails the test on either)."""
+appear (the harness fails the test on either). Three areas: no limits;
+limits, CORS and forwarded headers; hooks (a receiver that refuses by
+name and content), ResumableMaxPending and a private directory with a
+static file also reached by an Alias. After the run resumablectl verify
+finds no problem (records, files, pending counts)."""
 import base64
 import hashlib
 import os
@@ -23,13 +27,17 @@ import pytest
 
 from pyrs import fuzz
 from pyrs.client import split_url
-from pyrs.env import RsArea
+from pyrs.ctl import resumablectl
+from pyrs.env import BASE_MODULES, RsArea
 from pyrs.fuzz import Template
+from pyrs.hookrx import Receiver
 from pyrs.hostile import flow_query, send_whole
 
 P = '/fz/'
 P2 = '/fz2/'
+P3 = '/fz3/'                     # hooks, ResumableMaxPending, static file
 AREA = 'fuzz'
+RX = Receiver()
 TUS = {'Tus-Resumable': '1.0.0'}
 IETF = {'Upload-Draft-Interop-Version': '8'}
 OCTET = 'application/offset+octet-stream'
@@ -195,19 +203,51 @@ def templates(c):
 
 
 def both_areas(ts):
-    """Each template in P and, once more, in P2 (the limited area)."""
+    """Each template in P and, once more, in P2 (the limited area) and P3
+    (hooks asked and told, few pending uploads allowed)."""
     out = list(ts)
     for t in ts:
-        u = Template(t.name + '@2', t.method, t.path.replace(P, P2, 1),
-                     t.headers, t.body, t.trailer)
-        out.append(u)
+        for area, tag in ((P2, '@2'), (P3, '@3')):
+            out.append(Template(t.name + tag, t.method,
+                                t.path.replace(P, area, 1), t.headers,
+                                t.body, t.trailer))
     return out
 
 
 def paths(c):
     return [P, c['TUS'], c['TUS2'], c['DONE'], c['IETF'], P + 'x', '/fz',
             '/', P + '.resumable/x', P + 'A' * 22, P2, P2, P2,
-            c['TUS'].replace(P, P2), c['DONE'].replace(P, P2)]
+            c['TUS'].replace(P, P2), c['DONE'].replace(P, P2),
+            P3, P3, P3 + 'static972.txt', P3 + '.resumable/',
+            P3 + 'api/upload/handshake', c['DONE'].replace(P, P3),
+            '/fz3files/static972.txt', '/fz3files/.resumable/']
+
+
+def conf(env):
+    """P: no limits; P2: limits, CORS, forwarded headers; P3: blocking
+    and notifying hooks to a receiver (refusing by name and content),
+    ResumableMaxPending 2 20, a static file in its private directory that
+    an Alias (/fz3files/) also reaches."""
+    if RX.srv is None:
+        RX.start()
+    d3 = env.area_dir(AREA + '3')
+    (d3 / 'static972.txt').write_bytes(b'private static file')
+    hooks = [f'ResumableHook {e} {RX.url}/fz3' for e in (
+        'pre-create', 'pre-finish', 'post-create', 'post-finish',
+        'post-terminate', 'post-receive')]
+    return dict(server_extra='Timeout 5', areas=[
+        RsArea(P, dir=AREA, directives=['LimitRequestBody 2000000']),
+        RsArea(P2, dir=AREA + '2', directives=[
+            'ResumableMaxSize 64K', 'ResumableCORSOrigins *',
+            'ResumableTrustForwarded On', 'ResumableExpire 1h',
+            'ResumableInlineTypes text/plain', 'ResumableSync On',
+            'LimitRequestBody 100000']),
+        RsArea(P3, dir=AREA + '3', directives=[
+            'ResumableMaxPending 2 20', 'ResumableExpire 1h',
+            'LimitRequestBody 100000'] + hooks)],
+        modules=BASE_MODULES + ['alias'],
+        extra=f'Alias "/fz3files/" "{d3}/"\n'
+              f'<Directory "{d3}">\n    Require all granted\n</Directory>\n')
 
 
 class TestFuzz:
@@ -215,13 +255,7 @@ class TestFuzz:
     # client numbers are reached
     # and a second area with limits, CORS and forwarded headers trusted,
     # that URLs are mutated into (P2)
-    CONF = dict(server_extra='Timeout 5', areas=[
-        RsArea(P, dir=AREA, directives=['LimitRequestBody 2000000']),
-        RsArea(P2, dir=AREA + '2', directives=[
-            'ResumableMaxSize 64K', 'ResumableCORSOrigins *',
-            'ResumableTrustForwarded On', 'ResumableExpire 1h',
-            'ResumableInlineTypes text/plain', 'ResumableSync On',
-            'LimitRequestBody 100000'])])
+    CONF = staticmethod(lambda env: conf(env))
     ALLOW_ERRORS = ALLOW
 
     def test_rs_972_01_mutations(self, env):
@@ -259,6 +293,14 @@ class TestFuzz:
                 bad.append(line[:300])
         assert not bad, f'RS_FUZZ_SEED={seed}: 5xx in the access log:\n' \
             + '\n'.join(bad[:20])
+        # the state the fuzzer left is consistent: records against files,
+        # ResumableMaxPending's counts against the uploads without data
+        rc, out = resumablectl(env, env.statedb, 'verify')
+        assert rc == 0 and ' 0 problems' in out, \
+            f'RS_FUZZ_SEED={seed}: resumablectl verify:\n{out[-3000:]}'
+        # the private directory's static file never went out
+        for path in ('/fz3files/static972.txt', P3 + 'static972.txt'):
+            assert env.client.get(path).status == 404, path
         # the server still serves uploads (every child)
         for _ in range(4):
             url = env.tus(P).upload(b'alive after the fuzzer')
