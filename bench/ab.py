@@ -56,7 +56,6 @@ MaxConnectionsPerChild 0
 Timeout 60
 LimitRequestBody 0
 ResumableStateDB {data}/state/state
-ResumableMaxPending 0 0
 <Location /files/>
     SetHandler resumable
     ResumableDir {data}/files
