@@ -32,7 +32,9 @@ def conf(env):
     hooks = [f'ResumableHook {e} {RX.url}/h963' for e in ('pre-create',
                                                            'pre-finish')]
     lim = [f'ResumableMaxPending {LIMIT} 50']
-    return dict(areas=[
+    # a state database of its own: verify must judge only what these tests
+    # did, not what earlier suites of the session left on purpose
+    return dict(statedb=f'"{statedb(env)}"', areas=[
         RsArea('/pt/', dir='pend963', directives=['ResumableExpire 1h']
                + lim + hooks),
         RsArea('/px/', dir='pend963x', directives=['ResumableExpire 2']
@@ -55,8 +57,12 @@ def children(env):
     return out
 
 
+def statedb(env):
+    return env.state_dir / 'pending963'
+
+
 def verify(env):
-    rc, out = resumablectl(env, env.statedb, 'verify')
+    rc, out = resumablectl(env, statedb(env), 'verify')
     assert rc == 0 and ' 0 problems' in out, out
     return out
 
@@ -200,7 +206,7 @@ class TestPendingTruth:
         nor an entry of a removed upload. repair (httpd stopped) makes the
         counts true again and the limit is whole."""
         stop = time.time() + 6
-        rc, out = resumablectl(env, env.statedb, 'repair')
+        rc, out = resumablectl(env, statedb(env), 'repair')
         assert rc == 0, out
 
         def churn(n):
@@ -232,13 +238,13 @@ class TestPendingTruth:
             t.join(30)
         assert env.wait_live(10)
         env.stop()
-        rc, out = resumablectl(env, env.statedb, 'verify')
+        rc, out = resumablectl(env, statedb(env), 'verify')
         print(f'{kills} kills; verify: {out}')
         assert 'pending entry' not in out, out
         for m in re.finditer(r'pending count \S+ is (\d+), (\d+) uploads',
                              out):
             assert int(m.group(1)) <= int(m.group(2)), out
-        rc, out = resumablectl(env, env.statedb, 'repair')
+        rc, out = resumablectl(env, statedb(env), 'repair')
         assert rc == 0, out
         verify(env)
         env.start()
@@ -249,7 +255,7 @@ def capacity_after_kills(env):
     """Uploads a kill left (created, answer lost) still count, truly: the
     area's count equals what verify agrees with; new ones fit up to the
     limit once those expire or are deleted. Delete them through the list."""
-    rc, out = resumablectl(env, env.statedb, 'list')
+    rc, out = resumablectl(env, statedb(env), 'list')
     assert rc == 0, out
     tus = env.tus('/pk/')
     for line in out.splitlines()[1:]:
