@@ -30,6 +30,8 @@ void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s);
 /** PATH of the state database (its files are PATH and PATH.*), or NULL
  *  before post_config. */
 const char *rs_httpd_statedb_path(void);
+/** Is the state in PostgreSQL (ResumableStateDB dbd:)? */
+int rs_httpd_cluster(void);
 /** The process-wide engine (NULL before post_config). */
 rs_engine_t *rs_httpd_engine(void);
 

@@ -50,6 +50,7 @@ typedef enum {
     RS_ERR_STORAGE_FULL,         /* 507 no space left */
     RS_ERR_WRONG_PROTOCOL,       /* 400 upload made by another protocol */
     RS_ERR_CHUNK_CONFLICT,       /* 409 re-sent chunk differs from the stored */
+    RS_ERR_STATE_UNAVAILABLE,    /* 503 state database unreachable (dbd:) */
     RS_ERR__COUNT
 } rs_errcode_t;
 

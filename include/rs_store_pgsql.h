@@ -48,7 +48,8 @@
 
 #define RS_PGSQL_SCHEMA_VERSION 1
 
-/** Lend a connection for one transaction (*conn is handed to close). */
+/** Lend a connection for one transaction (*conn is handed to close).
+ *  APR_EINTR: none, the process is exiting (not logged). */
 typedef apr_status_t rs_pgsql_open_fn(void *baton, apr_pool_t *p,
                                       const apr_dbd_driver_t **driver,
                                       apr_dbd_t **handle, void **conn);

@@ -175,7 +175,8 @@ rs_error_t *rs_eng_state_error(apr_pool_t *p, apr_status_t rv, const char *what,
 {
     rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, p, RS_LOGNO(01002)
                   "upload %s: state database %s failed", id, what);
-    return rs_error_make(p, RS_ERR_STATE, rv, NULL);
+    return rs_error_make(p, RS_STORE_UNAVAILABLE(rv)
+                         ? RS_ERR_STATE_UNAVAILABLE : RS_ERR_STATE, rv, NULL);
 }
 
 rs_error_t *rs_eng_io_error(apr_pool_t *p, apr_status_t rv, const char *what,

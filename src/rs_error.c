@@ -62,6 +62,7 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(STORAGE_FULL,       507, "insufficient storage"),
     ROW(WRONG_PROTOCOL,     400, "the upload was created with another protocol"),
     ROW(CHUNK_CONFLICT,     409, "the chunk differs from the one stored"),
+    ROW(STATE_UNAVAILABLE,  503, "state database unavailable, retry later"),
 };
 
 #undef ROW

@@ -184,6 +184,10 @@ static apr_status_t conn_get(pg_tx *tx)
     apr_status_t rv = st->open(st->baton, tx->pool, &tx->drv, &tx->h,
                                &tx->conn);
 
+    if (APR_EINTR == rv) {      /* the lender is shutting down: quietly */
+        tx->h = NULL;
+        return APR_ECONNREFUSED;
+    }
     if (APR_SUCCESS != rv || !tx->h) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, tx->pool,
                       RS_LOGNO(09801) "state database %s: no connection "

@@ -184,6 +184,11 @@ class RsEnv:
         self.last_fail_output = ''
         self._class_allow = ([], [])
         self._test_allow = ([], [])
+        # RS_STATE=pgsql: the default state database is PostgreSQL through
+        # mod_dbd (ResumableStateDB dbd:); pg_params is its DBDParams, set
+        # by the session fixture (test/conftest.py) or RS_PG_PARAMS
+        self.pg_params = os.environ.get('RS_PG_PARAMS') \
+            if os.environ.get('RS_STATE') == 'pgsql' else None
         self.client = RsClient(self.url)
         set_default_base(self.url)
 
@@ -316,7 +321,11 @@ class RsEnv:
             '</Location>',
         ]
         if load_module:
-            if statedb is True:
+            if statedb is True and self.pg_params:
+                L += [f'LoadModule dbd_module "{MODULES_DIR}/mod_dbd.so"',
+                      'DBDriver pgsql', f'DBDParams "{self.pg_params}"',
+                      'ResumableStateDB dbd:']
+            elif statedb is True:
                 L.append(f'ResumableStateDB "{self.statedb}"')
             elif statedb:
                 L.append(f'ResumableStateDB {statedb}')
