@@ -191,8 +191,8 @@ static apr_status_t conn_get(pg_tx *tx)
     if (APR_SUCCESS != rv || !tx->h) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, tx->pool,
                       RS_LOGNO(09801) "state database %s: no connection "
-                      "to PostgreSQL (see the mod_dbd lines above; "
-                      "DBDriver pgsql, DBDParams)", st->name);
+                      "to PostgreSQL (DBDriver pgsql, DBDParams; see the "
+                      "line above)", st->name);
         tx->h = NULL;
         return APR_ECONNREFUSED;
     }
