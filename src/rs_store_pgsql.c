@@ -114,9 +114,9 @@ static apr_status_t fail(pg_tx *tx, int err, const char *what)
     apr_status_t rv = gone ? APR_ECONNABORTED : APR_EGENERAL;
 
     rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, tx->pool,
-                  RS_LOGNO(09802) "state database %s: %s failed%s: %s",
-                  tx->st->name, what, gone ? " (connection lost)" : "",
-                  msg ? msg : "(no message)");
+                  RS_LOGNO(09802) "state database %s: %s failed%s (%d): %s",
+                  tx->st->name, what, gone ? " (connection lost)" : "", err,
+                  msg && *msg ? msg : "(no message)");
     if (!tx->failed) {
         tx->failed = rv;
     }
@@ -133,15 +133,34 @@ static const char *with_begin(pg_tx *tx, const char *sql)
     return apr_pstrcat(tx->pool, SQL_READ_BEGIN, sql, NULL);
 }
 
+/* The first statement of a read carries its BEGIN: when it fails on a
+ * pooled connection that was broken (PostgreSQL restarted) and apr_dbd
+ * could reset it, nothing was done yet and it is sent once more. */
+static int retry_first(pg_tx *tx, int first, int err)
+{
+    int n;
+
+    if (!err || !first
+        || apr_dbd_check_conn(tx->drv, tx->pool, tx->h) != APR_SUCCESS) {
+        return 0;
+    }
+    apr_dbd_query(tx->drv, tx->h, &n, "ROLLBACK");
+    return 1;
+}
+
 static apr_status_t exec(pg_tx *tx, const char *sql, const char *what,
                          int *nrows)
 {
-    int n = 0, err;
+    int n = 0, err, first = !tx->begun;
+    const char *q = with_begin(tx, sql);
 
     if (tx->failed) {
         return tx->failed;
     }
-    err = apr_dbd_query(tx->drv, tx->h, &n, with_begin(tx, sql));
+    err = apr_dbd_query(tx->drv, tx->h, &n, q);
+    if (retry_first(tx, first, err)) {
+        err = apr_dbd_query(tx->drv, tx->h, &n, q);
+    }
     if (err) {
         return fail(tx, err, what);
     }
@@ -154,13 +173,18 @@ static apr_status_t exec(pg_tx *tx, const char *sql, const char *what,
 static apr_status_t query(pg_tx *tx, const char *sql, const char *what,
                           apr_pool_t *p, apr_dbd_results_t **res)
 {
-    int err;
+    int err, first = !tx->begun;
+    const char *q = with_begin(tx, sql);
 
     *res = NULL;
     if (tx->failed) {
         return tx->failed;
     }
-    err = apr_dbd_select(tx->drv, p, tx->h, res, with_begin(tx, sql), 1);
+    err = apr_dbd_select(tx->drv, p, tx->h, res, q, 1);
+    if (retry_first(tx, first, err)) {
+        *res = NULL;
+        err = apr_dbd_select(tx->drv, p, tx->h, res, q, 1);
+    }
     return err ? fail(tx, err, what) : APR_SUCCESS;
 }
 
@@ -212,8 +236,7 @@ static apr_status_t write_begin(pg_tx *tx)
 {
     int n, err = apr_dbd_query(tx->drv, tx->h, &n, SQL_WRITE_BEGIN);
 
-    if (err && apr_dbd_check_conn(tx->drv, tx->pool, tx->h) == APR_SUCCESS) {
-        apr_dbd_query(tx->drv, tx->h, &n, "ROLLBACK");
+    if (retry_first(tx, 1, err)) {
         err = apr_dbd_query(tx->drv, tx->h, &n, SQL_WRITE_BEGIN);
     }
     tx->begun = 1;

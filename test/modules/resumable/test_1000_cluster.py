@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pyrs.client import OCTET, RsClient, Tus, abort_socket, make_data, \
-    sha256, upload_id
+    read_response, sha256, upload_id
 from pyrs.cluster import RsCluster
 from pyrs.env import _free_port
 from pyrs.pg import PgCluster, pg_available
@@ -34,19 +34,20 @@ KILL_ALLOW = [r'exit signal Killed', r'\[resumable:warn\]']
 
 @pytest.fixture(scope='module')
 def pg(env):
-    """The suite's PostgreSQL (RS_STATE=pgsql) or a private one."""
+    """A private PostgreSQL (the suite's own under RS_STATE=pgsql: then
+    None, and the test restarting PostgreSQL is skipped)."""
     if env.pg_params:
-        yield env.pg_params
+        yield None
         return
     c = PgCluster(env.gen / 'pg-cluster', _free_port()).init().start()
-    yield c.params()
+    yield c
     c.stop()
 
 
 @pytest.fixture(scope='module')
 def cluster(env, pg):
     env.stop()                  # the session server is not part of it
-    c = RsCluster(env, pg).setup()
+    c = RsCluster(env, pg.params() if pg else env.pg_params).setup()
     seeds = env.repo / 'conf' / 'seeds.conf'
     c.start(extra=(f'Define RS_SEEDS_DIR "{c.area_dir("seeds")}"\n'
                    f'Include "{seeds}"\n'),
@@ -266,3 +267,101 @@ class TestCluster:
         assert r.status == 204 and int(r.headers['Upload-Offset']) == len(data)
         for cl in c.node_clients():
             assert sha256(get_body(cl, url)) == sha256(data)
+
+    def resume_via_front(self, c, url, data, tries=40, live=(0, 1)):
+        """HEAD through the front until it answers, check the durable
+        prefix, PATCH the rest (retrying what a client retries)."""
+        ftus = front_tus(c)
+        r = None
+        for _ in range(tries):
+            r = ftus.head(url)
+            if r.status == 200:
+                break
+            assert r.status in (423, 502, 503), r
+            time.sleep(0.25)
+        assert r.status == 200, r
+        off = int(r.headers['Upload-Offset'])
+        assert 0 <= off <= len(data), off
+        f = c.nodes[0].staged_data_file(c.shared / 'files', upload_id(url))
+        if off < len(data):     # the durable prefix is the client's
+            assert f is not None and f.read_bytes()[:off] == data[:off]
+        for _ in range(tries):
+            if off == len(data):
+                break
+            r = ftus.patch(url, off, data[off:])
+            if r.status == 204:
+                break
+            assert r.status in (409, 423, 502, 503), r
+            time.sleep(0.25)
+            r2 = ftus.head(url)
+            if r2.status == 200:
+                off = int(r2.headers['Upload-Offset'])
+        assert off == len(data) or (r.status == 204 and int(
+            r.headers['Upload-Offset']) == len(data)), r
+        clients = c.node_clients()
+        for cl in [c.client] + [clients[i] for i in live]:
+            assert sha256(get_body(cl, url)) == sha256(data)
+
+    def test_rs_1000_08_whole_node_killed_mid_patch(self, cluster):
+        """SIGKILL of every process of node 0 while it receives a PATCH;
+        the upload is finished through the front, i.e. on node 1."""
+        c = cluster
+        c.allow_errors(patterns=KILL_ALLOW + [r'\[proxy(_http|_balancer)?:'
+                                              r'error\]'])
+        node = c.nodes[0]
+        data = make_data(500000, seed=1008)
+        ntus = node_tus(c, 0)
+        url = ntus.create(length=len(data))
+        h = dict(ntus.base_headers)
+        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+        s = ntus.client.send_partial('PATCH', url, h, data[:250000],
+                                     len(data))
+        time.sleep(0.3)
+        pids = [node.pid()] + node.children()
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        abort_socket(s)
+        try:
+            self.resume_via_front(c, url, data, live=(1,))
+        finally:
+            node.pid_file.unlink(missing_ok=True)
+            node.start()
+
+    def test_rs_1000_09_postgresql_restart_mid_patch(self, cluster, pg):
+        if pg is None:
+            pytest.skip('the suite-wide PostgreSQL is not restarted')
+        c = cluster
+        c.allow_errors(tags=['RS09801', 'RS09802', 'RS01002', 'RS04020',
+                             'AH00630', 'AH00629', 'AH00633', 'AH00632'],
+                       patterns=[r'\[dbd:error\]', r'\[resumable:warn\]'])
+        data = make_data(400000, seed=1009)
+        ntus = node_tus(c, 1)
+        url = ntus.create(length=len(data))
+        h = dict(ntus.base_headers)
+        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+        s = ntus.client.send_partial('PATCH', url, h, data[:200000],
+                                     len(data))
+        pg.restart()
+        s.sendall(data[200000:])
+        r = read_response(s, 'PATCH')
+        s.close()
+        assert r.status in (204, 503), r    # the end wrote to the new server
+        self.resume_via_front(c, url, data)
+
+    def test_rs_1000_10_many_uploads_both_nodes_at_once(self, cluster):
+        """Writers of both nodes serialised by PostgreSQL: 24 uploads in
+        parallel through the front, two PATCHes each, all intact."""
+        c = cluster
+        datas = [make_data(30000 + 97 * i, seed=1100 + i) for i in range(24)]
+
+        def one(d):
+            t = front_tus(c)
+            u = t.create(length=len(d))
+            t.upload_rest(u, d, 0, chunk_size=len(d) // 2 + 1)
+            return u
+        with ThreadPoolExecutor(max_workers=8) as ex:
+            urls = list(ex.map(one, datas))
+        assert len(set(urls)) == len(urls)
+        n0, n1 = c.node_clients()
+        for u, d in zip(urls, datas):
+            assert sha256(get_body((n0, n1)[len(d) % 2], u)) == sha256(d)
