@@ -66,6 +66,9 @@ apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
  *  provider store (below) commits a write transaction here: the result is
  *  the commit's (dbm: always APR_SUCCESS; a write is durable at its put). */
 apr_status_t rs_store_end(rs_txn_t *txn);
+/** End txn; returns rv, or the end's (commit's) failure when rv is
+ *  APR_SUCCESS: `rv = rs_store_finish(txn, rv);` before acknowledging. */
+apr_status_t rs_store_finish(rs_txn_t *txn, apr_status_t rv);
 
 /** Value of key; *val is NUL terminated (not counted), from pool p.
  *  APR_ENOENT if absent; APR_EINVAL if the stored segments are corrupt. */

@@ -226,7 +226,7 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
         apply_progress(cur, u);
         rv = rs_eng_txn_save(txn, cur, p);
     }
-    rs_store_end(txn);
+    rv = rs_store_finish(txn, rv);          /* pgsql: the commit */
     if (fresh) {
         *fresh = cur;
     }
@@ -563,7 +563,7 @@ static rs_error_t *store_new(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p,
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_txn_save(txn, u, p);
     }
-    rs_store_end(txn);
+    rv = rs_store_finish(txn, rv);          /* pgsql: the commit */
     return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "write", u->id);
 }
 

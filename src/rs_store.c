@@ -788,6 +788,13 @@ apr_status_t rs_store_end(rs_txn_t *txn)
     return rv;
 }
 
+apr_status_t rs_store_finish(rs_txn_t *txn, apr_status_t rv)
+{
+    apr_status_t end = rs_store_end(txn);
+
+    return APR_SUCCESS == rv ? end : rv;
+}
+
 /* ---- values ------------------------------------------------------------- */
 
 apr_status_t rs_store_get(rs_txn_t *txn, const char *key, apr_pool_t *p,
@@ -1127,8 +1134,7 @@ apr_status_t rs_store_put1(rs_store_t *s, const char *key, const char *val,
         return rv;
     }
     rv = rs_store_put(txn, key, val, len);
-    rs_store_end(txn);
-    return rv;
+    return rs_store_finish(txn, rv);
 }
 
 apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p)
@@ -1140,6 +1146,5 @@ apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p)
         return rv;
     }
     rv = rs_store_delete(txn, key);
-    rs_store_end(txn);
-    return rv;
+    return rs_store_finish(txn, rv);
 }
