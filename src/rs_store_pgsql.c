@@ -247,6 +247,7 @@ static apr_status_t pg_begin(void *impl, int write, apr_pool_t *tp, void **ptx)
 {
     pg_tx *tx = apr_pcalloc(tp, sizeof(*tx));
     apr_status_t rv;
+    int n;
 
     *ptx = NULL;
     tx->st = impl;
@@ -256,7 +257,7 @@ static apr_status_t pg_begin(void *impl, int write, apr_pool_t *tp, void **ptx)
         return rv;
     }
     if (write && APR_SUCCESS != (rv = write_begin(tx))) {
-        apr_dbd_query(tx->drv, tx->h, &write, "ROLLBACK");
+        apr_dbd_query(tx->drv, tx->h, &n, "ROLLBACK");
         conn_put(tx);
         return rv;
     }
