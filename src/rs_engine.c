@@ -341,16 +341,21 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
 /* Remove an expired upload unless a writer holds it (then it is in use
  * and not expired after all) or, for a partial, a final still needs its
  * data. 1 when removed. */
-static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_time_t now,
+                      apr_pool_t *p)
 {
     const char *staging;
     rs_lock_t *lock;
+    rs_upload_t *cur;
     int removed = 0;
 
     if (APR_SUCCESS == rs_data_staging(p, u->dir, 0, &staging)
         && !rs_eng_release_partial(e, NULL, u, p)
         && APR_SUCCESS == rs_lock_acquire(&lock, staging, u->id, 0, p)) {
-        if (APR_SUCCESS == remove_upload(e, u, lock, p)) {
+        /* read again under the lock: another sweeper (another node of a
+         * cluster) may have removed it, a writer may have touched it */
+        if (!rs_eng_lookup(e, u->id, p, &cur) && expired(cur, now)
+            && APR_SUCCESS == remove_upload(e, cur, lock, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
                           "upload %s: expired, removed", u->id);
             removed = 1;
@@ -475,7 +480,7 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (strcmp(u->dir, a->dir) || strcmp(u->owner, owner ? owner : "")) {
         return rs_error_make(p, RS_ERR_NOT_FOUND, 0, NULL);
     }
-    if (expired(u, apr_time_now()) && expire_now(e, u, p)) {
+    if (expired(u, apr_time_now()) && expire_now(e, u, apr_time_now(), p)) {
         return rs_error_make(p, RS_ERR_GONE, 0, "upload expired");
     }
     if (RS_STATE_ASSEMBLING == u->state && (u->flags & RS_UF_FINAL)) {
@@ -1534,7 +1539,7 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {
         index_later(e, u, p);
     }
-    return expired(u, now) ? expire_now(e, u, p) : 0;
+    return expired(u, now) ? expire_now(e, u, now, p) : 0;
 }
 
 apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
