@@ -34,6 +34,10 @@ const char *rs_httpd_statedb_path(void);
 int rs_httpd_cluster(void);
 /** The process-wide engine (NULL before post_config). */
 rs_engine_t *rs_httpd_engine(void);
+/** The engine for a background job (the sweep), NULL while the child
+ *  exits; rs_httpd_engine_release() when done (the child's exit waits). */
+rs_engine_t *rs_httpd_engine_hold(void);
+void rs_httpd_engine_release(void);
 
 /* mod_resumable_gc.c: the expiry sweep on mod_watchdog */
 int rs_httpd_gc_post_config(apr_pool_t *pconf, server_rec *s);

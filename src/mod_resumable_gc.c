@@ -31,14 +31,16 @@ static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
 static apr_status_t sweep(int state, void *data, apr_pool_t *ptemp)
 {
     server_rec *s = data;
-    rs_engine_t *e = rs_httpd_engine();
+    rs_engine_t *e;
     apr_status_t rv;
     int removed = 0;
 
-    if (AP_WATCHDOG_STATE_RUNNING != state || !e) {
+    if (AP_WATCHDOG_STATE_RUNNING != state
+        || !(e = rs_httpd_engine_hold())) {
         return APR_SUCCESS;
     }
     rv = rs_engine_sweep(e, apr_time_now(), ptemp, &removed);
+    rs_httpd_engine_release();
     if (APR_SUCCESS != rv) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RS_LOGNO(04010)
                      "expiry sweep could not read the state database");

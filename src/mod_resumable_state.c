@@ -41,12 +41,29 @@ static const char *db_type, *db_path;
 static int cluster;             /* ResumableStateDB dbd: */
 static volatile apr_uint32_t lent;      /* connections out (this child) */
 static volatile apr_uint32_t exiting;   /* the child pool goes */
+static volatile apr_uint32_t stopping;  /* no new background job */
+static volatile apr_uint32_t held;      /* background jobs running */
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close;
 
 rs_engine_t *rs_httpd_engine(void)
 {
     return engine.store ? &engine : NULL;
+}
+
+rs_engine_t *rs_httpd_engine_hold(void)
+{
+    apr_atomic_inc32(&held);
+    if (!engine.store || apr_atomic_read32(&stopping)) {
+        apr_atomic_dec32(&held);
+        return NULL;
+    }
+    return &engine;
+}
+
+void rs_httpd_engine_release(void)
+{
+    apr_atomic_dec32(&held);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -161,13 +178,19 @@ static void dbd_return(void *baton, void *conn)
     apr_atomic_dec32(&lent);
 }
 
-/* A pre-cleanup of the child pool, run before mod_dbd's pool goes: lend no
- * more connections and wait (bounded) for those out, e.g. the sweep's, to
- * come back; apr_reslist aborts the child if one is still out then. */
+/* A pre-cleanup of the child pool, run before mod_dbd's pool goes (and
+ * before mod_watchdog stops the sweep's thread): start no new sweep, let a
+ * running one finish, then lend no more connections and wait for those
+ * out to come back: apr_reslist aborts the child if one is still out when
+ * its pool goes. Bounded (10 s each). */
 static apr_status_t cluster_child_exit(void *data)
 {
     int i;
 
+    apr_atomic_set32(&stopping, 1);
+    for (i = 0; i < 1000 && apr_atomic_read32(&held); i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
     apr_atomic_set32(&exiting, 1);
     for (i = 0; i < 1000 && apr_atomic_read32(&lent); i++) {
         apr_sleep(apr_time_from_msec(10));
@@ -309,6 +332,7 @@ void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s)
 
     if (cluster) {
         apr_atomic_set32(&exiting, 0);
+        apr_atomic_set32(&stopping, 0);
         apr_pool_pre_cleanup_register(p, NULL, cluster_child_exit);
         return;
     }

@@ -7,6 +7,7 @@ Each node and the front is an RsEnv of its own (own gen dir, port, log,
 pid file) under <session gen>/cluster/; the session env keeps its role as
 the default client base. Every wait is bounded (RsEnv's).
 """
+import time
 from pathlib import Path
 
 from .client import RsClient, set_default_base
@@ -79,8 +80,8 @@ class RsCluster:
         return [RsClient(n.url) for n in self.nodes]
 
     def served_by(self, method, since):
-        """Per node: how many `method` requests its access log has past
-        the sizes in `since` (from marks())."""
+        """Per node: how many `method` requests (or request lines starting
+        so) its access log has past the sizes in `since` (from marks())."""
         out = []
         for n, pos in zip(self.nodes, since):
             text = n.access_log.read_bytes()[pos:].decode(errors='replace') \
@@ -88,6 +89,18 @@ class RsCluster:
             out.append(sum(1 for line in text.splitlines()
                            if f'"{method} ' in line))
         return out
+
+    def wait_balanced(self, timeout=10):
+        """Until requests through the front reach every node again (after
+        a node was down, the balancer retries it after `retry`)."""
+        deadline = time.monotonic() + timeout
+        marks = self.marks()
+        while time.monotonic() < deadline:
+            self.client.get('/index.html?balanced')
+            if min(self.served_by('GET /index.html?balanced', marks)) > 0:
+                return True
+            time.sleep(0.2)
+        return False
 
     def marks(self):
         return [n.access_log.stat().st_size if n.access_log.exists() else 0

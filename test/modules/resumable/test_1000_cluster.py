@@ -326,6 +326,8 @@ class TestCluster:
         finally:
             node.pid_file.unlink(missing_ok=True)
             node.start()
+            assert c.wait_balanced(), 'node 0 not back in the balancer'
+
 
     def test_rs_1000_09_postgresql_restart_mid_patch(self, cluster, pg):
         if pg is None:
@@ -365,3 +367,28 @@ class TestCluster:
         n0, n1 = c.node_clients()
         for u, d in zip(urls, datas):
             assert sha256(get_body((n0, n1)[len(d) % 2], u)) == sha256(d)
+
+    def test_rs_1000_11_offset_protocol_chunks_alternate(self, cluster):
+        """Seed 001 (X-File-Id): the upload is found by its client key on
+        whichever node a chunk lands; /status agrees on both nodes."""
+        c = cluster
+        data = make_data(6 * 40000 + 11, seed=1011)
+        fid = f'clip.mp4-{len(data)}-1700000000999'
+        marks = c.marks()
+        off = 0
+        n0, n1 = c.node_clients()
+        while off < len(data):
+            piece = data[off:off + 40000]
+            r = c.client.request('POST', '/upload', {
+                'X-File-Id': fid, 'X-Start-Byte': str(off),
+                'X-File-Size': str(len(data)), 'Content-Type': 'video/mp4'},
+                piece)
+            assert r.status == 200, r
+            off += len(piece)
+            st = [int(cl.get('/status', {'X-File-Id': fid}).body.decode())
+                  for cl in (n0, n1)]
+            assert st == [off, off] or off == len(data), (st, off)
+        assert min(c.served_by('POST', marks)) >= 3
+        path = c.shared / 'seeds' / 'clip.mp4'
+        assert wait_for(path.exists, 20), 'file not published'
+        assert sha256(path.read_bytes()) == sha256(data)
