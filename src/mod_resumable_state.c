@@ -282,9 +282,8 @@ static int cluster_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     cluster = 1;
     dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
-    if (AP_SQ_MS_CREATE_PRE_CONFIG == ap_state_query(AP_SQ_MAIN_STATE)) {
-        return OK;
-    }
+    /* also in the first (pre-detach) pass: `apachectl start` itself then
+     * fails with the reason, not only the daemon's error log */
     if (OK != (rv = cluster_check(ptemp, s))) {
         return rv;
     }
