@@ -392,3 +392,34 @@ class TestCluster:
         path = c.shared / 'seeds' / 'clip.mp4'
         assert wait_for(path.exists, 20), 'file not published'
         assert sha256(path.read_bytes()) == sha256(data)
+
+    def test_rs_1000_12_same_client_key_on_both_nodes_at_once(self, cluster):
+        """Two first chunks with one X-File-Id, one per node, at once: the
+        creations are serialised by PostgreSQL, so there is one upload."""
+        from pyrs.ctl import resumablectl
+        c = cluster
+        c.allow_errors(patterns=[r'\[resumable:warn\]'])
+        data = make_data(200000, seed=1012)
+        fid = f'twin.bin-{len(data)}-1700000001234'
+        db = 'dbd:' + c.pg_params
+
+        def uploads():
+            rc, out = resumablectl(c.env, db, 'list')
+            assert rc == 0, out
+            return len(out.strip().splitlines())
+        before = uploads()
+
+        def first(cl):
+            return cl.request('POST', '/upload', {
+                'X-File-Id': fid, 'X-Start-Byte': '0',
+                'X-File-Size': str(len(data)),
+                'Content-Type': 'application/octet-stream'}, data)
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            rs = list(ex.map(first, c.node_clients()))
+        assert any(r.status == 200 for r in rs), rs
+        assert all(r.status in (200, 400, 409, 423) for r in rs), \
+            [(r.status, r.body) for r in rs]
+        assert uploads() == before + 1
+        path = c.shared / 'seeds' / 'twin.bin'
+        assert wait_for(path.exists, 20), 'file not published'
+        assert sha256(path.read_bytes()) == sha256(data)
