@@ -70,8 +70,8 @@ class TestClusterConfig:
         assert rc == 0 and 'version 1 (was 0)' in out, out
         rc, out = resumablectl(env, 'dbd:' + pg.params(), 'schema')
         assert rc == 0 and 'version 1 (was 1)' in out, out
-        rc, out = resumablectl(env, env.statedb, 'schema')
-        assert rc == 2, out
+        rc, out = resumablectl(env, env.state_dir / 'sdbm-db', 'schema')
+        assert rc == 2 and 'needs -d dbd:' in out, out
 
     def test_rs_1001_03_sync_off_refused(self, env, pg):
         install(env, pg.params(), area=['ResumableSync Off'])
