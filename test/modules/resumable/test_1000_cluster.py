@@ -423,3 +423,38 @@ class TestCluster:
         path = c.shared / 'seeds' / 'twin.bin'
         assert wait_for(path.exists, 20), 'file not published'
         assert sha256(path.read_bytes()) == sha256(data)
+
+    def test_rs_1000_13_frozen_writer_this_stage(self, cluster):
+        """What this stage promises for a frozen writer (SIGSTOP): another
+        node cannot take the upload over (423 after ResumableLockWait: the
+        shared flock still excludes it) and no byte changes; after SIGCONT
+        the upload resumes through the front and completes intact. (A
+        lease with an epoch that lets the other node take over and fences
+        the frozen one is the next stage.)"""
+        c = cluster
+        c.allow_errors(patterns=[r'\[resumable:warn\]'])
+        node = c.nodes[0]
+        data = make_data(400000, seed=1013)
+        ntus = node_tus(c, 0)
+        url = ntus.create(length=len(data))
+        h = dict(ntus.base_headers)
+        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+        s = ntus.client.send_partial('PATCH', url, h, data[:150000],
+                                     len(data))
+        pid = wait_for(lambda: node.child_for_connection(s), 10, 0.01)
+        assert pid, 'no child holds the PATCH'
+        f = None
+        try:
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGSTOP)
+            f = node.staged_data_file(c.shared / 'files', upload_id(url))
+            before = f.read_bytes() if f else b''
+            off = node_tus(c, 1).offset(url)
+            r = node_tus(c, 1).patch(url, off, data[off:], timeout=20)
+            assert r.status == 423, r       # held by the frozen writer
+            after = f.read_bytes() if f else b''
+            assert after == before          # nothing written meanwhile
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        abort_socket(s)
+        self.resume_via_front(c, url, data)
