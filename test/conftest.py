@@ -36,7 +36,7 @@ def env():
         e.setup(build=os.environ.get('RS_NO_BUILD') != '1')
         if os.environ.get('RS_STATE') == 'pgsql' and not e.pg_params:
             pg = start_pg(e.gen / 'pg')     # RS_STATE=pgsql: see pyrs/pg.py
-            e.pg_params = pg.params()
+            e.pg_params = pg.dbd_params()
     except RuntimeError as ex:
         pytest.fail(str(ex), pytrace=False)
     yield e

@@ -41,10 +41,18 @@ class PgCluster:
         self.as_root = os.geteuid() == 0
         self.running = False
 
-    # libpq conninfo for DBDParams and psql
+    # libpq conninfo for psql and resumablectl (TCP, 127.0.0.1)
     def params(self, dbname=DB_NAME):
         return (f'host={self.host} port={self.port} user={DB_USER} '
                 f'dbname={dbname} connect_timeout=5 keepalives_idle=10')
+
+    def dbd_params(self, dbname=DB_NAME):
+        """DBDParams for the httpd nodes: the private socket dir. mod_dbd's
+        many TCP connections would take ephemeral source ports, and a
+        stopped httpd's port (itself an ephemeral one) could be taken by
+        one of them before it binds again."""
+        return (f'host={self.sock} port={self.port} user={DB_USER} '
+                f'dbname={dbname} connect_timeout=5')
 
     def _run(self, argv, timeout=60, check=True):
         if self.as_root:

@@ -47,7 +47,7 @@ def pg(env):
 @pytest.fixture(scope='module')
 def cluster(env, pg):
     env.stop()                  # the session server is not part of it
-    c = RsCluster(env, pg.params() if pg else env.pg_params).setup()
+    c = RsCluster(env, pg.dbd_params() if pg else env.pg_params).setup()
     seeds = env.repo / 'conf' / 'seeds.conf'
     c.start(extra=(f'Define RS_SEEDS_DIR "{c.area_dir("seeds")}"\n'
                    f'Include "{seeds}"\n'),

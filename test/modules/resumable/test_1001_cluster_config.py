@@ -47,7 +47,7 @@ class TestClusterConfig:
 
     def test_rs_1001_01_schema_created_and_used(self, env, pg):
         pg.reset_db()
-        install(env, pg.params())
+        install(env, pg.dbd_params())
         env.start()
         assert pg.psql('SELECT version FROM resumable_schema') == '1'
         data = make_data(5000, seed=10011)
@@ -74,12 +74,12 @@ class TestClusterConfig:
         assert rc == 2 and 'needs -d dbd:' in out, out
 
     def test_rs_1001_03_sync_off_refused(self, env, pg):
-        install(env, pg.params(), area=['ResumableSync Off'])
+        install(env, pg.dbd_params(), area=['ResumableSync Off'])
         out = refused(env)
         assert 'RS09810' in out and 'ResumableSync' in out, out
 
     def test_rs_1001_04_needs_mod_dbd(self, env, pg):
-        install(env, pg.params(), load=False)
+        install(env, pg.dbd_params(), load=False)
         env.install(areas=[RsArea('/files/', dir='cluster-cfg')],
                     statedb='dbd:')
         out = refused(env)
@@ -104,19 +104,19 @@ class TestClusterConfig:
         resumablectl(env, 'dbd:' + pg.params(), 'schema')
         pg.psql('UPDATE resumable_schema SET version = 99')
         try:
-            install(env, pg.params())
+            install(env, pg.dbd_params())
             out = refused(env)
             assert 'RS09807' in out and 'RS09810' in out, out
         finally:
             pg.reset_db()
 
     def test_rs_1001_08_nothing_after_dbd(self, env, pg):
-        install(env, pg.params(), statedb='dbd:host=x')
+        install(env, pg.dbd_params(), statedb='dbd:host=x')
         rc, out = env.configtest()
         assert rc != 0 and 'expected nothing after dbd:' in out, out
 
     def test_rs_1001_09_database_down_503_then_back(self, env, pg):
-        install(env, pg.params())
+        install(env, pg.dbd_params())
         env.start()
         tus = env.tus()
         url = tus.create(length=10)
