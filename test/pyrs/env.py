@@ -8,6 +8,7 @@ import glob
 import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -146,13 +147,32 @@ def _proc_children(ppid):
     return sorted(kids)
 
 
-def _free_port():
+def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.bind(('127.0.0.1', 0))
+        s.bind(('127.0.0.1', port))
         return s.getsockname()[1]
+    except OSError:
+        return None
     finally:
         s.close()
+
+
+def _free_port():
+    """A free port below the ephemeral range when possible: a server that
+    stops and starts again on an ephemeral port can find it taken by an
+    outgoing connection of any process of the machine in between."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rnd = random.SystemRandom()
+    for _ in range(100 if low > 12000 else 0):
+        port = _bindable(rnd.randrange(10000, low))
+        if port:
+            return port
+    return _bindable(0)
 
 
 class RsEnv:
