@@ -30,8 +30,14 @@ void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s);
 /** PATH of the state database (its files are PATH and PATH.*), or NULL
  *  before post_config. */
 const char *rs_httpd_statedb_path(void);
+/** Is the state in PostgreSQL (ResumableStateDB dbd:)? */
+int rs_httpd_cluster(void);
 /** The process-wide engine (NULL before post_config). */
 rs_engine_t *rs_httpd_engine(void);
+/** The engine for a background job (the sweep), NULL while the child
+ *  exits; rs_httpd_engine_release() when done (the child's exit waits). */
+rs_engine_t *rs_httpd_engine_hold(void);
+void rs_httpd_engine_release(void);
 
 /* mod_resumable_gc.c: the expiry sweep on mod_watchdog */
 int rs_httpd_gc_post_config(apr_pool_t *pconf, server_rec *s);

@@ -58,6 +58,7 @@ typedef enum {
     RS_ERR_HOOK_UNAVAILABLE,     /* 503 hook target unreachable/timed out */
     RS_ERR_HOOK_FAILED,          /* 502 hook answered 2xx with a bad body */
     RS_ERR_REJECTED,             /* 403 upload refused by pre-finish */
+    RS_ERR_STATE_UNAVAILABLE,    /* 503 state database unreachable (dbd:) */
     RS_ERR__COUNT
 } rs_errcode_t;
 

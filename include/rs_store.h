@@ -31,6 +31,8 @@
 
 #include <apr_pools.h>
 #include <apr_global_mutex.h>
+#include <apr_tables.h>
+#include <apr_errno.h>
 
 #define RS_STORE_MAX_VALUE (4 * 1024 * 1024)
 /** Longest key (bytes); keys never contain 0x1f (the segment separator). */
@@ -62,8 +64,13 @@ const char *rs_store_type(const rs_store_t *s);
  */
 apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
                             rs_txn_t **txn);
-/** Close the database and unlock. Always call, also after errors. */
-void rs_store_end(rs_txn_t *txn);
+/** Close the database and unlock. Always call, also after errors. A
+ *  provider store (below) commits a write transaction here: the result is
+ *  the commit's (dbm: always APR_SUCCESS; a write is durable at its put). */
+apr_status_t rs_store_end(rs_txn_t *txn);
+/** End txn; returns rv, or the end's (commit's) failure when rv is
+ *  APR_SUCCESS: `rv = rs_store_finish(txn, rv);` before acknowledging. */
+apr_status_t rs_store_finish(rs_txn_t *txn, apr_status_t rv);
 
 /** Value of key; *val is NUL terminated (not counted), from pool p.
  *  APR_ENOENT if absent; APR_EINVAL if the stored segments are corrupt. */
@@ -106,5 +113,45 @@ apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p);
 /** The files apr_dbm uses for path/type (for chown at startup). */
 apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
                             const char **f1, const char **f2);
+
+/* ---- providers ------------------------------------------------------------
+ *
+ * A store is either the built-in dbm store above or a provider given by an
+ * ops table (today: pgsql, include/rs_store_pgsql.h). Every rs_store_*
+ * function keeps its contract for both; the dbm code is not involved for a
+ * provider store. A provider's write transaction excludes every other
+ * writer of the same database (on every node), as the global mutex does
+ * for dbm on one machine, and its reads see one consistent state. Values
+ * need no segments there (rs_store_gc removes nothing).
+ */
+typedef struct rs_store_ops_t {
+    const char *type;           /* rs_store_type(), e.g. "pgsql" */
+    /* begin: *ptx lives in tp (the transaction's pool, destroyed after
+     * end); APR_ENOENT is not used (a provider database always exists) */
+    apr_status_t (*begin)(void *impl, int write, apr_pool_t *tp, void **ptx);
+    apr_status_t (*end)(void *tx);          /* commit or finish */
+    apr_status_t (*get)(void *tx, const char *key, apr_pool_t *p,
+                        char **val, apr_size_t *len);
+    apr_status_t (*put)(void *tx, const char *key, const char *val,
+                        apr_size_t len);
+    apr_status_t (*del)(void *tx, const char *key);
+    /* head keys starting with prefix, in byte order, copied into p */
+    apr_status_t (*keys)(void *tx, const char *prefix, apr_pool_t *p,
+                         apr_array_header_t **keys);
+} rs_store_ops_t;
+
+/** A store served by a provider; name is what rs_store_path() reports
+ *  (for messages), impl the provider's handle. */
+apr_status_t rs_store_create_provider(rs_store_t **ps,
+                                      const rs_store_ops_t *ops, void *impl,
+                                      const char *name, apr_pool_t *p);
+
+/** The provider's handle, or NULL for a dbm store. */
+void *rs_store_provider(const rs_store_t *s, const rs_store_ops_t *ops);
+
+/** A provider could not reach its database (no connection, connection
+ *  lost): the engine answers 503, not 500. */
+#define RS_STORE_UNAVAILABLE(rv) \
+    ((rv) == APR_ECONNREFUSED || (rv) == APR_ECONNABORTED)
 
 #endif /* RS_STORE_H */

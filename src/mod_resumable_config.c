@@ -263,6 +263,12 @@ static const char *set_statedb(cmd_parms *cmd, void *dc, const char *arg)
     if (err) {
         return err;
     }
+    if (!strncasecmp(arg, "dbd:", 4)) {     /* the pgsql provider via mod_dbd */
+        c->statedb_type = "dbd";
+        c->statedb_path = "dbd:";
+        return arg[4] ? bad(cmd, arg, "expected nothing after dbd: (the "
+                            "database is mod_dbd's DBDParams)") : NULL;
+    }
     if (colon && colon != arg && !strchr(apr_pstrndup(cmd->pool, arg,
                                                       colon - arg), '/')) {
         c->statedb_type = apr_pstrndup(cmd->pool, arg, colon - arg);
@@ -827,7 +833,7 @@ rs_area_t *rs_conf_area(request_rec *r)
     a->max_size = effective(d->max_size, d->ht_max_size, 0);
     a->max_append = ap_get_limit_req_body(r);
     a->expire = effective(d->expire, d->ht_expire, DEF_EXPIRE);
-    a->sync = d->sync != 0;
+    a->sync = d->sync != 0 || rs_httpd_cluster();   /* Off refused there */
     a->lock_wait = d->lock_wait == RS_UNSET ? DEF_LOCK_WAIT : d->lock_wait;
     a->stall_time = d->stall_time == RS_UNSET ? DEF_STALL : d->stall_time;
     a->protocols = d->protocols == RS_UNSET ? ~0u : (unsigned)d->protocols;

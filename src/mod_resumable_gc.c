@@ -32,15 +32,17 @@ static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
 static apr_status_t sweep(int state, void *data, apr_pool_t *ptemp)
 {
     server_rec *s = data;
-    rs_engine_t *e = rs_httpd_engine();
+    rs_engine_t *e;
     apr_status_t rv;
     int removed = 0;
     apr_time_t start = apr_time_now();
 
-    if (AP_WATCHDOG_STATE_RUNNING != state || !e) {
+    if (AP_WATCHDOG_STATE_RUNNING != state
+        || !(e = rs_httpd_engine_hold())) {
         return APR_SUCCESS;
     }
     rv = rs_engine_sweep(e, start, ptemp, &removed);
+    rs_httpd_engine_release();
     start = apr_time_now() - start;
     rs_stats_add(RS_STAT_SWEEPS, 1);
     rs_stats_add(RS_STAT_SWEEP_USEC, start);

@@ -348,9 +348,27 @@ static int counted;
 
 /* One round: only when the outbox marker says a scan can find something
  * due (no scan of the store otherwise), oldest first. */
+static apr_status_t deliver_round(rs_engine_t *e, int state, void *data,
+                                  apr_pool_t *ptemp);
+
+/* The engine is held for the round: a cluster child's exit waits for it
+ * before mod_dbd's connections go (rs_httpd_engine_hold). */
 static apr_status_t deliver(int state, void *data, apr_pool_t *ptemp)
 {
-    rs_engine_t *e = rs_httpd_engine();
+    rs_engine_t *e = rs_httpd_engine_hold();
+    apr_status_t rv;
+
+    if (!e) {
+        return APR_SUCCESS;
+    }
+    rv = deliver_round(e, state, data, ptemp);
+    rs_httpd_engine_release();
+    return rv;
+}
+
+static apr_status_t deliver_round(rs_engine_t *e, int state, void *data,
+                                  apr_pool_t *ptemp)
+{
     apr_array_header_t *evs;
     apr_time_t now = apr_time_now(), next = 0;
     apr_uint64_t gen;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_file_info.h>
+#include <apr_atomic.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -26,7 +27,9 @@
 #include "mod_resumable_private.h"
 #include "mod_resumable_config.h"
 #include "rs_store.h"
+#include "rs_store_pgsql.h"
 #include "rs_log.h"
+#include "mod_dbd.h"
 
 #ifndef RS_DEFAULT_STATEDB
 #define RS_DEFAULT_STATEDB "/var/lib/apache2/resumable/state"
@@ -35,10 +38,32 @@
 static apr_global_mutex_t *mutex;
 static rs_engine_t engine;
 static const char *db_type, *db_path;
+static int cluster;             /* ResumableStateDB dbd: */
+static volatile apr_uint32_t lent;      /* connections out (this child) */
+static volatile apr_uint32_t exiting;   /* the child pool goes */
+static volatile apr_uint32_t stopping;  /* no new background job */
+static volatile apr_uint32_t held;      /* background jobs running */
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close;
 
 rs_engine_t *rs_httpd_engine(void)
 {
     return engine.store ? &engine : NULL;
+}
+
+rs_engine_t *rs_httpd_engine_hold(void)
+{
+    apr_atomic_inc32(&held);
+    if (!engine.store || apr_atomic_read32(&stopping)) {
+        apr_atomic_dec32(&held);
+        return NULL;
+    }
+    return &engine;
+}
+
+void rs_httpd_engine_release(void)
+{
+    apr_atomic_dec32(&held);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -114,7 +139,157 @@ static int prepare_db(apr_pool_t *ptemp, server_rec *s)
 
 const char *rs_httpd_statedb_path(void)
 {
-    return db_path;
+    return cluster ? NULL : db_path;
+}
+
+int rs_httpd_cluster(void)
+{
+    return cluster;
+}
+
+/* ------------------------------------------------------------------------ */
+/* cluster mode: the pgsql provider on mod_dbd's connections                 */
+
+/* One pooled connection per short transaction (never across a body). */
+static apr_status_t dbd_lend(void *baton, apr_pool_t *p,
+                             const apr_dbd_driver_t **driver,
+                             apr_dbd_t **handle, void **conn)
+{
+    ap_dbd_t *d;
+
+    if (apr_atomic_read32(&exiting)) {
+        *conn = NULL;
+        *handle = NULL;
+        return APR_EINTR;
+    }
+    apr_atomic_inc32(&lent);
+    if (!(d = dbd_open(p, baton))) {
+        apr_atomic_dec32(&lent);
+    }
+    *conn = d;
+    *handle = d ? d->handle : NULL;
+    *driver = d ? d->driver : NULL;
+    return d ? APR_SUCCESS : APR_ECONNREFUSED;
+}
+
+static void dbd_return(void *baton, void *conn)
+{
+    dbd_close(baton, conn);
+    apr_atomic_dec32(&lent);
+}
+
+/* A pre-cleanup of the child pool, run before mod_dbd's pool goes (and
+ * before mod_watchdog stops the sweep's thread): start no new sweep, let a
+ * running one finish, then lend no more connections and wait for those
+ * out to come back: apr_reslist aborts the child if one is still out when
+ * its pool goes. Bounded (10 s each). */
+static apr_status_t cluster_child_exit(void *data)
+{
+    int i;
+
+    apr_atomic_set32(&stopping, 1);
+    for (i = 0; i < 1000 && apr_atomic_read32(&held); i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    apr_atomic_set32(&exiting, 1);
+    for (i = 0; i < 1000 && apr_atomic_read32(&lent); i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return APR_SUCCESS;
+}
+
+/* The argument of the main server's `name` directive (mod_dbd's own
+ * configuration, read from the tree: mod_dbd keeps it private). */
+static const char *main_directive(apr_pool_t *p, const char *name)
+{
+    const ap_directive_t *d;
+    const char *found = NULL, *args;
+
+    for (d = ap_conftree; d; d = d->next) {
+        if (!strcasecmp(d->directive, name)) {
+            args = d->args;
+            found = ap_getword_conf(p, &args);
+        }
+    }
+    return found;
+}
+
+/* "ResumableSync Off" anywhere in the configuration files? */
+static const ap_directive_t *sync_off(const ap_directive_t *d)
+{
+    const ap_directive_t *hit;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "ResumableSync") && d->args
+            && !strcasecmp(d->args, "off")) {
+            return d;
+        }
+        if (d->first_child && (hit = sync_off(d->first_child))) {
+            return hit;
+        }
+    }
+    return NULL;
+}
+
+static int cluster_refuse(server_rec *s, const char *why)
+{
+    ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, RS_LOGNO(09810)
+                 "ResumableStateDB dbd: %s", why);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Check everything now, as the parent, on a connection of our own (mod_dbd
+ * pools exist in the children only): a wrong or unreachable database, a
+ * missing driver or schema stops the start with a clear message. */
+static int cluster_check(apr_pool_t *ptemp, server_rec *s)
+{
+    const char *driver = main_directive(ptemp, "DBDriver");
+    const char *params = main_directive(ptemp, "DBDParams");
+    const ap_directive_t *off = sync_off(ap_conftree);
+    rs_store_t *check;
+    int version;
+    apr_status_t rv;
+
+    if (!dbd_open || !dbd_close) {
+        return cluster_refuse(s, "needs mod_dbd (LoadModule dbd_module)");
+    }
+    if (!driver || strcasecmp(driver, "pgsql") || !params) {
+        return cluster_refuse(s, "needs `DBDriver pgsql` and `DBDParams "
+                              "...` in the main server configuration");
+    }
+    if (off) {
+        return cluster_refuse(s, apr_psprintf(ptemp, "refuses `ResumableSync"
+                              " Off` (%s:%d): a node's page cache is lost "
+                              "with the node", off->filename,
+                              off->line_num));
+    }
+    rv = rs_store_pgsql_direct(&check, params, ptemp);
+    if (APR_SUCCESS == rv) {
+        rv = rs_store_pgsql_schema(check, 1, ptemp, &version);
+    }
+    if (APR_SUCCESS != rv) {
+        return cluster_refuse(s, "cannot use the PostgreSQL database of "
+                              "DBDParams (see the line above)");
+    }
+    return OK;
+}
+
+static int cluster_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                               server_rec *s)
+{
+    int rv;
+
+    cluster = 1;
+    dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    /* also in the first (pre-detach) pass: `apachectl start` itself then
+     * fails with the reason, not only the daemon's error log */
+    if (OK != (rv = cluster_check(ptemp, s))) {
+        return rv;
+    }
+    rs_store_pgsql_create(&engine.store, dbd_lend, dbd_return, s, "dbd:",
+                          pconf);
+    return OK;
 }
 
 int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
@@ -128,6 +303,11 @@ int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     db_type = c->statedb_type ? c->statedb_type : "sdbm";
     db_path = c->statedb_path ? c->statedb_path : RS_DEFAULT_STATEDB;
     engine.write_buffer = (apr_size_t)c->write_buffer;
+    cluster = 0;
+    mutex = NULL;
+    if (!strcmp(db_type, "dbd")) {
+        return cluster_post_config(pconf, ptemp, s);
+    }
     if (AP_SQ_MS_CREATE_PRE_CONFIG == ap_state_query(AP_SQ_MAIN_STATE)) {
         return OK;
     }
@@ -149,6 +329,12 @@ void rs_httpd_state_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
+    if (cluster) {
+        apr_atomic_set32(&exiting, 0);
+        apr_atomic_set32(&stopping, 0);
+        apr_pool_pre_cleanup_register(p, NULL, cluster_child_exit);
+        return;
+    }
     if (!mutex) {
         return;
     }

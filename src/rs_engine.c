@@ -269,7 +269,8 @@ rs_error_t *rs_eng_state_error(apr_pool_t *p, apr_status_t rv, const char *what,
 {
     rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, p, RS_LOGNO(01002)
                   "upload %s: state database %s failed", id, what);
-    return rs_error_make(p, RS_ERR_STATE, rv, NULL);
+    return rs_error_make(p, RS_STORE_UNAVAILABLE(rv)
+                         ? RS_ERR_STATE_UNAVAILABLE : RS_ERR_STATE, rv, NULL);
 }
 
 rs_error_t *rs_eng_io_error(apr_pool_t *p, apr_status_t rv, const char *what,
@@ -341,7 +342,7 @@ apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
     if (APR_SUCCESS == rv && event >= 0) {
         rv = rs_eng_record(e, txn, event, cur, p);
     }
-    rs_store_end(txn);
+    rv = rs_store_finish(txn, rv);          /* pgsql: the commit */
     if (fresh) {
         *fresh = cur;
     }
@@ -456,16 +457,21 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
 /* Remove an expired upload unless a writer holds it (then it is in use
  * and not expired after all) or, for a partial, a final still needs its
  * data. 1 when removed. */
-static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_time_t now,
+                      apr_pool_t *p)
 {
     const char *staging;
     rs_lock_t *lock;
+    rs_upload_t *cur;
     int removed = 0;
 
     if (APR_SUCCESS == rs_data_staging(p, u->dir, 0, &staging)
         && !rs_eng_release_partial(e, NULL, u, p)
         && APR_SUCCESS == rs_lock_acquire(&lock, staging, u->id, 0, p)) {
-        if (APR_SUCCESS == remove_upload(e, u, lock, RS_HOOK_POST_EXPIRE, p)) {
+        /* read again under the lock: another sweeper (another node of a
+         * cluster) may have removed it, a writer may have touched it */
+        if (!rs_eng_lookup(e, u->id, p, &cur) && expired(cur, now)
+            && APR_SUCCESS == remove_upload(e, cur, lock, RS_HOOK_POST_EXPIRE, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
                           "upload %s: expired, removed", u->id);
             rs_stats_add(RS_STAT_EXPIRED, 1);
@@ -602,7 +608,7 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (u->flags & RS_UF_REJECTED) {
         return rs_error_make(p, RS_ERR_REJECTED, 0, NULL);
     }
-    if (expired(u, apr_time_now()) && expire_now(e, u, p)) {
+    if (expired(u, apr_time_now()) && expire_now(e, u, apr_time_now(), p)) {
         return rs_error_make(p, RS_ERR_GONE, 0, "upload expired");
     }
     if (RS_STATE_ASSEMBLING == u->state && (u->flags & RS_UF_FINAL)) {
@@ -712,7 +718,7 @@ static rs_error_t *store_new(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS == rv && !*existing) {
         rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, u, p);
     }
-    rs_store_end(txn);
+    rv = rs_store_finish(txn, rv);          /* pgsql: the commit */
     return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "write", u->id);
 }
 
@@ -1919,7 +1925,7 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {
         index_later(e, u, p);
     }
-    return expired(u, now) ? expire_now(e, u, p) : 0;
+    return expired(u, now) ? expire_now(e, u, now, p) : 0;
 }
 
 apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,

@@ -134,6 +134,8 @@ struct rs_store_t {
     apr_global_mutex_t *mutex;
     int sdbm;                   /* guarded pages, reads without the mutex */
     volatile apr_uint32_t puts; /* values stored (rs_store_puts) */
+    const rs_store_ops_t *ops;  /* a provider store (rs_store.h), or NULL */
+    void *impl;
 };
 
 struct rs_txn_t {
@@ -147,6 +149,7 @@ struct rs_txn_t {
     apr_off_t dirsize;
     int write;
     int locked;
+    void *ptx;                  /* a provider's open transaction */
 };
 
 typedef struct {
@@ -667,6 +670,26 @@ apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
     return APR_SUCCESS;
 }
 
+apr_status_t rs_store_create_provider(rs_store_t **ps,
+                                      const rs_store_ops_t *ops, void *impl,
+                                      const char *name, apr_pool_t *p)
+{
+    rs_store_t *s = apr_pcalloc(p, sizeof(*s));
+
+    s->pool = p;
+    s->type = ops->type;
+    s->path = apr_pstrdup(p, name ? name : ops->type);
+    s->ops = ops;
+    s->impl = impl;
+    *ps = s;
+    return APR_SUCCESS;
+}
+
+void *rs_store_provider(const rs_store_t *s, const rs_store_ops_t *ops)
+{
+    return s && s->ops == ops ? s->impl : NULL;
+}
+
 const char *rs_store_path(const rs_store_t *s)
 {
     return s->path;
@@ -681,6 +704,9 @@ apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
                             const char **f1, const char **f2)
 {
     *f1 = *f2 = NULL;
+    if (s->ops) {
+        return APR_ENOTIMPL;
+    }
     return apr_dbm_get_usednames_ex(p, s->type, s->path, f1, f2);
 }
 
@@ -688,6 +714,10 @@ static apr_status_t txn_cleanup(void *data)
 {
     rs_txn_t *txn = data;
 
+    if (txn->ptx) {
+        txn->store->ops->end(txn->ptx);
+        txn->ptx = NULL;
+    }
     if (txn->db) {
         apr_dbm_close(txn->db);
         txn->db = NULL;
@@ -784,14 +814,17 @@ apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
     apr_pool_create(&txn->dbpool, tp);
     /* A pre-cleanup closes the database before dbpool goes away. */
     apr_pool_pre_cleanup_register(tp, txn, txn_cleanup);
-    if (!txn->write && s->sdbm && rs_sdbm_undo_pending(s->path, tp)) {
+    if (!s->ops && !txn->write && s->sdbm && rs_sdbm_undo_pending(s->path, tp)) {
         rs_txn_t *w;                /* a killed writer's split: undo first */
 
         if (APR_SUCCESS == rs_store_begin(s, 1, tp, &w)) {
             rs_store_end(w);
         }
     }
-    if ((rv = txn_lock(txn)) == APR_SUCCESS) {
+    if (s->ops) {
+        rv = s->ops->begin(s->impl, txn->write, tp, &txn->ptx);
+    }
+    else if ((rv = txn_lock(txn)) == APR_SUCCESS) {
         rv = txn_open(txn);
     }
     if (rv != APR_SUCCESS) {
@@ -802,11 +835,25 @@ apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
     return APR_SUCCESS;
 }
 
-void rs_store_end(rs_txn_t *txn)
+apr_status_t rs_store_end(rs_txn_t *txn)
 {
+    apr_status_t rv = APR_SUCCESS;
+
     if (txn) {
+        if (txn->ptx) {
+            rv = txn->store->ops->end(txn->ptx);
+            txn->ptx = NULL;
+        }
         apr_pool_destroy(txn->pool);
     }
+    return rv;
+}
+
+apr_status_t rs_store_finish(rs_txn_t *txn, apr_status_t rv)
+{
+    apr_status_t end = rs_store_end(txn);
+
+    return APR_SUCCESS == rv ? end : rv;
 }
 
 /* ---- values ------------------------------------------------------------- */
@@ -821,8 +868,13 @@ apr_status_t rs_store_get(rs_txn_t *txn, const char *key, apr_pool_t *p,
 
     *val = NULL;
     *len = 0;
-    if ((rv = check_key(txn, key)) != APR_SUCCESS
-        || (rv = db_fetch(txn, key_datum(key), &d)) != APR_SUCCESS) {
+    if ((rv = check_key(txn, key)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (txn->ptx) {
+        return txn->store->ops->get(txn->ptx, key, p, val, len);
+    }
+    if ((rv = db_fetch(txn, key_datum(key), &d)) != APR_SUCCESS) {
         return rv;
     }
     if (!d.dptr) {
@@ -901,8 +953,13 @@ static apr_status_t put_value(rs_txn_t *txn, const char *key,
     int found;
     apr_status_t rv;
 
-    if ((rv = check_put(txn, key, val, len)) != APR_SUCCESS
-        || (rv = head_read(txn, key, &old, &found)) != APR_SUCCESS) {
+    if ((rv = check_put(txn, key, val, len)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (txn->ptx) {
+        return txn->store->ops->put(txn->ptx, key, val, len);
+    }
+    if ((rv = head_read(txn, key, &old, &found)) != APR_SUCCESS) {
         return rv;
     }
     h.piece = piece_size(strlen(key));
@@ -947,8 +1004,13 @@ apr_status_t rs_store_delete(rs_txn_t *txn, const char *key)
     apr_status_t rv;
 
     if ((rv = check_write(txn, "delete")) != APR_SUCCESS
-        || (rv = check_key(txn, key)) != APR_SUCCESS
-        || (rv = head_read(txn, key, &old, &found)) != APR_SUCCESS
+        || (rv = check_key(txn, key)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (txn->ptx) {
+        return txn->store->ops->del(txn->ptx, key);
+    }
+    if ((rv = head_read(txn, key, &old, &found)) != APR_SUCCESS
         || found == 0) {
         return rv;
     }
@@ -1069,7 +1131,9 @@ apr_status_t rs_store_keys(rs_txn_t *txn, const char *prefix,
     int i;
 
     apr_pool_create(&sp, txn->pool);
-    rv = keys_collect(txn, prefix ? prefix : "", 0, sp, &keys);
+    rv = txn->ptx
+         ? txn->store->ops->keys(txn->ptx, prefix ? prefix : "", sp, &keys)
+         : keys_collect(txn, prefix ? prefix : "", 0, sp, &keys);
     for (i = 0; rv == APR_SUCCESS && i < keys->nelts; i++) {
         if (cb(baton, APR_ARRAY_IDX(keys, i, const char *))) {
             break;
@@ -1117,8 +1181,8 @@ apr_status_t rs_store_gc(rs_txn_t *txn, const char *prefix,
     int i;
 
     *removed = 0;
-    if ((rv = check_write(txn, "gc")) != APR_SUCCESS) {
-        return rv;
+    if ((rv = check_write(txn, "gc")) != APR_SUCCESS || txn->ptx) {
+        return rv;              /* a provider has no segments */
     }
     apr_pool_create(&sp, txn->pool);
     cache = apr_hash_make(sp);
@@ -1163,8 +1227,7 @@ apr_status_t rs_store_put1(rs_store_t *s, const char *key, const char *val,
         return rv;
     }
     rv = rs_store_put(txn, key, val, len);
-    rs_store_end(txn);
-    return rv;
+    return rs_store_finish(txn, rv);
 }
 
 apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p)
@@ -1176,6 +1239,5 @@ apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p)
         return rv;
     }
     rv = rs_store_delete(txn, key);
-    rs_store_end(txn);
-    return rv;
+    return rs_store_finish(txn, rv);
 }

@@ -16,18 +16,33 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pyrs.env import RsEnv, RsArea  # noqa: E402,F401
+from pyrs.env import RsEnv, RsArea, _free_port  # noqa: E402,F401
+from pyrs.pg import PgCluster, pg_available  # noqa: E402
+
+
+def start_pg(base):
+    """A private PostgreSQL cluster under base (started; caller stops)."""
+    why = pg_available()
+    if why:
+        raise RuntimeError(f'RS_STATE=pgsql: {why}')
+    return PgCluster(base, _free_port()).init().start()
 
 
 @pytest.fixture(scope='session')
 def env():
     e = RsEnv()
+    pg = None
     try:
         e.setup(build=os.environ.get('RS_NO_BUILD') != '1')
+        if os.environ.get('RS_STATE') == 'pgsql' and not e.pg_params:
+            pg = start_pg(e.gen / 'pg')     # RS_STATE=pgsql: see pyrs/pg.py
+            e.pg_params = pg.dbd_params()
     except RuntimeError as ex:
         pytest.fail(str(ex), pytrace=False)
     yield e
     e.stop()
+    if pg:
+        pg.stop()
     bad = e.check_log(include_test=False)
     if bad:
         pytest.fail('error log at shutdown:\n' + '\n'.join(bad), pytrace=False)

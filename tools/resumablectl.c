@@ -21,8 +21,13 @@
  *   resumablectl [-d DB] [-t TYPE] replay ID|all   send again now
  *   resumablectl [-d DB] [-t TYPE] drop ID|all     forget (never sent)
  *
+ *   resumablectl -d dbd:CONNINFO schema            create/migrate the schema
+ *
  * DB is the ResumableStateDB path (default /var/lib/apache2/resumable/state),
- * TYPE its apr_dbm type (default sdbm). Exit status: 0 ok, 1 verify found
+ * TYPE its apr_dbm type (default sdbm). "dbd:CONNINFO" names a PostgreSQL
+ * state database (ResumableStateDB dbd:) by the libpq conninfo of its
+ * DBDParams line, e.g. -d 'dbd:host=db1 dbname=resumable user=rs'; no
+ * .ctl.lock is taken there (PostgreSQL serialises the writers). Exit status: 0 ok, 1 verify found
  * problems, 2 usage or database error.
  *
  * Locking: resumablectl does not share httpd's global mutex (its mechanism
@@ -68,6 +73,7 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
+#include "rs_store_pgsql.h"
 #include "rs_ctl.h"
 #include "rs_engine.h"
 #include "rs_store.h"
@@ -101,7 +107,9 @@ static int usage(void)
             "                     files of the area DIR that have none\n"
             "  events             pending hook notifications\n"
             "  replay ID|all      make them due now (httpd sends them)\n"
-            "  drop ID|all        forget them (they are never sent)\n");
+            "  drop ID|all        forget them (they are never sent)\n"
+            "  schema             (-d dbd:CONNINFO) create or migrate the\n"
+            "                     PostgreSQL schema, print its version\n");
     return 2;
 }
 
@@ -443,6 +451,39 @@ static int dispatch(ctl_t *c, const char *cmd, const char *arg)
     return cmd_rebuild(c, arg);
 }
 
+/* -d dbd:CONNINFO: the pgsql provider on a connection of our own. */
+static int open_store(ctl_t *c)
+{
+    apr_status_t rv;
+
+    if (strncmp(c->db, "dbd:", 4)) {
+        rv = rs_store_create(&c->store, c->type, c->db, NULL, c->p);
+        return APR_SUCCESS == rv ? 0 : fail(rv, "unusable state database",
+                                            c->db);
+    }
+    rv = rs_store_pgsql_direct(&c->store, c->db + 4, c->p);
+    return APR_SUCCESS == rv ? 0 : fail(rv, "unusable state database",
+                                        "dbd:");
+}
+
+static int cmd_schema(ctl_t *c)
+{
+    int version = 0;
+    apr_status_t rv;
+
+    if (!rs_store_is_pgsql(c->store)) {
+        fprintf(stderr, "resumablectl: schema needs -d dbd:CONNINFO\n");
+        return 2;
+    }
+    rv = rs_store_pgsql_schema(c->store, 1, c->p, &version);
+    if (APR_SUCCESS != rv) {
+        return fail(rv, "schema creation failed on", "dbd:");
+    }
+    printf("schema: version %d (was %d)\n", RS_PGSQL_SCHEMA_VERSION,
+           version);
+    return 0;
+}
+
 static int run(ctl_t *c, int argc, const char *const *argv, int i)
 {
     const char *cmd = argv[i];
@@ -450,20 +491,22 @@ static int run(ctl_t *c, int argc, const char *const *argv, int i)
                  || !strcmp(cmd, "rebuild");
     int events = !strcmp(cmd, "replay") || !strcmp(cmd, "drop");
     int with_arg = !strcmp(cmd, "show") || !strcmp(cmd, "rebuild") || events;
-    apr_status_t rv;
+    int schema = !strcmp(cmd, "schema");
 
-    if (!writes && !with_arg && strcmp(cmd, "list") && strcmp(cmd, "verify")
-        && strcmp(cmd, "events")) {
+    if (!writes && !with_arg && !schema && strcmp(cmd, "list")
+        && strcmp(cmd, "verify") && strcmp(cmd, "events")) {
         return usage();
     }
     if (argc != i + 1 + with_arg) {
         return usage();
     }
-    rv = rs_store_create(&c->store, c->type, c->db, NULL, c->p);
-    if (APR_SUCCESS != rv) {
-        return fail(rv, "unusable state database", c->db);
+    if (open_store(c)) {
+        return 2;
     }
-    if (take_lock(c, writes || events)) {
+    if (schema) {
+        return cmd_schema(c);
+    }
+    if (!rs_store_is_pgsql(c->store) && take_lock(c, writes || events)) {
         return 2;
     }
     return dispatch(c, cmd, with_arg ? argv[i + 1] : NULL);

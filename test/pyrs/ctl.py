@@ -19,7 +19,10 @@ def ctl_path(env):
 
 
 def resumablectl(env, db, *args):
-    """(exit code, stdout + stderr) of `resumablectl -d db args...`."""
+    """(exit code, stdout + stderr) of `resumablectl -d db args...`.
+    RS_STATE=pgsql: the session's default database is PostgreSQL's."""
+    if env.pg_params and str(db) == str(env.statedb):
+        db = 'dbd:' + env.pg_params
     r = subprocess.run([str(ctl_path(env)), '-d', str(db)] + [str(a) for a in args],
                        capture_output=True, text=True, timeout=60)
     return r.returncode, r.stdout + r.stderr

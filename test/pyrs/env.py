@@ -8,6 +8,7 @@ import glob
 import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import random
@@ -147,33 +148,13 @@ def _proc_children(ppid):
     return sorted(kids)
 
 
-def _free_port():
-    """A free loopback port below the kernel's ephemeral range
-    (net.ipv4.ip_local_port_range, 32768-60999 by default): a port the
-    kernel hands out for port 0 may be taken by any client socket's
-    ephemeral end while httpd is stopped between two classes, and then
-    httpd cannot bind it again (AH00072)."""
-    lo = 20000
-    try:
-        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
-            hi = min(int(f.read().split()[0]), 32768)
-    except (OSError, ValueError, IndexError):
-        hi = 32768
-    rnd = random.Random()
-    for _ in range(200):
-        port = rnd.randrange(lo, max(hi, lo + 1000))
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(('127.0.0.1', port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
+def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.bind(('127.0.0.1', 0))
+        s.bind(('127.0.0.1', port))
         return s.getsockname()[1]
+    except OSError:
+        return None
     finally:
         s.close()
 
@@ -186,6 +167,23 @@ def _listeners(port):
         return r.stdout
     except (OSError, subprocess.SubprocessError) as ex:
         return str(ex)
+
+
+def _free_port():
+    """A free port below the ephemeral range when possible: a server that
+    stops and starts again on an ephemeral port can find it taken by an
+    outgoing connection of any process of the machine in between."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rnd = random.SystemRandom()
+    for _ in range(100 if low > 12000 else 0):
+        port = _bindable(rnd.randrange(10000, low))
+        if port:
+            return port
+    return _bindable(0)
 
 
 class RsEnv:
@@ -217,6 +215,11 @@ class RsEnv:
         self.last_fail_output = ''
         self._class_allow = ([], [])
         self._test_allow = ([], [])
+        # RS_STATE=pgsql: the default state database is PostgreSQL through
+        # mod_dbd (ResumableStateDB dbd:); pg_params is its DBDParams, set
+        # by the session fixture (test/conftest.py) or RS_PG_PARAMS
+        self.pg_params = os.environ.get('RS_PG_PARAMS') \
+            if os.environ.get('RS_STATE') == 'pgsql' else None
         self.client = RsClient(self.url)
         set_default_base(self.url)
 
@@ -349,7 +352,11 @@ class RsEnv:
             '</Location>',
         ]
         if load_module:
-            if statedb is True:
+            if statedb is True and self.pg_params:
+                L += [f'LoadModule dbd_module "{MODULES_DIR}/mod_dbd.so"',
+                      'DBDriver pgsql', f'DBDParams "{self.pg_params}"',
+                      'ResumableStateDB dbd:']
+            elif statedb is True:
                 L.append(f'ResumableStateDB "{self.statedb}"')
             elif statedb:
                 L.append(f'ResumableStateDB {statedb}')

@@ -1,0 +1,130 @@
+"""RsCluster: N httpd nodes with mod_resumable sharing one PostgreSQL state
+database (ResumableStateDB dbd:) and one upload directory, behind a front
+httpd with mod_proxy_balancer (lbmethod=byrequests, no stickiness), so
+consecutive requests through the front land on different nodes.
+
+Each node and the front is an RsEnv of its own (own gen dir, port, log,
+pid file) under <session gen>/cluster/; the session env keeps its role as
+the default client base. Every wait is bounded (RsEnv's).
+"""
+import time
+from pathlib import Path
+
+from .client import RsClient, set_default_base
+from .env import BASE_MODULES, RsArea, RsEnv
+
+FRONT_MODULES = BASE_MODULES + ['proxy', 'proxy_http', 'proxy_balancer',
+                                'slotmem_shm', 'lbmethod_byrequests']
+
+
+class RsCluster:
+
+    def __init__(self, env, pg_params, n=2):
+        self.env = env
+        self.base = Path(env.gen) / 'cluster'
+        self.pg_params = pg_params
+        self.nodes = []
+        for i in range(n):
+            node = RsEnv(gen=self.base / f'node{i}')
+            node.pg_params = pg_params
+            self.nodes.append(node)
+        self.front = RsEnv(gen=self.base / 'front')
+        set_default_base(env.url)       # RsEnv() moved it: restore
+        self.url = self.front.url
+        self.client = self.front.client
+        self.shared = None
+
+    def setup(self):
+        for e in self.nodes + [self.front]:
+            e.setup(build=False)
+        self.shared = self.env.mkdir_www(self.base / 'shared')
+        return self
+
+    def area_dir(self, name):
+        return self.env.mkdir_www(self.shared / name)
+
+    def areas(self, expire='1h', extra=()):
+        """/files/ (tus, IETF) and /short/ (expires after 2 s), both in
+        the shared directory, Location built from X-Forwarded-Host."""
+        common = ['ResumableTrustForwarded On']
+        return [RsArea('/files/', dir=self.area_dir('files'),
+                       directives=[f'ResumableExpire {expire}'] + common
+                       + list(extra)),
+                RsArea('/short/', dir=self.area_dir('short'),
+                       directives=['ResumableExpire 2s'] + common)]
+
+    def start(self, areas=None, extra='', server_extra='', sweep='1',
+              modules_extra=()):
+        for node in self.nodes:
+            node.install(areas=areas or self.areas(), extra=extra,
+                         server_extra=server_extra, sweep=sweep,
+                         modules=BASE_MODULES + list(modules_extra))
+            node.start()
+        members = '\n'.join(f'    BalancerMember "{n.url}" retry=1'
+                            for n in self.nodes)
+        self.front.install(load_module=False, modules=FRONT_MODULES, extra=(
+            '<Proxy "balancer://rs">\n'
+            f'{members}\n'
+            '    ProxySet lbmethod=byrequests\n'
+            '</Proxy>\n'
+            'ProxyPass "/server-status" "!"\n'
+            'ProxyPass "/" "balancer://rs/"\n'))
+        self.front.start()
+        return self
+
+    def stop(self):
+        for e in [self.front] + self.nodes:
+            e.stop()
+
+    def node_clients(self):
+        return [RsClient(n.url) for n in self.nodes]
+
+    def served_by(self, method, since):
+        """Per node: how many `method` requests (or request lines starting
+        so) its access log has past the sizes in `since` (from marks())."""
+        out = []
+        for n, pos in zip(self.nodes, since):
+            text = n.access_log.read_bytes()[pos:].decode(errors='replace') \
+                if n.access_log.exists() else ''
+            out.append(sum(1 for line in text.splitlines()
+                           if f'"{method} ' in line))
+        return out
+
+    def wait_balanced(self, timeout=10):
+        """Until requests through the front reach every node again (after
+        a node was down, the balancer retries it after `retry`)."""
+        deadline = time.monotonic() + timeout
+        marks = self.marks()
+        while time.monotonic() < deadline:
+            self.client.get('/index.html?balanced')
+            if min(self.served_by('GET /index.html?balanced', marks)) > 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def marks(self):
+        return [n.access_log.stat().st_size if n.access_log.exists() else 0
+                for n in self.nodes]
+
+    def log_lines(self, pattern):
+        """Lines of every node's error log containing pattern."""
+        out = []
+        for n in self.nodes:
+            text = n.error_log.read_text(errors='replace') \
+                if n.error_log.exists() else ''
+            out += [line for line in text.splitlines() if pattern in line]
+        return out
+
+    def begin_test(self):
+        for e in self.nodes + [self.front]:
+            e.begin_test()
+
+    def allow_errors(self, **kw):
+        for e in self.nodes + [self.front]:
+            e.allow_errors(**kw)
+
+    def end_test(self):
+        bad = []
+        for e in self.nodes + [self.front]:
+            bad += [f'{e.gen.name}: {b}' for b in e.end_test()]
+        return bad
