@@ -32,7 +32,7 @@ def wait_for(cond, timeout=20, step=0.05):
 
 def show(env, uid, field):
     """A field of `resumablectl show uid` (list fields split)."""
-    rc, out = resumablectl(env, env.statedb, 'show', uid)
+    rc, out = resumablectl(env, statedb(env), 'show', uid)
     assert rc == 0, out
     line = [ln for ln in out.splitlines() if ln.startswith(field + ':')][0]
     value = line.split(':', 1)[1].split()
@@ -41,7 +41,7 @@ def show(env, uid, field):
 
 def records(env):
     """Upload ids in the state database."""
-    rc, out = resumablectl(env, env.statedb, 'list')
+    rc, out = resumablectl(env, statedb(env), 'list')
     assert rc == 0, out
     return {ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()}
 
@@ -51,14 +51,21 @@ def logged(env, mark, tag, text):
     return any(tag in ln and text in ln for ln in env.log_lines(mark))
 
 
+def statedb(env):
+    """A state database of its own: verify judges only these tests."""
+    return env.state_dir / 'concat236'
+
+
 def verified(env):
-    rc, out = resumablectl(env, env.statedb, 'verify')
+    rc, out = resumablectl(env, statedb(env), 'verify')
     return rc == 0 and ' 0 problems' in out
 
 
 class TestConcatLimits:
-    CONF = dict(areas=[RsArea('/files/', dir='concat236',
-                              directives=['ResumableExpire 1h'])])
+    CONF = staticmethod(lambda env: dict(
+        statedb=f'"{statedb(env)}"',
+        areas=[RsArea('/files/', dir='concat236',
+                      directives=['ResumableExpire 1h'])]))
 
     def partial(self, tus, data, upload=True):
         url = tus.create(length=len(data), concat='partial')

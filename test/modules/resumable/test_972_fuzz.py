@@ -223,6 +223,10 @@ def paths(c):
             '/fz3files/static972.txt', '/fz3files/.resumable/']
 
 
+def statedb(env):
+    return env.state_dir / 'fuzz972'
+
+
 def conf(env):
     """P: no limits; P2: limits, CORS, forwarded headers; P3: blocking
     and notifying hooks to a receiver (refusing by name and content),
@@ -235,7 +239,9 @@ def conf(env):
     hooks = [f'ResumableHook {e} {RX.url}/fz3' for e in (
         'pre-create', 'pre-finish', 'post-create', 'post-finish',
         'post-terminate', 'post-receive')]
-    return dict(server_extra='Timeout 5', areas=[
+    # a state database of its own: the verify after the run judges only
+    # what the fuzzer did, not what earlier suites left broken on purpose
+    return dict(server_extra='Timeout 5', statedb=f'"{statedb(env)}"', areas=[
         RsArea(P, dir=AREA, directives=['LimitRequestBody 2000000']),
         RsArea(P2, dir=AREA + '2', directives=[
             'ResumableMaxSize 64K', 'ResumableCORSOrigins *',
@@ -295,7 +301,7 @@ class TestFuzz:
             + '\n'.join(bad[:20])
         # the state the fuzzer left is consistent: records against files,
         # ResumableMaxPending's counts against the uploads without data
-        rc, out = resumablectl(env, env.statedb, 'verify')
+        rc, out = resumablectl(env, statedb(env), 'verify')
         assert rc == 0 and ' 0 problems' in out, \
             f'RS_FUZZ_SEED={seed}: resumablectl verify:\n{out[-3000:]}'
         # the private directory's static file never went out
