@@ -9,6 +9,8 @@ Builds the module of revision --base (git worktree in bench/out/ab/base,
 two private httpd instances (event MPM, the same generated config but for
 the LoadModule line; data and state on tmpfs). Rounds alternate A B A B:
 
+Each case starts with one uncounted warm-up upload per server.
+
   single  one tus upload of --size-mib MiB (POST, then one PATCH with curl)
   small   --small uploads of 1 MiB, creation-with-upload, 8 at once
 
@@ -233,6 +235,8 @@ def main():
               f'new = working tree; {a.pairs} rounds, tmpfs')
         for case in a.cases.split(','):
             runs = {'base': [], 'new': []}
+            for name in ('base', 'new'):    # warm-up, not counted (page
+                run_case(servers[name], case, a, srcs)  # cache, children)
             for r in range(a.pairs):
                 order = ('base', 'new') if r % 2 == 0 else ('new', 'base')
                 for name in order:
