@@ -93,8 +93,11 @@ static apr_status_t create_probe(probe_t *pr)
     apr_status_t rv;
 
     rv = apr_file_open(&f, pr->a, EXCL_FLAGS, PROBE_PERMS, pr->p);
-    if (APR_STATUS_IS_EACCES(rv) || rv == APR_FROM_OS_ERROR(EROFS)
-        || rv == APR_FROM_OS_ERROR(EPERM)) {
+    if (rv == APR_FROM_OS_ERROR(EROFS)) {
+        return fail(pr, rv, "is on a read-only file system",
+                    "open O_CREAT|O_EXCL");
+    }
+    if (APR_STATUS_IS_EACCES(rv) || rv == APR_FROM_OS_ERROR(EPERM)) {
         return fail(pr, rv, "is not writable by the httpd User",
                     "open O_CREAT|O_EXCL");
     }
