@@ -11,6 +11,7 @@
  */
 
 #include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_file_info.h>
@@ -317,11 +318,19 @@ static const char *as_child_user(creds_t *c, apr_pool_t *p)
         return apr_psprintf(p, "getgroups: %s", strerror(errno));
     }
     c->switched = 1;
-    if (('#' != *user && initgroups(user, ap_unixd_config.group_id))
+    if ('#' == *user) {         /* as unixd: the name of that uid */
+        struct passwd *pw = getpwuid(ap_unixd_config.user_id);
+
+        user = pw ? apr_pstrdup(p, pw->pw_name) : NULL;
+    }
+    if ((user ? initgroups(user, ap_unixd_config.group_id)
+         : setgroups(1, &ap_unixd_config.group_id))
         || setegid(ap_unixd_config.group_id)
         || seteuid(ap_unixd_config.user_id)) {
         const char *why = apr_psprintf(p, "cannot take the credentials of "
-                                       "User %s: %s", user, strerror(errno));
+                                       "User %s: %s",
+                                       ap_unixd_config.user_name,
+                                       strerror(errno));
         back_to_root(c);
         return why;
     }
