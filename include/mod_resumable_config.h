@@ -100,6 +100,8 @@ int rs_conf_in_store(const char *path, int *staging);
  *  (rs_conf_in_store also matches paths that reach one by another
  *  spelling: a symlink, a bind mount). */
 void rs_conf_store_ids_init(apr_pool_t *pconf);
+/** Every ResumableDir of the config (const char *, may repeat), or NULL. */
+const apr_array_header_t *rs_conf_store_dirs(void);
 /** Forget the ResumableDir list (pre_config: the config is read anew). */
 void rs_conf_reset(apr_pool_t *pconf);
 /** Is media type `type` on the inline list of the area? */

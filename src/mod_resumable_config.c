@@ -62,6 +62,11 @@ void rs_conf_reset(apr_pool_t *pconf)
     store_dirs = apr_array_make(pconf, 4, sizeof(const char *));
 }
 
+const apr_array_header_t *rs_conf_store_dirs(void)
+{
+    return store_dirs;
+}
+
 /* ------------------------------------------------------------------------ */
 /* create / merge                                                            */
 

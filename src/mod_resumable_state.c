@@ -10,6 +10,8 @@
  * take it; see rs_store.h).
  */
 
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_file_info.h>
@@ -28,6 +30,7 @@
 #include "mod_resumable_config.h"
 #include "rs_store.h"
 #include "rs_store_pgsql.h"
+#include "rs_fscheck.h"
 #include "rs_log.h"
 #include "mod_dbd.h"
 
@@ -274,6 +277,120 @@ static int cluster_check(apr_pool_t *ptemp, server_rec *s)
     return OK;
 }
 
+/* The probe runs with the children's credentials (User, Group and the
+ * User's supplementary groups, as unixd gives them) when started as root:
+ * the children write into the directories, and a probe that ran as root
+ * would pass where they are refused. Effective ids only, given back after
+ * (post_config runs single-threaded). */
+typedef struct {
+    int switched;
+    gid_t egid;
+    int ngroups;
+    gid_t *groups;
+} creds_t;
+
+static void back_to_root(creds_t *c)
+{
+    if (c->switched) {
+        if (seteuid(0) || setegid(c->egid)
+            || setgroups((size_t)c->ngroups, c->groups)) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, errno, NULL, RS_LOGNO(09821)
+                         "cannot take back root's credentials after the "
+                         "directory self-test");
+        }
+        c->switched = 0;
+    }
+}
+
+static const char *as_child_user(creds_t *c, apr_pool_t *p)
+{
+    const char *user = ap_unixd_config.user_name;
+
+    c->switched = 0;
+    if (geteuid() != 0 || ap_unixd_config.user_id == (uid_t)-1 || !user) {
+        return NULL;            /* not root: the children are this user */
+    }
+    c->egid = getegid();
+    c->ngroups = getgroups(0, NULL);
+    c->groups = apr_pcalloc(p, sizeof(gid_t) * (c->ngroups + 1));
+    if (c->ngroups < 0
+        || (c->ngroups = getgroups(c->ngroups, c->groups)) < 0) {
+        return apr_psprintf(p, "getgroups: %s", strerror(errno));
+    }
+    c->switched = 1;
+    if ('#' == *user) {         /* as unixd: the name of that uid */
+        struct passwd *pw = getpwuid(ap_unixd_config.user_id);
+
+        user = pw ? apr_pstrdup(p, pw->pw_name) : NULL;
+    }
+    if ((user ? initgroups(user, ap_unixd_config.group_id)
+         : setgroups(1, &ap_unixd_config.group_id))
+        || setegid(ap_unixd_config.group_id)
+        || seteuid(ap_unixd_config.user_id)) {
+        const char *why = apr_psprintf(p, "cannot take the credentials of "
+                                       "User %s: %s",
+                                       ap_unixd_config.user_name,
+                                       strerror(errno));
+        back_to_root(c);
+        return why;
+    }
+    return NULL;
+}
+
+static int fscheck_refuse(server_rec *s, const char *dir, const char *failed,
+                          const char *why)
+{
+    ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, RS_LOGNO(09820)
+                 "ResumableDir %s%s%s: %s; cluster mode needs a POSIX shared "
+                 "file system, writable by the httpd User: NFS >= 4.1 with "
+                 "sync exports, CephFS, GlusterFS with "
+                 "performance.stat-prefetch off", dir,
+                 strcmp(dir, failed) ? ", staging folder " : "",
+                 strcmp(dir, failed) ? failed : "", why);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Was dirs[i] seen before i? */
+static int seen_before(const apr_array_header_t *dirs, int i)
+{
+    int j;
+
+    for (j = 0; j < i; j++) {
+        if (!strcmp(APR_ARRAY_IDX(dirs, j, const char *),
+                    APR_ARRAY_IDX(dirs, i, const char *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The self-test of every distinct ResumableDir and its staging folder
+ * (rs_fscheck.h). A directory that does not exist is left to the request
+ * path, which reports it as without cluster mode. */
+static int cluster_fscheck(apr_pool_t *ptemp, server_rec *s)
+{
+    const apr_array_header_t *dirs = rs_conf_store_dirs();
+    const char *dir, *failed = NULL, *why = NULL;
+    apr_finfo_t fi;
+    apr_status_t rv = APR_SUCCESS;
+    creds_t creds;
+    int i;
+
+    if ((why = as_child_user(&creds, ptemp))) {
+        return fscheck_refuse(s, "(all)", "(all)", why);
+    }
+    for (i = 0; dirs && i < dirs->nelts && rv == APR_SUCCESS; i++) {
+        dir = APR_ARRAY_IDX(dirs, i, const char *);
+        if (seen_before(dirs, i) || APR_STATUS_IS_ENOENT(
+                apr_stat(&fi, dir, APR_FINFO_TYPE, ptemp))) {
+            continue;
+        }
+        rv = rs_fscheck_area(dir, ptemp, &failed, &why);
+    }
+    back_to_root(&creds);
+    return rv == APR_SUCCESS ? OK : fscheck_refuse(s, dir, failed, why);
+}
+
 static int cluster_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                server_rec *s)
 {
@@ -284,7 +401,8 @@ static int cluster_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     /* also in the first (pre-detach) pass: `apachectl start` itself then
      * fails with the reason, not only the daemon's error log */
-    if (OK != (rv = cluster_check(ptemp, s))) {
+    if (OK != (rv = cluster_check(ptemp, s))
+        || OK != (rv = cluster_fscheck(ptemp, s))) {
         return rv;
     }
     rs_store_pgsql_create(&engine.store, dbd_lend, dbd_return, s, "dbd:",
