@@ -159,6 +159,17 @@ def _bindable(port):
         s.close()
 
 
+def wait_for(cond, timeout=20, step=0.05):
+    """Poll cond() until it is truthy or timeout seconds passed (bounded);
+    returns its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
 def _listeners(port):
     """Who listens on port (ss), for a failure message."""
     try:

@@ -22,7 +22,7 @@ import pytest
 from pyrs.client import OCTET, RsClient, Tus, abort_socket, make_data, \
     read_response, sha256, upload_id
 from pyrs.cluster import RsCluster
-from pyrs.env import _free_port
+from pyrs.env import _free_port, wait_for
 from pyrs.pg import PgCluster, pg_available
 from pyrs.seeds import form_body
 
@@ -82,14 +82,6 @@ def get_body(client, url):
     return r.body
 
 
-def wait_for(pred, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class TestCluster:

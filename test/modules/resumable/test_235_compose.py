@@ -15,7 +15,7 @@ import pytest
 
 from pyrs.client import make_data, sha256, split_url, upload_id
 from pyrs.ctl import resumablectl
-from pyrs.env import RsArea
+from pyrs.env import RsArea, wait_for
 from pyrs.seeds import post_form, seeds_conf, seeds_dir
 
 COMPOSED = 0x40
@@ -28,13 +28,6 @@ def db_path(env, name):
     return env.gen / name / 'state'
 
 
-def wait_for(cond, timeout=20, step=0.05):
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
 
 
 def flags(env, db, uid):

@@ -11,7 +11,7 @@ import time
 
 from pyrs.client import make_data, sha256, split_url, upload_id
 from pyrs.ctl import resumablectl
-from pyrs.env import RsArea
+from pyrs.env import RsArea, wait_for
 
 MAX_PARTS = 100         # RS_ENGINE_MAX_PARTS
 MAX_WAITERS = 100       # RS_ENGINE_MAX_WAITERS
@@ -21,13 +21,6 @@ def path_of(url):
     return split_url(url)[0]
 
 
-def wait_for(cond, timeout=20, step=0.05):
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
 
 
 def show(env, uid, field):

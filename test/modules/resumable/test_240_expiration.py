@@ -5,16 +5,9 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from pyrs.client import make_data, sha256, upload_id
-from pyrs.env import RsArea
+from pyrs.env import RsArea, wait_for
 
 
-def wait_for(pred, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 @pytest.mark.slow

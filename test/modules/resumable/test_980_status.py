@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pyrs.client import TUS_VERSION, RsClient, make_data, read_response, upload_id
-from pyrs.env import RsArea
+from pyrs.env import RsArea, wait_for
 
 
 def auto(env):
@@ -24,13 +24,6 @@ def auto(env):
     return out
 
 
-def wait_for(pred, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class Pinned:
