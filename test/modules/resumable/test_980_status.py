@@ -12,14 +12,15 @@ from pyrs.client import TUS_VERSION, RsClient, make_data, read_response, upload_
 from pyrs.env import RsArea, wait_for
 
 
-def auto(env):
-    """The Resumable* lines of /server-status?auto as a dict of ints."""
+def auto(env, prefix='Resumable'):
+    """The lines of /server-status?auto starting with prefix (Resumable*
+    by default) as a dict of ints, keyed without "Resumable"."""
     r = RsClient(env.url).get('/server-status?auto')
     assert r.status == 200, r
     out = {}
     for line in r.body.decode().splitlines():
         k, sep, v = line.partition(': ')
-        if sep and k.startswith('Resumable'):
+        if sep and k.startswith(prefix):
             out[k[len('Resumable'):]] = int(v)
     return out
 

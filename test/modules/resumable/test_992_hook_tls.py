@@ -16,6 +16,7 @@ from pyrs.client import make_data
 from pyrs.ctl import resumablectl
 from pyrs.env import BASE_MODULES, RsArea
 from pyrs.hookrx import Receiver, free_port
+from test_990_hooks import published, tus_upload  # noqa: E402
 
 BLOCKING = ('pre-create', 'pre-finish')
 NOTIFY = ('post-create', 'post-finish')
@@ -103,23 +104,6 @@ def conf(env):
         RsArea('/later/', dir='tls-later',
                directives=hooks(Tls.later.url + '/n', NOTIFY, ca)),
     ], modules=BASE_MODULES)
-
-
-def tus_upload(env, area, data, name):
-    tus = env.tus(area)
-    r = tus.create_resp(length=len(data), metadata={'filename': name})
-    if r.status != 201:
-        return tus, None, r
-    url = r.headers['Location']
-    return tus, url, tus.patch(url, 0, data)
-
-
-def published(area_dir, name, timeout=10):
-    p = area_dir / name
-    end = time.monotonic() + timeout
-    while not p.exists() and time.monotonic() < end:
-        time.sleep(0.05)
-    return p.exists()
 
 
 def pending(env):

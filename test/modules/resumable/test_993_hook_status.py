@@ -9,6 +9,7 @@ from pyrs.client import RsClient, make_data
 from pyrs.ctl import resumablectl
 from pyrs.env import RsArea
 from pyrs.hookrx import Receiver
+from test_980_status import auto as status_auto  # noqa: E402
 
 NOTIFY = ('post-create', 'post-finish')
 
@@ -18,14 +19,7 @@ class Rx:
 
 
 def auto(env):
-    r = RsClient(env.url).get('/server-status?auto')
-    assert r.status == 200, r
-    out = {}
-    for line in r.body.decode().splitlines():
-        k, sep, v = line.partition(': ')
-        if sep and k.startswith('ResumableHook'):
-            out[k[len('Resumable'):]] = int(v)
-    return out
+    return status_auto(env, 'ResumableHook')
 
 
 def wait_auto(env, pred, timeout=20):
