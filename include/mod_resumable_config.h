@@ -28,6 +28,8 @@ typedef struct rs_srv_conf_t {
     apr_off_t write_buffer;         /* -1 unset */
     apr_off_t read_size;            /* -1 unset, 0 httpd's own reads */
     int splice;                     /* -1 unset */
+    apr_interval_time_t lease_time; /* -1 unset (cluster mode only) */
+    apr_off_t checkpoint;           /* -1 unset (cluster mode only) */
 } rs_srv_conf_t;
 
 typedef struct rs_dir_conf_t {

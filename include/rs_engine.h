@@ -72,6 +72,13 @@ typedef struct rs_engine_t {
     struct rs_store_t *store;
     apr_size_t write_buffer;        /* coalescing buffer per writer */
     const rs_engine_hooks_t *hooks; /* NULL: no hooks */
+    /* cluster mode (state in PostgreSQL, data on a shared file system):
+     * writers hold leases with epochs instead of OFD locks, offsets come
+     * from the records, data goes to per-epoch segment files
+     * (rs_engine_lease.c). 0: one node. */
+    apr_interval_time_t lease_time; /* ResumableLeaseTime */
+    apr_off_t checkpoint;           /* ResumableCheckpoint: bytes between
+                                       fenced checkpoints of a writer */
 } rs_engine_t;
 
 /** Settings of the area (per-dir config, resolved by the glue). */

@@ -95,9 +95,49 @@ int rs_eng_chunk_proto(rs_proto_id_t proto);
  *  returns RS_ERR_WRONG_PROTOCOL (400). */
 rs_error_t *rs_eng_wrong_mode(apr_pool_t *p, const rs_upload_t *u,
                               const char *what);
-/** The upload's writer lock (waits up to the area's lock_wait). */
-rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
-                        apr_pool_t *p, struct rs_lock_t **lock);
+/* Holds (rs_engine_lease.c): the one writer of an upload. On one node an
+ * OFD lock (rs_lock.h); in cluster mode (rs_eng_cluster) a lease with an
+ * epoch in the record, judged by the store's clock (design at the top of
+ * rs_engine_lease.c). */
+typedef struct rs_hold_t rs_hold_t;
+/** A save by a holder whose epoch is no longer the record's: it lost the
+ *  lease to another request (RS_ERR_FENCED). */
+#define RS_EFENCED (APR_OS_START_USERERR + 931)
+int rs_eng_cluster(const rs_engine_t *e);
+/** Hold upload id (staging folder of dir): wait up to `wait` for the
+ *  holder to yield (asking it), else RS_ERR_LOCKED. Release with
+ *  rs_eng_unhold (a lease left behind expires after e->lease_time). */
+rs_error_t *rs_eng_hold(rs_engine_t *e, const char *dir, const char *id,
+                        apr_interval_time_t wait, apr_pool_t *p,
+                        rs_hold_t **h);
+/** Has a newcomer asked the holder to yield (or taken the lease)?
+ *  Rate-limited: cheap to call per idle tick. */
+int rs_eng_hold_stop_requested(rs_hold_t *h);
+void rs_eng_unhold(rs_hold_t *h);
+apr_int64_t rs_eng_hold_epoch(const rs_hold_t *h);
+/** Cluster: the previous holder never released (a new segment began). */
+int rs_eng_hold_takeover(const rs_hold_t *h);
+/** A renewal that began at local time `began` succeeded. */
+void rs_eng_hold_renewed(rs_hold_t *h, apr_time_t began);
+/** Cluster: a renewal is due (a third of the lease passed). */
+int rs_eng_hold_renew_due(const rs_hold_t *h);
+/** Cluster: the lease may have passed by now (no renewal for 4/5 of it):
+ *  the holder must stop writing. */
+int rs_eng_hold_expiring(const rs_hold_t *h);
+/** "<boot id>:<pid>:<start time>" of this process (a lease owner). */
+const char *rs_eng_lease_me(apr_pool_t *p);
+/** "<dir>/.resumable/<id>.e<epoch>": file of segment s of u. */
+const char *rs_eng_seg_path(apr_pool_t *p, const rs_upload_t *u,
+                            const rs_segment_t *s);
+/** The upload's hold for a writer (waits up to the area's lock_wait). */
+rs_error_t *rs_eng_lock(rs_engine_t *e, const rs_area_t *a,
+                        const rs_upload_t *u, apr_pool_t *p, rs_hold_t **h);
+/** rs_eng_save_event by holder h (NULL: u's epoch must still be the
+ *  record's in cluster mode): fenced (RS_EFENCED) when the record's epoch
+ *  moved on; renews h's lease. */
+apr_status_t rs_eng_save_held(rs_engine_t *e, rs_hold_t *h,
+                              const rs_upload_t *u, int event, apr_pool_t *p,
+                              rs_upload_t **fresh);
 
 /* Hooks (rs_engine_hook.c): no-ops when e->hooks is NULL. */
 /** Ask a blocking hook (rs_engine_hooks_t.gate). */

@@ -59,6 +59,9 @@ typedef enum {
     RS_ERR_HOOK_FAILED,          /* 502 hook answered 2xx with a bad body */
     RS_ERR_REJECTED,             /* 403 upload refused by pre-finish */
     RS_ERR_STATE_UNAVAILABLE,    /* 503 state database unreachable (dbd:) */
+    RS_ERR_FENCED,               /* 409 cluster: the writer's lease passed
+                                    to another request (its epoch is
+                                    stale): nothing more of it counts */
     RS_ERR__COUNT
 } rs_errcode_t;
 

@@ -33,6 +33,7 @@
 #include <apr_global_mutex.h>
 #include <apr_tables.h>
 #include <apr_errno.h>
+#include <apr_time.h>
 
 #define RS_STORE_MAX_VALUE (4 * 1024 * 1024)
 /** Longest key (bytes); keys never contain 0x1f (the segment separator). */
@@ -110,6 +111,11 @@ apr_status_t rs_store_put1(rs_store_t *s, const char *key, const char *val,
                            apr_size_t len, apr_pool_t *p);
 apr_status_t rs_store_delete1(rs_store_t *s, const char *key, apr_pool_t *p);
 
+/** The clock the store judges time by, read inside txn: PostgreSQL's
+ *  for the pgsql provider (one clock for every node: writer leases expire
+ *  by it), the local clock for dbm. */
+apr_status_t rs_store_clock(rs_txn_t *txn, apr_time_t *now);
+
 /** The files apr_dbm uses for path/type (for chown at startup). */
 apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
                             const char **f1, const char **f2);
@@ -138,6 +144,8 @@ typedef struct rs_store_ops_t {
     /* head keys starting with prefix, in byte order, copied into p */
     apr_status_t (*keys)(void *tx, const char *prefix, apr_pool_t *p,
                          apr_array_header_t **keys);
+    /* the database's clock (µs since the epoch); NULL: the local clock */
+    apr_status_t (*clock)(void *tx, apr_time_t *now);
 } rs_store_ops_t;
 
 /** A store served by a provider; name is what rs_store_path() reports

@@ -94,7 +94,27 @@ typedef struct rs_upload_t {
     const char *client_key;      /* chunk/offset protocols: client's own id */
     const char *digest_alg;      /* e.g. "sha256" when digest is set */
     const char *digest;          /* lower-case hex digest of the content */
+    /* cluster mode (rs_engine_lease.c): the writer lease and the segments
+     * of an append-mode upload; 0 / NULL on a single node */
+    apr_int64_t epoch;           /* fencing token: +1 per acquisition */
+    const char *lease_owner;     /* holder "<boot id>:<pid>:<start>", NULL
+                                    when free (released cleanly) */
+    apr_time_t lease_until;      /* by the state store's clock */
+    apr_time_t stop_req;         /* a newcomer asked the holder to yield */
+    int nsegs;                   /* committed data: segment files */
+    struct rs_segment_t *segs;
 } rs_upload_t;
+
+/* One segment file "<id>.e<epoch>" of an append-mode upload in cluster
+ * mode: bytes [start, start + len) of the upload, committed (fsynced and
+ * counted). Segments are contiguous from 0: offset = sum of len. */
+typedef struct rs_segment_t {
+    apr_int64_t epoch;           /* names the file; its writer's epoch */
+    apr_off_t start;
+    apr_off_t len;
+} rs_segment_t;
+
+#define RS_UPLOAD_MAX_SEGS 1000
 
 #define RS_UPLOAD_MAX_CHUNKS 100000
 #define RS_UPLOAD_MAX_PARTS  1000

@@ -163,6 +163,8 @@ void *rs_conf_create_srv(apr_pool_t *p, server_rec *s)
     c->write_buffer = RS_UNSET;
     c->read_size = RS_UNSET;
     c->splice = RS_UNSET;
+    c->lease_time = RS_UNSET;
+    c->checkpoint = RS_UNSET;
     return c;
 }
 
@@ -177,6 +179,8 @@ void *rs_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE(write_buffer);
     MERGE(read_size);
     MERGE(splice);
+    MERGE(lease_time);
+    MERGE(checkpoint);
     return n;
 }
 
@@ -512,6 +516,39 @@ static const char *set_sweep(cmd_parms *cmd, void *dc, const char *arg)
     return err ? err : parse_duration(cmd, arg, 0, &srv_conf(cmd)->sweep);
 }
 
+static const char *set_lease_time(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = global_only(cmd);
+    apr_interval_time_t v;
+
+    if (!err) {
+        err = parse_duration(cmd, arg, 0, &v);
+    }
+    if (!err && (v < apr_time_from_sec(1) || v > apr_time_from_sec(600))) {
+        err = bad(cmd, arg, "expected a duration from 1s to 10m");
+    }
+    if (!err) {
+        srv_conf(cmd)->lease_time = v;
+    }
+    return err;
+}
+
+static const char *set_checkpoint(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = global_only(cmd);
+    apr_off_t v;
+
+    if (err) {
+        return err;
+    }
+    if (APR_SUCCESS != rs_util_parse_size(arg, &v) || v < 64 * 1024
+        || v > APR_INT64_C(1) << 40) {
+        return bad(cmd, arg, "expected a size from 64K to 1T");
+    }
+    srv_conf(cmd)->checkpoint = v;
+    return NULL;
+}
+
 static const char *set_write_buffer(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = global_only(cmd);
@@ -682,6 +719,11 @@ const command_rec rs_conf_cmds[] = {
                   "name; Public: httpd serves them to anyone"),
     AP_INIT_TAKE1("ResumableSweepInterval", set_sweep, NULL, RSRC_CONF,
                   "how often expired uploads are removed"),
+    AP_INIT_TAKE1("ResumableLeaseTime", set_lease_time, NULL, RSRC_CONF,
+                  "cluster (ResumableStateDB dbd:): how long a writer's "
+                  "lease lasts without a checkpoint"),
+    AP_INIT_TAKE1("ResumableCheckpoint", set_checkpoint, NULL, RSRC_CONF,
+                  "cluster: bytes a writer receives between checkpoints"),
     AP_INIT_TAKE1("ResumableWriteBuffer", set_write_buffer, NULL, RSRC_CONF,
                   "bytes coalesced per data file write"),
     AP_INIT_TAKE1("ResumableReadSize", set_read_size, NULL, RSRC_CONF,
@@ -713,6 +755,12 @@ void rs_conf_server_defaults(server_rec *s)
         }
         if (c->splice == RS_UNSET) {
             c->splice = 1;
+        }
+        if (c->lease_time == RS_UNSET) {
+            c->lease_time = apr_time_from_sec(10);
+        }
+        if (c->checkpoint == RS_UNSET) {
+            c->checkpoint = 16 * 1024 * 1024;
         }
     }
 }

@@ -407,6 +407,8 @@ static int cluster_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     }
     rs_store_pgsql_create(&engine.store, dbd_lend, dbd_return, s, "dbd:",
                           pconf);
+    engine.lease_time = rs_conf_server(s)->lease_time;
+    engine.checkpoint = rs_conf_server(s)->checkpoint;
     return OK;
 }
 
@@ -421,6 +423,8 @@ int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     db_type = c->statedb_type ? c->statedb_type : "sdbm";
     db_path = c->statedb_path ? c->statedb_path : RS_DEFAULT_STATEDB;
     engine.write_buffer = (apr_size_t)c->write_buffer;
+    engine.lease_time = 0;              /* one node: OFD locks */
+    engine.checkpoint = 0;
     cluster = 0;
     mutex = NULL;
     if (!strcmp(db_type, "dbd")) {

@@ -53,6 +53,26 @@ static apr_off_t file_size(const char *path, apr_pool_t *p)
     return fi.size;
 }
 
+/* Cluster records: the bytes the segment files hold, contiguously from
+ * 0 (a segment shorter than its committed length ends them); -1 when the
+ * first one is missing. */
+static apr_off_t segs_size(const rs_upload_t *u, apr_pool_t *p)
+{
+    apr_off_t fs = 0;
+    int i;
+
+    for (i = 0; i < u->nsegs; i++) {
+        fs = file_size(rs_eng_seg_path(p, u, &u->segs[i]), p);
+        if (fs < 0) {
+            return i ? u->segs[i].start : (u->segs[i].len ? -1 : 0);
+        }
+        if (i + 1 < u->nsegs && fs < u->segs[i].len) {
+            return u->segs[i].start + fs;
+        }
+    }
+    return u->segs[u->nsegs - 1].start + fs;
+}
+
 static rs_ctl_item_t *item_read(rs_txn_t *txn, const char *id, apr_pool_t *p)
 {
     rs_ctl_item_t *it = apr_pcalloc(p, sizeof(*it));
@@ -67,6 +87,9 @@ static rs_ctl_item_t *item_read(rs_txn_t *txn, const char *id, apr_pool_t *p)
     }
     if (APR_SUCCESS != it->rv) {
         it->u = NULL;
+    }
+    else if (it->u->dir && it->u->nsegs > 0 && rs_upload_append_mode(it->u)) {
+        it->data_size = segs_size(it->u, p);
     }
     else if (it->u->dir) {
         it->data_size = file_size(rs_data_path(p, it->u->dir, id), p);
@@ -263,8 +286,18 @@ static apr_status_t lower_offset(rs_txn_t *txn, rs_ctl_item_t *it,
     apr_size_t len;
     apr_status_t rv;
 
-    it->u->offset = it->data_size;
-    it->u->pending_from = -1;
+    rs_upload_t *u = it->u;
+    int i;
+
+    u->offset = it->data_size;
+    u->pending_from = -1;
+    for (i = 0; i < u->nsegs; i++) {        /* cluster: cut the segments */
+        if (u->segs[i].start + u->segs[i].len >= u->offset) {
+            u->segs[i].len = u->offset - u->segs[i].start;
+            u->nsegs = i + 1;
+            break;
+        }
+    }
     rv = rs_upload_encode(it->u, p, &buf, &len);
     if (APR_SUCCESS == rv) {
         rv = rs_store_put(txn, apr_pstrcat(p, "u:", it->id, NULL), buf, len);

@@ -267,6 +267,9 @@ apr_status_t rs_eng_txn_save(rs_txn_t *txn, const rs_upload_t *u, apr_pool_t *p)
 rs_error_t *rs_eng_state_error(apr_pool_t *p, apr_status_t rv, const char *what,
                                const char *id)
 {
+    if (RS_EFENCED == rv) {             /* logged (RS09831) where found */
+        return rs_error_make(p, RS_ERR_FENCED, 0, NULL);
+    }
     rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, p, RS_LOGNO(01002)
                   "upload %s: state database %s failed", id, what);
     return rs_error_make(p, RS_STORE_UNAVAILABLE(rv)
@@ -315,8 +318,51 @@ apr_status_t rs_eng_save_progress(rs_engine_t *e, const rs_upload_t *u,
 apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
                                int event, apr_pool_t *p, rs_upload_t **fresh)
 {
+    return rs_eng_save_held(e, NULL, u, event, p, fresh);
+}
+
+/* Cluster: may the writer of u (holder h, or whoever read u) still change
+ * stored record cur? Renews h's lease and sizes the last segment. */
+static apr_status_t fence(rs_engine_t *e, rs_hold_t *h, rs_txn_t *txn,
+                          rs_upload_t *cur, const rs_upload_t *u,
+                          apr_pool_t *p)
+{
+    apr_int64_t mine = h ? rs_eng_hold_epoch(h) : u->epoch;
+    rs_segment_t *last;
+    apr_time_t now;
+    apr_status_t rv;
+
+    if (cur->epoch != mine) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, 0, p, RS_LOGNO(09831)
+                      "upload %s: writer of epoch %" APR_INT64_T_FMT
+                      " fenced: the lease is at epoch %" APR_INT64_T_FMT
+                      " (another request took it over); its bytes since "
+                      "its last checkpoint do not count", u->id, mine,
+                      cur->epoch);
+        return RS_EFENCED;
+    }
+    if (h && cur->lease_owner) {
+        if (APR_SUCCESS != (rv = rs_store_clock(txn, &now))) {
+            return rv;
+        }
+        cur->lease_until = now + e->lease_time;
+    }
+    if (cur->nsegs > 0 && !(cur->flags & RS_UF_CHUNKED)) {
+        last = &cur->segs[cur->nsegs - 1];
+        if (cur->offset >= last->start) {
+            last->len = cur->offset - last->start;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t rs_eng_save_held(rs_engine_t *e, rs_hold_t *h,
+                              const rs_upload_t *u, int event, apr_pool_t *p,
+                              rs_upload_t **fresh)
+{
     rs_txn_t *txn;
     rs_upload_t *cur = NULL;
+    apr_time_t began = apr_time_now();
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
 
     if (APR_SUCCESS != rv) {
@@ -336,6 +382,9 @@ apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
         rv = rs_eng_pending_update(txn, cur, cur->offset > 0
                                    || RS_STATE_COMPLETE == cur->state, p);
     }
+    if (APR_SUCCESS == rv && rs_eng_cluster(e)) {
+        rv = fence(e, h, txn, cur, u, p);
+    }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_txn_save(txn, cur, p);
     }
@@ -343,6 +392,9 @@ apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
         rv = rs_eng_record(e, txn, event, cur, p);
     }
     rv = rs_store_finish(txn, rv);          /* pgsql: the commit */
+    if (APR_SUCCESS == rv) {
+        rs_eng_hold_renewed(h, began);
+    }
     if (fresh) {
         *fresh = cur;
     }
@@ -452,7 +504,7 @@ static int expired(const rs_upload_t *u, apr_time_t now)
 }
 
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
-                                  rs_lock_t *lock, int event, apr_pool_t *p);
+                                  rs_hold_t *hold, int event, apr_pool_t *p);
 
 /* Remove an expired upload unless a writer holds it (then it is in use
  * and not expired after all) or, for a partial, a final still needs its
@@ -460,24 +512,22 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
 static int expire_now(rs_engine_t *e, rs_upload_t *u, apr_time_t now,
                       apr_pool_t *p)
 {
-    const char *staging;
-    rs_lock_t *lock;
+    rs_hold_t *hold;
     rs_upload_t *cur;
     int removed = 0;
 
-    if (APR_SUCCESS == rs_data_staging(p, u->dir, 0, &staging)
-        && !rs_eng_release_partial(e, NULL, u, p)
-        && APR_SUCCESS == rs_lock_acquire(&lock, staging, u->id, 0, p)) {
+    if (!rs_eng_release_partial(e, NULL, u, p)
+        && !rs_eng_hold(e, u->dir, u->id, 0, p, &hold)) {
         /* read again under the lock: another sweeper (another node of a
          * cluster) may have removed it, a writer may have touched it */
         if (!rs_eng_lookup(e, u->id, p, &cur) && expired(cur, now)
-            && APR_SUCCESS == remove_upload(e, cur, lock, RS_HOOK_POST_EXPIRE, p)) {
+            && APR_SUCCESS == remove_upload(e, cur, hold, RS_HOOK_POST_EXPIRE, p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(01005)
                           "upload %s: expired, removed", u->id);
             rs_stats_add(RS_STAT_EXPIRED, 1);
             removed = 1;
         }
-        rs_lock_release(lock);
+        rs_eng_unhold(hold);
     }
     return removed;
 }
@@ -614,8 +664,9 @@ rs_error_t *rs_engine_open(rs_engine_t *e, const rs_area_t *a, const char *id,
     if (RS_STATE_ASSEMBLING == u->state && (u->flags & RS_UF_FINAL)) {
         u = recover_final(e, a, u, p);
     }
-    if (rs_upload_append_mode(u)) {
-        u = offset_now(e, a, u, p);
+    if (rs_upload_append_mode(u) && !rs_eng_cluster(e)) {
+        u = offset_now(e, a, u, p);     /* cluster: the record's offset is
+                                           the committed one */
     }
     if (rs_upload_append_mode(u) && u->length >= 0 && u->offset == u->length) {
         u = recover_complete(e, a, u, p, &err);
@@ -1112,8 +1163,7 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
                                  const char *final_id,
                                  apr_interval_time_t wait, apr_pool_t *p)
 {
-    const char *staging;
-    rs_lock_t *lock;
+    rs_hold_t *lock;
     rs_txn_t *txn;
     rs_upload_t *u, **parts;
     rs_error_t *err = NULL;
@@ -1121,10 +1171,9 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
     int ready;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = rs_data_staging(p, a->dir, 1, &staging))
-        || APR_SUCCESS != (rv = rs_lock_acquire(&lock, staging, final_id,
-                                                wait, p))) {
-        return rs_error_make(p, RS_ERR_LOCKED, rv, NULL);
+    if ((err = rs_eng_hold(e, a->dir, final_id, wait, p, &lock))) {
+        return RS_ERR_NOT_FOUND == err->code ? NULL
+               : rs_error_make(p, RS_ERR_LOCKED, err->cause, NULL);
     }
     if (APR_SUCCESS != (rv = rs_store_begin(e->store, 0, p, &txn))) {
         err = rs_eng_state_error(p, rv, "open", final_id);
@@ -1140,7 +1189,7 @@ static rs_error_t *assemble_wait(rs_engine_t *e, const rs_area_t *a,
     }
     err = rs_eng_compose(e, a, u, total, p);
 cleanup:
-    rs_lock_release(lock);
+    rs_eng_unhold(lock);
     return err;
 }
 
@@ -1353,33 +1402,63 @@ typedef struct append_ctx {
     const rs_append_t *ap;
     rs_body_t *body;
     apr_pool_t *p;
-    rs_lock_t *lock;
+    rs_hold_t *lock;
     apr_file_t *f;
     rs_writer_t *w;
     rs_hash_t *hash;
     apr_off_t start;
     apr_off_t remaining;           /* -1: unbounded */
     int verify;                    /* bytes count only once verified */
+    /* cluster mode: the segment written, and checkpoints */
+    apr_off_t base;                /* upload offset of the file's byte 0 */
+    apr_off_t committed;           /* upload offset counted so far */
+    apr_time_t ckpt_time;          /* last checkpoint (local clock) */
 } append_ctx;
 
-rs_error_t *rs_eng_lock(const rs_area_t *a, const rs_upload_t *u,
-                        apr_pool_t *p, rs_lock_t **lock)
+rs_error_t *rs_eng_lock(rs_engine_t *e, const rs_area_t *a,
+                        const rs_upload_t *u, apr_pool_t *p, rs_hold_t **h)
 {
-    const char *staging;
-    apr_status_t rv = rs_data_staging(p, u->dir, 1, &staging);
-
-    if (APR_SUCCESS == rv) {
-        rv = rs_lock_acquire(lock, staging, u->id, a->lock_wait, p);
-    }
-    if (APR_STATUS_IS_EBUSY(rv)) {
-        return rs_error_make(p, RS_ERR_LOCKED, rv, NULL);
-    }
-    return APR_SUCCESS == rv ? NULL : rs_eng_io_error(p, rv, "locking", u->id);
+    return rs_eng_hold(e, u->dir, u->id, a->lock_wait, p, h);
 }
 
 static rs_error_t *take_lock(append_ctx *c)
 {
-    return rs_eng_lock(c->a, c->u, c->p, &c->lock);
+    return rs_eng_lock(c->e, c->a, c->u, c->p, &c->lock);
+}
+
+/* Cluster: open the segment this writer owns (the last one; a new, empty
+ * one after a takeover), cut to its committed length. A file shorter than
+ * that lost committed bytes (or shows a stale size: looked at twice). */
+static rs_error_t *open_segment(append_ctx *c)
+{
+    rs_upload_t *u = c->u;
+    const rs_segment_t *seg = &u->segs[u->nsegs - 1];
+    const char *path = rs_eng_seg_path(c->p, u, seg);
+    apr_off_t size = 0;
+    apr_status_t rv;
+    int i;
+
+    c->base = seg->start;
+    rv = rs_data_open(&c->f, path, 1, c->p);
+    for (i = 0; APR_SUCCESS == rv && i < 2; i++) {
+        rv = rs_data_size(path, &size, c->p);
+        if (APR_SUCCESS != rv || size >= seg->len) {
+            break;
+        }
+        apr_sleep(apr_time_from_msec(200));
+    }
+    if (APR_SUCCESS == rv && size < seg->len) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, 0, c->p, RS_LOGNO(09834)
+                      "upload %s: segment %s holds %" APR_OFF_T_FMT
+                      " bytes, %" APR_OFF_T_FMT " were committed: the shared "
+                      "file system lost data", u->id, path, size, seg->len);
+        rv = APR_EGENERAL;
+    }
+    if (APR_SUCCESS == rv && size > seg->len) {
+        rv = rs_data_truncate(c->f, seg->len);  /* an uncounted tail */
+    }
+    return APR_SUCCESS == rv ? NULL
+           : rs_eng_io_error(c->p, rv, "opening the segment", u->id);
 }
 
 /* Re-read the record under the lock and make it agree with the file. */
@@ -1395,6 +1474,11 @@ static rs_error_t *refresh(append_ctx *c)
     *c->u = *u;
     if (!rs_upload_append_mode(u)) {
         return NULL;                    /* complete or final: no data file */
+    }
+    if (rs_eng_cluster(c->e)) {
+        return u->nsegs > 0 ? open_segment(c)
+               : rs_eng_io_error(c->p, APR_EGENERAL, "finding the segment",
+                                 u->id);
     }
     rv = rs_data_open(&c->f, rs_data_path(c->p, u->dir, u->id), 1, c->p);
     if (APR_SUCCESS != rv) {
@@ -1493,30 +1577,96 @@ static rs_error_t *begin_write(append_ctx *c)
 {
     apr_status_t rv;
 
-    c->start = c->u->offset;
+    c->start = c->committed = c->u->offset;
+    c->ckpt_time = apr_time_now();
     c->verify = c->ap->checksum_alg || c->ap->checksum_trailer;
     if (c->ap->checksum_alg
         && APR_SUCCESS != rs_hash_create_for(&c->hash, c->ap->checksum_alg,
                                              c->body->length, c->p)) {
         return rs_error_make(c->p, RS_ERR_CHECKSUM_ALGORITHM, 0, NULL);
     }
-    if (c->verify) {
+    if (c->verify && !rs_eng_cluster(c->e)) {
+        /* (cluster: nothing counts before a checkpoint, and a verified
+         * append checkpoints only once verified) */
         c->u->pending_from = c->start;
         if (APR_SUCCESS != (rv = rs_eng_save_progress(c->e, c->u, c->p, NULL))) {
             return rs_eng_state_error(c->p, rv, "write", c->u->id);
         }
     }
     c->body->take_pipe = !c->hash;   /* bytes go to the file untouched */
-    rv = rs_writer_create(&c->w, c->f, c->start, c->e->write_buffer, c->p);
+    rv = rs_writer_create(&c->w, c->f, c->start - c->base,
+                          c->e->write_buffer, c->p);
     if (APR_SUCCESS == rv) {
         rs_writer_writeback(c->w, c->a->sync);  /* the fdatasync will wait */
     }
     return APR_SUCCESS == rv ? NULL : rs_eng_io_error(c->p, rv, "writer", c->u->id);
 }
 
+#define CKPT_IDLE  apr_time_from_sec(1)       /* idle bytes wait this long */
+#define CKPT_RETRY apr_time_from_msec(250)    /* after a failed attempt */
+
+/* Cluster: make what was written count: fdatasync, then a save fenced by
+ * the writer's epoch that also renews its lease. A verified append only
+ * renews (its bytes count once verified). NULL, or why to stop: fenced,
+ * or the lease about to pass without a renewal (the state store cannot
+ * be reached: stop writing before another node may take over). */
+static rs_error_t *checkpoint(append_ctx *c)
+{
+    apr_status_t rv = rs_writer_flush(c->w);
+    apr_off_t upto = c->start + rs_writer_flushed(c->w);
+
+    if (APR_SUCCESS != rv) {
+        return rs_eng_io_error(c->p, rv, "writing", c->u->id);
+    }
+    if (!c->verify && upto > c->committed) {
+        if (APR_SUCCESS != (rv = rs_data_sync(c->f))) {
+            return rs_eng_io_error(c->p, rv, "fsync", c->u->id);
+        }
+        c->u->offset = upto;
+        c->u->updated = apr_time_now();
+        c->u->expires = rs_engine_expires(c->a, c->u);
+    }
+    rv = rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
+    c->ckpt_time = apr_time_now();
+    if (APR_SUCCESS == rv) {
+        c->committed = c->u->offset;
+        return NULL;
+    }
+    c->u->offset = c->committed;            /* not counted */
+    if (RS_EFENCED == rv) {
+        return rs_error_make(c->p, RS_ERR_FENCED, 0, NULL);
+    }
+    if (rs_eng_hold_expiring(c->lock)) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, rv, c->p, RS_LOGNO(09832)
+                      "upload %s: no checkpoint for most of the lease "
+                      "(state database unreachable): this writer stops",
+                      c->u->id);
+        return rs_error_make(c->p, RS_ERR_STATE_UNAVAILABLE, rv, NULL);
+    }
+    return NULL;                            /* the next one may succeed */
+}
+
+static int checkpoint_due(append_ctx *c, int idle)
+{
+    apr_time_t since = apr_time_now() - c->ckpt_time;
+    apr_off_t pending;
+
+    if (!rs_eng_cluster(c->e) || since < CKPT_RETRY / 5) {
+        return 0;
+    }
+    if (rs_eng_hold_expiring(c->lock)
+        || (rs_eng_hold_renew_due(c->lock) && since >= CKPT_RETRY)) {
+        return 1;
+    }
+    pending = c->start + rs_writer_total(c->w) - c->committed;
+    return !c->verify && pending > 0
+           && (pending >= c->e->checkpoint || (idle && since >= CKPT_IDLE));
+}
+
 /* Stream the body into the writer. Returns the reason it stopped. */
 static rs_error_t *stream(append_ctx *c)
 {
+    rs_error_t *err;
     apr_time_t last = apr_time_now();
     const char *data;
     apr_size_t len;
@@ -1532,8 +1682,11 @@ static rs_error_t *stream(append_ctx *c)
             if (APR_SUCCESS != (rv = rs_writer_flush(c->w))) {
                 return rs_eng_io_error(c->p, rv, "writing", c->u->id);
             }
+            if (checkpoint_due(c, 1) && (err = checkpoint(c))) {
+                return err;
+            }
             if (apr_time_now() - last >= c->a->stall_time
-                && rs_lock_stop_requested(c->lock)) {
+                && rs_eng_hold_stop_requested(c->lock)) {
                 rs_stats_add(RS_STAT_TAKEOVERS, 1);
                 return rs_error_make(c->p, RS_ERR_INTERRUPTED, 0, NULL);
             }
@@ -1556,6 +1709,9 @@ static rs_error_t *stream(append_ctx *c)
                   : rs_writer_splice(c->w, c->body->pipe_fd, len);
         if (APR_SUCCESS != rv) {
             return rs_eng_io_error(c->p, rv, "writing", c->u->id);
+        }
+        if (checkpoint_due(c, 0) && (err = checkpoint(c))) {
+            return err;
         }
     }
 }
@@ -1603,13 +1759,15 @@ static rs_error_t *verify(append_ctx *c, apr_off_t n)
     return NULL;
 }
 
-/* Roll back to the start offset (unverified or refused bytes). */
+/* Roll back to what counts (unverified or refused bytes): the start
+ * offset, or in cluster mode the last checkpoint (never below it: those
+ * bytes may be another writer's base by now). */
 static void rollback(append_ctx *c)
 {
-    rs_data_truncate(c->f, c->start);
-    c->u->offset = c->start;
+    rs_data_truncate(c->f, c->committed - c->base);
+    c->u->offset = c->committed;
     c->u->pending_from = -1;
-    rs_eng_save_progress(c->e, c->u, c->p, NULL);
+    rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
 }
 
 /* Persist what the stream left: flush, sync, verify, record the offset. */
@@ -1621,6 +1779,14 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
     rs_error_t *err = why;
 
     res->received = rs_writer_total(c->w);
+    if (why && (RS_ERR_FENCED == why->code
+                || RS_ERR_STATE_UNAVAILABLE == why->code)) {
+        /* cluster: this writer may no longer change anything */
+        res->stored = c->committed - c->start;
+        res->interrupted = 1;
+        c->u->offset = c->committed;
+        return why;
+    }
     if (APR_SUCCESS != rv && !err) {
         err = rs_eng_io_error(c->p, rv, "writing", c->u->id);
     }
@@ -1642,10 +1808,64 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
         c->u->updated = apr_time_now();
         c->u->expires = rs_engine_expires(c->a, c->u);
     }
-    if (APR_SUCCESS != (rv = rs_eng_save_progress(c->e, c->u, c->p, NULL)) && !err) {
+    rv = rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
+    if (APR_SUCCESS != rv && !err) {
         err = rs_eng_state_error(c->p, rv, "write", c->u->id);
     }
+    if (APR_SUCCESS == rv) {
+        c->committed = c->u->offset;
+    }
     return err;
+}
+
+/* Cluster: the upload's bytes as one file "<id>.data", which completion
+ * publishes (or a partial keeps): a link to a single segment, else the
+ * segments copied in order (in the kernel where it can) and synced. */
+static rs_error_t *join_segments(append_ctx *c)
+{
+    rs_upload_t *u = c->u;
+    const char *data = rs_data_path(c->p, u->dir, u->id), *src;
+    apr_file_t *dst = NULL, *f;
+    apr_status_t rv;
+    apr_off_t len;
+    int i;
+
+    rs_data_remove(data, c->p);         /* left by an earlier attempt */
+    if (1 == u->nsegs) {
+        rv = apr_file_link(rs_eng_seg_path(c->p, u, &u->segs[0]), data);
+        return APR_SUCCESS == rv ? NULL
+               : rs_eng_io_error(c->p, rv, "linking the segment", u->id);
+    }
+    rv = rs_data_open(&dst, data, 1, c->p);
+    for (i = 0; APR_SUCCESS == rv && i < u->nsegs; i++) {
+        len = i + 1 < u->nsegs ? u->segs[i].len : u->offset - u->segs[i].start;
+        src = rs_eng_seg_path(c->p, u, &u->segs[i]);
+        if (len > 0 && APR_SUCCESS == (rv = rs_data_open(&f, src, 0, c->p))) {
+            rv = rs_data_copy_range(dst, u->segs[i].start, f, 0, len);
+            apr_file_close(f);
+        }
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_data_truncate(dst, u->offset);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_data_sync(dst);
+    }
+    if (dst) {
+        apr_file_close(dst);
+    }
+    return APR_SUCCESS == rv ? NULL
+           : rs_eng_io_error(c->p, rv, "joining the segments", u->id);
+}
+
+/* Remove the segment files of u (cluster; after completion or removal). */
+static void remove_segments(const rs_upload_t *u, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < u->nsegs; i++) {
+        rs_data_remove(rs_eng_seg_path(p, u, &u->segs[i]), p);
+    }
 }
 
 static int reached_end(const rs_upload_t *u)
@@ -1677,19 +1897,21 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
         u->flags &= ~RS_UF_DEFER_LENGTH;
     }
     if (!err && reached_end(u)) {
-        err = complete(e, a, u, p);
+        if (rs_eng_cluster(e) && u->nsegs > 0) {
+            err = join_segments(&c);
+        }
+        if (!err) {
+            err = complete(e, a, u, p);
+        }
+        if (!err && rs_eng_cluster(e)) {
+            remove_segments(u, p);
+        }
     }
 cleanup:
     if (c.f) {
         apr_file_close(c.f);
     }
-    if (c.lock && RS_STATE_COMPLETE == u->state
-        && !(u->flags & RS_UF_PARTIAL)) {
-        rs_lock_remove_files(c.lock);   /* nobody writes a finished upload */
-    }
-    if (c.lock) {
-        rs_lock_release(c.lock);
-    }
+    rs_eng_unhold(c.lock);
     rs_report_upload(p, u);
     rs_report(p)->bytes += res->stored;
     return err;
@@ -1756,14 +1978,26 @@ static apr_status_t check_unused(rs_txn_t *txn, const char *id, apr_pool_t *p)
 /* Delete data, published file and record; leave a tombstone. The caller
  * holds the upload's lock. APR_EBUSY: a partial still in use, kept. */
 static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
-                                  rs_lock_t *lock, int event, apr_pool_t *p)
+                                  rs_hold_t *hold, int event, apr_pool_t *p)
 {
     rs_txn_t *txn;
+    rs_upload_t *cur = u;
     char stamp[32];
     apr_status_t kv, rv = rs_store_begin(e->store, 1, p, &txn);
 
     if (APR_SUCCESS != rv) {
         return rv;
+    }
+    if (rs_eng_cluster(e)) {
+        /* fenced like a writer; the segments are the stored record's */
+        rv = rs_eng_txn_load(txn, u->id, p, &cur);
+        if (APR_SUCCESS == rv && cur->epoch != rs_eng_hold_epoch(hold)) {
+            rv = RS_EFENCED;
+        }
+        if (APR_SUCCESS != rv) {
+            rs_store_end(txn);
+            return rv;
+        }
     }
     apr_snprintf(stamp, sizeof(stamp), "%" APR_TIME_T_FMT, apr_time_now());
     if (APR_SUCCESS != (rv = check_unused(txn, u->id, p))) {
@@ -1794,13 +2028,13 @@ static apr_status_t remove_upload(rs_engine_t *e, rs_upload_t *u,
         return rv;                      /* the upload stays, files and all */
     }
     rs_data_remove(rs_data_path(p, u->dir, u->id), p);
-    if (u->flags & RS_UF_CHUNKED) {
-        rs_eng_remove_chunks(u, p);
+    remove_segments(cur, p);
+    if (cur->flags & RS_UF_CHUNKED) {
+        rs_eng_remove_chunks(cur, p);
     }
-    if ((u->flags & RS_UF_PUBLISHED) && u->path) {
-        rs_data_remove(u->path, p);
+    if ((cur->flags & RS_UF_PUBLISHED) && cur->path) {
+        rs_data_remove(cur->path, p);
     }
-    rs_lock_remove_files(lock);
     return rv;
 }
 
@@ -1825,7 +2059,7 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
     if (APR_SUCCESS == rv) {
         rv = remove_upload(e, u, c.lock, RS_HOOK_POST_TERMINATE, p);
     }
-    rs_lock_release(c.lock);
+    rs_eng_unhold(c.lock);
     if (APR_STATUS_IS_EBUSY(rv)) {
         return rs_error_make(p, RS_ERR_LOCKED, rv, "a final concatenation "
                              "still uses this partial upload");

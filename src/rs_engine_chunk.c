@@ -513,14 +513,12 @@ static rs_error_t *md5s_advance(const rs_area_t *a, const rs_upload_t *u,
 static void md5s_grow(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
                       apr_pool_t *p)
 {
-    const char *staging;
-    rs_lock_t *lock;
+    rs_hold_t *lock;
     rs_upload_t *fresh;
     md5_state_t st;
     rs_error_t *err;
 
-    if (APR_SUCCESS != rs_data_staging(p, u->dir, 0, &staging)
-        || APR_SUCCESS != rs_lock_acquire(&lock, staging, u->id, 0, p)) {
+    if (rs_eng_hold(e, u->dir, u->id, 0, p, &lock)) {
         return;
     }
     /* from chunk 0 only: the seed numbers from 0, and until chunk 0 is
@@ -537,7 +535,7 @@ static void md5s_grow(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
                           u->id, err->detail ? err->detail : "");
         }
     }
-    rs_lock_release(lock);
+    rs_eng_unhold(lock);
 }
 
 /* Under the writer lock, with md5hex: merge what is left of chunks
@@ -593,9 +591,9 @@ static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
                                    rs_upload_t *u, apr_off_t chunk_size,
                                    const char *md5hex, apr_pool_t *p)
 {
-    rs_lock_t *lock = NULL;
+    rs_hold_t *lock = NULL;
     rs_upload_t *fresh;
-    rs_error_t *err = rs_eng_lock(a, u, p, &lock);
+    rs_error_t *err = rs_eng_lock(e, a, u, p, &lock);
     int base, n;
 
     if (err) {
@@ -618,9 +616,8 @@ static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
     else if (!(err = md5s_finish(a, u, base, n, md5hex, p))
              && !(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
         rs_eng_remove_chunks(u, p);
-        rs_lock_remove_files(lock);
     }
-    rs_lock_release(lock);
+    rs_eng_unhold(lock);
     return err;
 }
 

@@ -354,28 +354,20 @@ static rs_error_t *materialise(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
 rs_error_t *rs_engine_materialise(rs_engine_t *e, const rs_area_t *a,
                                   const char *id, apr_pool_t *p)
 {
-    const char *staging;
     rs_upload_t *u;
-    rs_lock_t *lock;
+    rs_hold_t *lock;
     rs_error_t *err = rs_eng_lookup(e, id, p, &u);
-    apr_status_t rv;
 
     if (err || !composed(u)) {
         return NULL;                    /* gone, or done already */
     }
-    rv = rs_data_staging(p, u->dir, 1, &staging);
-    if (APR_SUCCESS == rv) {
-        rv = rs_lock_acquire(&lock, staging, id, a ? a->lock_wait : 0, p);
+    if ((err = rs_eng_hold(e, u->dir, id, a ? a->lock_wait : 0, p, &lock))) {
+        return RS_ERR_NOT_FOUND == err->code ? NULL : err;
     }
-    if (APR_SUCCESS != rv) {
-        return rs_error_make(p, APR_STATUS_IS_EBUSY(rv) ? RS_ERR_LOCKED
-                             : RS_ERR_STORAGE, rv, NULL);
+    if (!(err = rs_eng_lookup(e, id, p, &u)) && composed(u)) {
+        err = materialise(e, u, p);
     }
-    if (!(err = rs_eng_lookup(e, id, p, &u)) && composed(u)
-        && !(err = materialise(e, u, p))) {
-        rs_lock_remove_files(lock);     /* nobody writes it any more */
-    }
-    rs_lock_release(lock);
+    rs_eng_unhold(lock);
     if (err && RS_ERR_LOCKED != err->code) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_WARNING, err->cause, p,
                       RS_LOGNO(01032) "upload %s: materialising failed "

@@ -69,6 +69,8 @@ static const rs_error_row_t rs_error_table[RS_ERR__COUNT] = {
     ROW(HOOK_FAILED,        502, "the application's hook answered badly"),
     ROW(REJECTED,           403, "the application refused this upload"),
     ROW(STATE_UNAVAILABLE,  503, "state database unavailable, retry later"),
+    ROW(FENCED,             409, "another request took this upload over; "
+                                 "resume from its current offset"),
 };
 
 #undef ROW

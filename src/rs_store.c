@@ -710,6 +710,15 @@ apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
     return apr_dbm_get_usednames_ex(p, s->type, s->path, f1, f2);
 }
 
+apr_status_t rs_store_clock(rs_txn_t *txn, apr_time_t *now)
+{
+    if (txn->ptx && txn->store->ops->clock) {
+        return txn->store->ops->clock(txn->ptx, now);
+    }
+    *now = apr_time_now();
+    return APR_SUCCESS;
+}
+
 static apr_status_t txn_cleanup(void *data)
 {
     rs_txn_t *txn = data;

@@ -388,8 +388,30 @@ static apr_status_t pg_keys(void *ptx, const char *prefix, apr_pool_t *p,
     return APR_SUCCESS;
 }
 
+/* PostgreSQL's clock now (not the transaction's start: a writer may have
+ * waited for the writers' lock), in µs since the epoch. */
+static apr_status_t pg_clock(void *ptx, apr_time_t *now)
+{
+    pg_tx *tx = ptx;
+    apr_dbd_results_t *res;
+    const char *v;
+    char *end;
+    apr_status_t rv = query(tx, "SELECT (extract(epoch FROM clock_timestamp())"
+                            " * 1000000)::bigint", "clock", tx->pool, &res);
+
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    v = entry(tx, tx->pool, res, 1);
+    if (!v) {
+        return fail(tx, 0, "clock");
+    }
+    *now = (apr_time_t)apr_strtoi64(v, &end, 10);
+    return *end ? fail(tx, 0, "clock") : APR_SUCCESS;
+}
+
 static const rs_store_ops_t pgsql_ops = {
-    "pgsql", pg_begin, pg_end, pg_get, pg_put, pg_del, pg_keys
+    "pgsql", pg_begin, pg_end, pg_get, pg_put, pg_del, pg_keys, pg_clock
 };
 
 /* ---- stores ------------------------------------------------------------- */

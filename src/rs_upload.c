@@ -64,6 +64,15 @@
  *   0x17 client_key    str
  *   0x18 digest_alg    str
  *   0x19 digest        str
+ *   0x1a epoch         int   0..max int64 (cluster writer lease)
+ *   0x1b lease_owner   str
+ *   0x1c lease_until   int   any
+ *   0x1d stop_req      int   any
+ *   0x1e segs          segs  cluster append mode: L = 24 * n, n at most
+ *                            RS_UPLOAD_MAX_SEGS; each segment epoch,
+ *                            start, len as three int64: epoch >= 1,
+ *                            len >= 0, the first start 0 and each next
+ *                            start the previous start + len
  *
  * Absent int fields take the defaults of a fresh record (state ACTIVE,
  * proto TUS, length -1, pending_from -1, everything else 0). The encoder
@@ -115,7 +124,12 @@ enum {
     TAG_CLIENT_KEY   = 0x17,
     TAG_DIGEST_ALG   = 0x18,
     TAG_DIGEST       = 0x19,
-    TAG__LAST        = TAG_DIGEST,
+    TAG_EPOCH        = 0x1a,
+    TAG_LEASE_OWNER  = 0x1b,
+    TAG_LEASE_UNTIL  = 0x1c,
+    TAG_STOP_REQ     = 0x1d,
+    TAG_SEGS         = 0x1e,
+    TAG__LAST        = TAG_SEGS,
     TAG_CRITICAL     = 0x80          /* 0x80-0xff: must be understood */
 };
 
@@ -135,6 +149,7 @@ static const struct {
     { TAG_CLIENT_KEY, offsetof(rs_upload_t, client_key) },
     { TAG_DIGEST_ALG, offsetof(rs_upload_t, digest_alg) },
     { TAG_DIGEST,     offsetof(rs_upload_t, digest) },
+    { TAG_LEASE_OWNER, offsetof(rs_upload_t, lease_owner) },
 };
 
 #define N_STR_FIELDS (sizeof(str_fields) / sizeof(str_fields[0]))
@@ -244,17 +259,12 @@ static void put_head(rs_writer_t *w, int tag, apr_size_t len)
     put_u32(w, len);
 }
 
+static void put_i64(rs_writer_t *w, apr_int64_t v);
+
 static void put_int(rs_writer_t *w, int tag, apr_int64_t v)
 {
-    apr_uint64_t u = (apr_uint64_t)v;
-    unsigned char b[8];
-    int i;
-
-    for (i = 7; i >= 0; i--, u >>= 8) {
-        b[i] = (unsigned char)u;
-    }
     put_head(w, tag, 8);
-    put_bytes(w, b, 8);
+    put_i64(w, v);
 }
 
 static void put_str(rs_writer_t *w, int tag, const char *s)
@@ -305,6 +315,33 @@ static void put_map(rs_writer_t *w, const rs_upload_t *u)
     put_bytes(w, &last, 1);
 }
 
+static void put_i64(rs_writer_t *w, apr_int64_t v)
+{
+    apr_uint64_t u = (apr_uint64_t)v;
+    unsigned char b[8];
+    int i;
+
+    for (i = 7; i >= 0; i--, u >>= 8) {
+        b[i] = (unsigned char)u;
+    }
+    put_bytes(w, b, 8);
+}
+
+static void put_segs(rs_writer_t *w, const rs_upload_t *u)
+{
+    int i;
+
+    if (u->nsegs <= 0 || !u->segs) {
+        return;
+    }
+    put_head(w, TAG_SEGS, (apr_size_t)u->nsegs * 24);
+    for (i = 0; i < u->nsegs; i++) {
+        put_i64(w, u->segs[i].epoch);
+        put_i64(w, u->segs[i].start);
+        put_i64(w, u->segs[i].len);
+    }
+}
+
 static void put_record(rs_writer_t *w, const rs_upload_t *u)
 {
     unsigned char version = RS_UPLOAD_FORMAT;
@@ -328,6 +365,16 @@ static void put_record(rs_writer_t *w, const rs_upload_t *u)
     put_int(w, TAG_CHUNK_SIZE, u->chunk_size);
     put_int(w, TAG_CHUNK_COUNT, u->chunk_count);
     put_map(w, u);
+    if (u->epoch) {
+        put_int(w, TAG_EPOCH, u->epoch);
+    }
+    if (u->lease_until) {
+        put_int(w, TAG_LEASE_UNTIL, u->lease_until);
+    }
+    if (u->stop_req) {
+        put_int(w, TAG_STOP_REQ, u->stop_req);
+    }
+    put_segs(w, u);
     put_head(w, TAG_END, 0);
 }
 
@@ -351,10 +398,29 @@ static int list_valid(const apr_array_header_t *arr)
     return 1;
 }
 
+static int segs_valid(const rs_segment_t *s, int n)
+{
+    apr_off_t next = 0;
+    int i;
+
+    if (n < 0 || n > RS_UPLOAD_MAX_SEGS || (n > 0 && !s)) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i].epoch < 1 || s[i].start != next || s[i].len < 0
+            || s[i].len > RS_UPLOAD_OFF_MAX - s[i].start) {
+            return 0;
+        }
+        next = s[i].start + s[i].len;
+    }
+    return 1;
+}
+
 /* the ranges decode accepts (see the layout above) */
 static int encodable(const rs_upload_t *u)
 {
-    return u->state >= RS_STATE_ACTIVE && u->state <= RS_STATE_COMPLETE
+    return u->epoch >= 0 && segs_valid(u->segs, u->nsegs)
+        && u->state >= RS_STATE_ACTIVE && u->state <= RS_STATE_COMPLETE
         && (int)u->proto >= 0 && u->proto < RS_PROTO__COUNT
         && u->length >= -1 && u->offset >= 0 && u->pending_from >= -1
         && u->chunk_size >= 0 && u->chunk_count >= 0
@@ -470,6 +536,8 @@ static int set_time_or_off(rs_upload_t *u, int tag, apr_int64_t v)
     case TAG_CREATED: u->created = v; return 1;
     case TAG_UPDATED: u->updated = v; return 1;
     case TAG_EXPIRES: u->expires = v; return 1;
+    case TAG_LEASE_UNTIL: u->lease_until = v; return 1;
+    case TAG_STOP_REQ: u->stop_req = v; return 1;
     case TAG_LENGTH: off = &u->length; lo = -1; break;
     case TAG_OFFSET: off = &u->offset; break;
     case TAG_PENDING_FROM: off = &u->pending_from; lo = -1; break;
@@ -511,6 +579,12 @@ static int set_int(rs_upload_t *u, int tag, apr_int64_t v)
         }
         u->chunk_count = (int)v;
         return 1;
+    case TAG_EPOCH:
+        if (v < 0) {
+            return 0;
+        }
+        u->epoch = v;
+        return 1;
     }
     return set_time_or_off(u, tag, v);
 }
@@ -527,6 +601,25 @@ static int set_str(apr_pool_t *p, rs_upload_t *u, int tag,
         }
     }
     return -1;
+}
+
+static apr_status_t get_segs(apr_pool_t *p, const unsigned char *v,
+                             apr_size_t n, rs_upload_t *u)
+{
+    int i, count;
+
+    if (n % 24 || n / 24 > RS_UPLOAD_MAX_SEGS) {
+        return APR_EINVAL;
+    }
+    count = (int)(n / 24);
+    u->segs = apr_pcalloc(p, sizeof(*u->segs) * (count ? count : 1));
+    for (i = 0; i < count; i++, v += 24) {
+        u->segs[i].epoch = get_i64(v);
+        u->segs[i].start = (apr_off_t)get_i64(v + 8);
+        u->segs[i].len = (apr_off_t)get_i64(v + 16);
+    }
+    u->nsegs = count;
+    return segs_valid(u->segs, count) ? APR_SUCCESS : APR_EINVAL;
 }
 
 /* state of one decode: the record and what must be checked at the end */
@@ -554,6 +647,9 @@ static apr_status_t decode_field(rs_decoder_t *d, int tag,
     }
     if (tag == TAG_WAITERS) {
         return get_list(d->p, v, n, &d->u->waiters);
+    }
+    if (tag == TAG_SEGS) {
+        return get_segs(d->p, v, n, d->u);
     }
     if (tag == TAG_CHUNK_MAP) {
         d->map = v;

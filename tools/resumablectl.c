@@ -212,6 +212,30 @@ static void show_list(const char *name, const apr_array_header_t *a)
     printf("%s\n", a && a->nelts ? "" : " -");
 }
 
+/* cluster records: the writer lease and the segment files */
+static void show_lease(ctl_t *c, const rs_upload_t *u)
+{
+    int i;
+
+    if (!u->epoch && !u->nsegs) {
+        return;
+    }
+    printf("%-13s %" APR_INT64_T_FMT "\n", "epoch:", u->epoch);
+    if (u->lease_owner) {
+        printf("%-13s %s until %" APR_TIME_T_FMT "%s\n", "lease:",
+               u->lease_owner, u->lease_until,
+               u->stop_req ? " (asked to yield)" : "");
+    }
+    else {
+        printf("%-13s free\n", "lease:");
+    }
+    for (i = 0; i < u->nsegs; i++) {
+        printf("%-13s e%" APR_INT64_T_FMT " start=%" APR_OFF_T_FMT " len=%"
+               APR_OFF_T_FMT "\n", "segment:", u->segs[i].epoch,
+               u->segs[i].start, u->segs[i].len);
+    }
+}
+
 static void show_upload(ctl_t *c, const rs_ctl_item_t *it)
 {
     const rs_upload_t *u = it->u;
@@ -240,6 +264,7 @@ static void show_upload(ctl_t *c, const rs_ctl_item_t *it)
     }
     show_str("digest:", u->digest ? apr_pstrcat(c->p, u->digest_alg, ":",
                                                 u->digest, NULL) : NULL);
+    show_lease(c, u);
 }
 
 static int cmd_show(ctl_t *c, const char *id)
