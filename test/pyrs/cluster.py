@@ -7,6 +7,7 @@ Each node and the front is an RsEnv of its own (own gen dir, port, log,
 pid file) under <session gen>/cluster/; the session env keeps its role as
 the default client base. Every wait is bounded (RsEnv's).
 """
+import re
 import time
 from pathlib import Path
 
@@ -128,3 +129,50 @@ class RsCluster:
         for e in self.nodes + [self.front]:
             bad += [f'{e.gen.name}: {b}' for b in e.end_test()]
         return bad
+
+    # ---- the state database as resumablectl sees it -----------------------
+
+    def ctl(self, *args):
+        """(exit code, output) of `resumablectl -d dbd:<params> args`."""
+        from .ctl import resumablectl
+        return resumablectl(self.env, 'dbd:' + self.pg_params, *args)
+
+    def show(self, upload_id):
+        """`resumablectl show` of an upload as a dict; 'segments' is a
+        list of (epoch, start, len), 'lease_pid' the holder's pid or None."""
+        rc, out = self.ctl('show', upload_id)
+        assert rc == 0, out
+        info = {'segments': [], 'lease_pid': None, 'raw': out}
+        for line in out.splitlines():
+            key, _, val = line.partition(':')
+            val = val.strip()
+            if key == 'segment':
+                m = re.match(r'e(\d+) start=(\d+) len=(\d+)', val)
+                info['segments'].append(tuple(int(x) for x in m.groups()))
+            elif key == 'lease' and val != 'free':
+                # "<boot id>:<pid>:<start> until <time>"
+                owner = val.split()[0].split(':')
+                info['lease_pid'] = int(owner[1])
+                info['lease'] = val
+            else:
+                info[key.strip()] = val
+        return info
+
+    def durable_bytes(self, area_dir, upload_id):
+        """The committed bytes of an active cluster upload: each segment
+        file's first `len` bytes, in order (what HEAD's offset counts)."""
+        info = self.show(upload_id)
+        out = b''
+        for epoch, start, length in info['segments']:
+            f = Path(area_dir) / '.resumable' / f'{upload_id}.e{epoch}'
+            data = f.read_bytes()[:length] if f.exists() else b''
+            assert len(data) == length, (f, len(data), length)
+            assert len(out) == start, (start, len(out))
+            out += data
+        return out
+
+    def verify(self):
+        """`resumablectl verify` must find no problem."""
+        rc, out = self.ctl('verify')
+        assert rc == 0, out
+        return out
