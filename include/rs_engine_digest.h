@@ -32,7 +32,8 @@ typedef struct rs_digest_body_t {
     apr_pool_t *pool;
     rs_hash_t *hash;
     const char *alg;             /* "sha256" or "sha512" */
-    const char *path;            /* data file holding the prefix */
+    const rs_upload_t *u;        /* whose stored bytes are the prefix: its
+                                    data file, or (cluster) its segments */
     apr_off_t prefix;            /* stored bytes hashed before the body */
     apr_off_t total;             /* whole size, or -1: whatever arrives */
     apr_off_t streamed;
@@ -46,11 +47,11 @@ typedef struct rs_digest_body_t {
 } rs_digest_body_t;
 
 /**
- * Wrap inner. alg: "sha256" or "sha512" (APR_ENOTIMPL else). path/prefix:
- * the upload's data file and its verified offset. All from pool p.
+ * Wrap inner. alg: "sha256" or "sha512" (APR_ENOTIMPL else). u/prefix:
+ * the upload and its verified offset. All from pool p.
  */
 apr_status_t rs_digest_body_make(apr_pool_t *p, rs_body_t *inner,
-                                 const char *alg, const char *path,
+                                 const char *alg, const rs_upload_t *u,
                                  apr_off_t prefix, apr_off_t total,
                                  rs_digest_body_t **db);
 

@@ -10,27 +10,24 @@
 #include <apr_file_io.h>
 
 #include "rs_engine_digest.h"
+#include "rs_engine_private.h"
+#include "rs_data.h"
 #include "rs_store.h"
 #include "rs_upload.h"
 
 #define PREFIX_BLOCK (256 * 1024)
 
-/* Hash [0, prefix) of the data file. */
-static apr_status_t hash_prefix(rs_digest_body_t *db, apr_pool_t *p)
+/* Hash the first len bytes of path. */
+static apr_status_t hash_file(rs_digest_body_t *db, const char *path,
+                              apr_off_t left, char *buf, apr_pool_t *p)
 {
-    apr_off_t left = db->prefix;
     apr_file_t *f;
-    char *buf;
     apr_status_t rv;
 
     if (left <= 0) {
         return APR_SUCCESS;
     }
-    rv = apr_file_open(&f, db->path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
-    if (APR_SUCCESS != rv) {
-        return rv;
-    }
-    buf = apr_palloc(p, PREFIX_BLOCK);
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
     while (APR_SUCCESS == rv && left > 0) {
         apr_size_t n = left < PREFIX_BLOCK ? (apr_size_t)left : PREFIX_BLOCK;
         rv = apr_file_read_full(f, buf, n, &n);
@@ -39,8 +36,35 @@ static apr_status_t hash_prefix(rs_digest_body_t *db, apr_pool_t *p)
             left -= n;
         }
     }
-    apr_file_close(f);
+    if (f && APR_SUCCESS == rv) {
+        apr_file_close(f);
+    }
     return rv;
+}
+
+/* Hash [0, prefix) of the stored bytes: the data file, or in cluster mode
+ * the segments in order. */
+static apr_status_t hash_prefix(rs_digest_body_t *db, apr_pool_t *p)
+{
+    const rs_upload_t *u = db->u;
+    apr_off_t left = db->prefix, n;
+    char *buf;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (left <= 0) {
+        return APR_SUCCESS;
+    }
+    buf = apr_palloc(p, PREFIX_BLOCK);
+    if (!u->nsegs) {
+        return hash_file(db, rs_data_path(p, u->dir, u->id), left, buf, p);
+    }
+    for (i = 0; APR_SUCCESS == rv && i < u->nsegs && left > 0; i++) {
+        n = u->segs[i].len < left ? u->segs[i].len : left;
+        rv = hash_file(db, rs_eng_seg_path(p, u, &u->segs[i]), n, buf, p);
+        left -= n;
+    }
+    return APR_SUCCESS == rv && left > 0 ? APR_EGENERAL : rv;
 }
 
 /* End of the body: finish the digest when the representation is whole. */
@@ -93,7 +117,7 @@ static const char *digest_trailer(rs_body_t *b, const char *name)
 }
 
 apr_status_t rs_digest_body_make(apr_pool_t *p, rs_body_t *inner,
-                                 const char *alg, const char *path,
+                                 const char *alg, const rs_upload_t *u,
                                  apr_off_t prefix, apr_off_t total,
                                  rs_digest_body_t **pdb)
 {
@@ -109,7 +133,7 @@ apr_status_t rs_digest_body_make(apr_pool_t *p, rs_body_t *inner,
     db->pool = p;
     db->inner = inner;
     db->alg = alg;
-    db->path = path;
+    db->u = u;
     db->prefix = prefix;
     db->total = total;
     db->body.read = digest_read;

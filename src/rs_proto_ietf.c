@@ -492,7 +492,7 @@ static rs_body_t *digest_body(ietf_t *x, rs_upload_t *u, const rs_append_t *ap,
         alg = u->digest_alg ? u->digest_alg : 0 == ap->offset ? "sha256" : NULL;
     }
     if (!alg || APR_SUCCESS != rs_digest_body_make(x->req->pool, x->req->body,
-                   alg, rs_data_path(x->req->pool, u->dir, u->id), ap->offset,
+                   alg, u, ap->offset,
                    1 == x->complete && len < 0 ? -1 : len, pdb)) {
         return x->req->body;
     }

@@ -165,10 +165,16 @@ class TestKill:
         tus_off = settled_offset(tus, url)
         staged = env.staged_data_file(area, uid)
         assert staged is not None
-        assert tus_off == staged.stat().st_size, (tus_off, staged.stat().st_size)
+        if env.pg_params:
+            # cluster mode (pgsql): the offset is the last checkpoint of
+            # the killed writer, bytes after it are re-sent
+            assert tus_off <= staged.stat().st_size
+        else:
+            # one node: the bytes on disk are adopted
+            assert tus_off == staged.stat().st_size, (tus_off, staged.stat().st_size)
         assert tus_off <= sent
         with open(staged, 'rb') as f:
-            assert sha256(f.read()) == sha256(data[:tus_off])
+            assert sha256(f.read()[:tus_off]) == sha256(data[:tus_off])
         r = patch_rest(tus, url, data, tus_off)
         assert r.status == 204, r
         assert sha256(tus.get(url).body) == sha256(data)
