@@ -103,11 +103,25 @@ def staged_data_files(area_dir, uid):
     return sorted(out)
 
 
+def _match_len(a, b):
+    """Length of the common prefix of two byte strings."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i:i + 65536] == b[i:i + 65536]:
+        i += 65536
+    i = min(i, n)
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def durable_prefix_ok(area_dir, uid, data, off):
-    """None when the staged bytes cover [0, off) and equal data there;
-    else the reason. Layout-agnostic: each data file (one, or one per
-    epoch) must equal the source at the offset its first bytes are found
-    at, and together they must cover the prefix."""
+    """None when the staged bytes cover [0, off) with the source's bytes;
+    else the reason. Layout-agnostic: one data file, or one segment file
+    per writer epoch; a segment is placed where its first bytes are in the
+    source, and only its part equal to the source there counts (a writer
+    that lost its lease may have left other bytes past what it committed:
+    nobody reads them)."""
     if off == 0:
         return None
     files = staged_data_files(area_dir, uid)
@@ -121,21 +135,16 @@ def durable_prefix_ok(area_dir, uid, data, off):
             continue
         start = 0 if len(files) == 1 else data.find(b[:4096])
         if start < 0:
-            return f'{f}: bytes not found in the source'
-        if len(files) == 1:
-            b = b[:off]
-            if len(b) < off:
-                return f'{f}: {len(b)} bytes on disk < offset {off}'
-        if data[start:start + len(b)] != b:
-            return f'{f}: bytes differ from the source at {start}'
-        spans.append((start, start + len(b)))
+            continue
+        spans.append((start, start + _match_len(b, data[start:]), f))
     reach = 0
-    for a, z in sorted(spans):
+    for a, z, _f in sorted(spans):
         if a > reach:
             break
         reach = max(reach, z)
     if reach < off:
-        return f'staged bytes cover [0, {reach}) < offset {off}'
+        return (f'the source bytes are on disk for [0, {reach}) only, '
+                f'< offset {off} (files {[(a, z) for a, z, _ in spans]})')
     return None
 
 
