@@ -201,8 +201,13 @@ class TestClusterPartition:
                     r'ERR_STATE_UNAVAILABLE',
                     b.error_log.read_text(errors='replace')), 5), \
                     'no tagged line for the 503s of B'
+                # through the front: A answers, B says 503, nothing else
+                tf = Tus(c.client, '/files/')
+                fronts = [tf.head(url, timeout=30).status for _ in range(2)]
+                assert set(fronts) <= {200, 503}, fronts
                 print(f'[test_1030] B answered 503 within '
-                      f'{time.monotonic() - t0:.1f}s')
+                      f'{time.monotonic() - t0:.1f}s; through the front: '
+                      f'{fronts}')
 
                 # A finishes the upload once B's lease has run out
                 done = None
