@@ -250,6 +250,48 @@ class TestFencing:
                 if p.name.startswith(uid)]
         assert not left, left
 
+    def test_rs_1040_06_kill_during_composition(self, cluster):
+        """A final concatenation of partials written on both nodes is
+        composed at once and materialised after the answer; node 0's
+        children are SIGKILLed right after the 201 (mid-copy or before):
+        the final is served intact from its parts by either node, and the
+        sweep (taking the dead child's lease at once) publishes it."""
+        c = cluster
+        c.allow_errors(patterns=[r'exit signal Killed',
+                                 r'\[resumable:warn\]'],
+                       tags=['AH01102', 'AH00898'])
+        parts = [make_data(12 * 1024 * 1024 + i, seed=1060 + i)
+                 for i in range(2)]
+        urls = []
+        for i, p in enumerate(parts):
+            t = node_tus(c, i)
+            u = t.create(length=len(p), concat='partial')
+            r = t.patch(u, 0, p, timeout=60)
+            assert r.status == 204, r
+            urls.append(u)
+        before = set(c.nodes[0].children())
+        final = node_tus(c, 0).create(concat='final;' + ' '.join(urls))
+        for pid in before:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        want = sha256(b''.join(parts))
+        r = RsClient(c.nodes[1].url).get(final, timeout=60)
+        assert r.status == 200 and sha256(r.body) == want, r
+        assert wait_for(c.nodes[0].is_live, 15), 'node 0 did not come back'
+        files = c.shared / 'files'
+
+        def published():
+            info = c.show(upload_id(final))
+            return 'path' in info and info['flags'] and \
+                (int(info['flags'], 16) & 0x10) and info['path']
+        path = wait_for(published, 30, 0.2)
+        assert path, c.show(upload_id(final))['raw']
+        assert sha256((files / os.path.basename(path)).read_bytes()) == want
+        for cl in c.node_clients():
+            assert sha256(cl.get(final, timeout=60).body) == want
+
 
 def get(c, url):
     r = c.client.get(url)
