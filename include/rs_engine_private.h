@@ -129,6 +129,10 @@ const char *rs_eng_lease_me(apr_pool_t *p);
 /** "<dir>/.resumable/<id>.e<epoch>": file of segment s of u. */
 const char *rs_eng_seg_path(apr_pool_t *p, const rs_upload_t *u,
                             const rs_segment_t *s);
+/** The file completion publishes: "<id>.data", or in cluster mode the
+ *  segments joined by the writer of epoch u->epoch, "<id>.j<epoch>". */
+const char *rs_eng_data_src(const rs_engine_t *e, const rs_upload_t *u,
+                            apr_pool_t *p);
 /** The upload's hold for a writer (waits up to the area's lock_wait). */
 rs_error_t *rs_eng_lock(rs_engine_t *e, const rs_area_t *a,
                         const rs_upload_t *u, apr_pool_t *p, rs_hold_t **h);

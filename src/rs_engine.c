@@ -1064,7 +1064,8 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
                                 rs_upload_t *u, const char *md5hex,
                                 apr_pool_t *p)
 {
-    const char *path;
+    const char *path, *src = rs_eng_data_src(e, u, p);
+    int joined = strcmp(src, rs_data_path(p, u->dir, u->id)) != 0;
     rs_upload_t *fresh, before = *u;
     apr_status_t rv = APR_SUCCESS;
 
@@ -1074,7 +1075,7 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
         return err;
     }
     if (!(u->flags & RS_UF_PARTIAL)) {
-        rv = rs_data_publish(p, rs_data_path(p, u->dir, u->id), u->dir,
+        rv = rs_data_publish(p, src, u->dir,
                              rs_eng_publish_name(p, a, u), 0, &path);
         if (APR_SUCCESS != rv) {
             return rs_eng_io_error(p, rv, "publishing the file", u->id);
@@ -1097,6 +1098,11 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
         /* the record still says active: its bytes go back where it
          * looks for them, so none are lost */
         if ((u->flags & RS_UF_PUBLISHED) && !(before.flags & RS_UF_PUBLISHED)
+            && joined) {
+            rs_data_remove(u->path, p); /* cluster: the segments keep them */
+        }
+        else if ((u->flags & RS_UF_PUBLISHED)
+            && !(before.flags & RS_UF_PUBLISHED)
             && APR_SUCCESS != apr_file_rename(u->path, rs_data_path(
                                                   p, u->dir, u->id), p)) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, 0, p, RS_LOGNO(09206)
@@ -1105,6 +1111,13 @@ rs_error_t *rs_eng_complete_md5(rs_engine_t *e, const rs_area_t *a,
         }
         *u = before;
         return rs_eng_state_error(p, rv, "write", u->id);
+    }
+    if (joined && (u->flags & RS_UF_PARTIAL)
+        && APR_SUCCESS != (rv = apr_file_rename(src, rs_data_path(
+                                                    p, u->dir, u->id), p))) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, p, RS_LOGNO(09835)
+                      "upload %s: complete, but its bytes stay at %s", u->id,
+                      src);
     }
     rs_stats_add(RS_STAT_COMPLETED, 1);
     rs_report_upload(p, u);
@@ -1818,13 +1831,16 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
     return err;
 }
 
-/* Cluster: the upload's bytes as one file "<id>.data", which completion
- * publishes (or a partial keeps): a link to a single segment, else the
- * segments copied in order (in the kernel where it can) and synced. */
+/* Cluster: the upload's bytes as one file "<id>.j<epoch>" (the writer's
+ * own name: a fenced writer that reaches this point too never touches the
+ * file of the holder that replaced it), which completion publishes (a
+ * partial's becomes "<id>.data" once its completion is stored): a link to
+ * a single segment, else the segments copied in order (in the kernel where
+ * it can) and synced. */
 static rs_error_t *join_segments(append_ctx *c)
 {
     rs_upload_t *u = c->u;
-    const char *data = rs_data_path(c->p, u->dir, u->id), *src;
+    const char *data = rs_eng_data_src(c->e, u, c->p), *src;
     apr_file_t *dst = NULL, *f;
     apr_status_t rv;
     apr_off_t len;
@@ -1856,6 +1872,16 @@ static rs_error_t *join_segments(append_ctx *c)
     }
     return APR_SUCCESS == rv ? NULL
            : rs_eng_io_error(c->p, rv, "joining the segments", u->id);
+}
+
+const char *rs_eng_data_src(const rs_engine_t *e, const rs_upload_t *u,
+                            apr_pool_t *p)
+{
+    if (rs_eng_cluster(e) && u->nsegs > 0 && !(u->flags & RS_UF_CHUNKED)) {
+        return apr_psprintf(p, "%s/" RS_STAGING_DIR "/%s.j%" APR_INT64_T_FMT,
+                            u->dir, u->id, u->epoch);
+    }
+    return rs_data_path(p, u->dir, u->id);
 }
 
 /* Remove the segment files of u (cluster; after completion or removal). */
@@ -1903,8 +1929,16 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
         if (!err) {
             err = complete(e, a, u, p);
         }
-        if (!err && rs_eng_cluster(e)) {
-            remove_segments(u, p);
+        if (rs_eng_cluster(e) && u->nsegs > 0) {
+            if (!err) {
+                remove_segments(u, p);
+                if (!(u->flags & RS_UF_PARTIAL)) {  /* made at creation */
+                    rs_data_remove(rs_data_path(p, u->dir, u->id), p);
+                }
+            }
+            else {          /* the bytes stay in the segments */
+                rs_data_remove(rs_eng_data_src(e, u, p), p);
+            }
         }
     }
 cleanup:

@@ -165,6 +165,9 @@ static void test_segments(apr_pool_t *p)
                  "ABCDEFGHIJKLMNOPQRST" "abcdefghij"
                  "KLMNOPQRSTUVWXYZ0123" "!!!!!!!!!!");
     RS_CHECK(fsize(p, e1) < 0);             /* segments removed */
+    RS_CHECK(fsize(p, rs_data_path(p, u->dir, u->id)) < 0);
+    RS_CHECK(fsize(p, apr_psprintf(p, "%s/.resumable/%s.j4", u->dir,
+                                   u->id)) < 0);
     RS_CHECK(fsize(p, rs_eng_seg_path(p, s, &s->segs[2])) < 0);
     RS_CHECK(!s->lease_owner);
 }
