@@ -115,6 +115,13 @@ rs_error_t *rs_eng_hold(rs_engine_t *e, const char *dir, const char *id,
 int rs_eng_hold_stop_requested(rs_hold_t *h);
 void rs_eng_unhold(rs_hold_t *h);
 apr_int64_t rs_eng_hold_epoch(const rs_hold_t *h);
+/** Cluster: let h's next save (rs_eng_save_held) also free the lease (one
+ *  write transaction less). No-op on one node. */
+void rs_eng_hold_release_on_save(rs_hold_t *h);
+int rs_eng_hold_releasing(const rs_hold_t *h);
+/** Cluster: the lease was freed by a save (a completion): unhold has
+ *  nothing left to write. */
+void rs_eng_hold_forget(rs_hold_t *h);
 /** Cluster: the previous holder never released (a new segment began). */
 int rs_eng_hold_takeover(const rs_hold_t *h);
 /** A renewal that began at local time `began` succeeded. */

@@ -325,7 +325,7 @@ apr_status_t rs_eng_save_event(rs_engine_t *e, const rs_upload_t *u,
  * stored record cur? Renews h's lease and sizes the last segment. */
 static apr_status_t fence(rs_engine_t *e, rs_hold_t *h, rs_txn_t *txn,
                           rs_upload_t *cur, const rs_upload_t *u,
-                          apr_pool_t *p)
+                          int completes, apr_pool_t *p)
 {
     apr_int64_t mine = h ? rs_eng_hold_epoch(h) : u->epoch;
     rs_segment_t *last;
@@ -341,7 +341,13 @@ static apr_status_t fence(rs_engine_t *e, rs_hold_t *h, rs_txn_t *txn,
                       cur->epoch);
         return RS_EFENCED;
     }
-    if (h && cur->lease_owner) {
+    if ((h && rs_eng_hold_releasing(h) && cur->lease_owner)
+        || (!h && completes)) {
+        cur->lease_owner = NULL;        /* released in this save: a
+                                           complete upload has no writer */
+        cur->lease_until = cur->stop_req = 0;
+    }
+    else if (h && cur->lease_owner) {
         if (APR_SUCCESS != (rv = rs_store_clock(txn, &now))) {
             return rv;
         }
@@ -364,6 +370,7 @@ apr_status_t rs_eng_save_held(rs_engine_t *e, rs_hold_t *h,
     rs_upload_t *cur = NULL;
     apr_time_t began = apr_time_now();
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+    int completes = 0;
 
     if (APR_SUCCESS != rv) {
         return rv;
@@ -372,6 +379,8 @@ apr_status_t rs_eng_save_held(rs_engine_t *e, rs_hold_t *h,
     if (APR_SUCCESS == rv) {
         unsigned int pending = cur->flags & RS_UF_PENDING;
 
+        completes = RS_STATE_COMPLETE != cur->state
+                    && RS_STATE_COMPLETE == u->state;
         if (event < 0 && e->hooks && RS_STATE_ACTIVE == u->state
             && u->offset > cur->offset && !(u->flags & RS_UF_CHUNKED)
             && (u->length < 0 || u->offset < u->length)) {
@@ -383,7 +392,7 @@ apr_status_t rs_eng_save_held(rs_engine_t *e, rs_hold_t *h,
                                    || RS_STATE_COMPLETE == cur->state, p);
     }
     if (APR_SUCCESS == rv && rs_eng_cluster(e)) {
-        rv = fence(e, h, txn, cur, u, p);
+        rv = fence(e, h, txn, cur, u, completes, p);
     }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_txn_save(txn, cur, p);
@@ -394,6 +403,9 @@ apr_status_t rs_eng_save_held(rs_engine_t *e, rs_hold_t *h,
     rv = rs_store_finish(txn, rv);          /* pgsql: the commit */
     if (APR_SUCCESS == rv) {
         rs_eng_hold_renewed(h, began);
+        if (rs_eng_hold_releasing(h)) {
+            rs_eng_hold_forget(h);
+        }
     }
     if (fresh) {
         *fresh = cur;
@@ -1784,6 +1796,8 @@ static void rollback(append_ctx *c)
 }
 
 /* Persist what the stream left: flush, sync, verify, record the offset. */
+static int reached_end(const rs_upload_t *u);
+
 static rs_error_t *finish(append_ctx *c, rs_error_t *why,
                           rs_append_result_t *res)
 {
@@ -1820,6 +1834,9 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
     if (n > 0 || !err) {
         c->u->updated = apr_time_now();
         c->u->expires = rs_engine_expires(c->a, c->u);
+    }
+    if (!reached_end(c->u) && !(c->ap->complete && c->u->length < 0)) {
+        rs_eng_hold_release_on_save(c->lock);   /* no completion follows */
     }
     rv = rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
     if (APR_SUCCESS != rv && !err) {
@@ -1928,6 +1945,9 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
         }
         if (!err) {
             err = complete(e, a, u, p);
+        }
+        if (!err) {
+            rs_eng_hold_forget(c.lock); /* the completion freed the lease */
         }
         if (rs_eng_cluster(e) && u->nsegs > 0) {
             if (!err) {

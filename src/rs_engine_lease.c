@@ -66,6 +66,7 @@ struct rs_hold_t {
     apr_time_t renewed;         /* local time the last renewal began */
     apr_time_t checked;         /* last stop probe */
     int stopped;
+    int release_on_save;        /* cluster: the next save frees the lease */
 };
 
 int rs_eng_cluster(const rs_engine_t *e)
@@ -397,6 +398,25 @@ void rs_eng_unhold(rs_hold_t *h)
     }
     else {
         lease_release(h);
+    }
+}
+
+void rs_eng_hold_release_on_save(rs_hold_t *h)
+{
+    if (h && !h->lock) {
+        h->release_on_save = 1;
+    }
+}
+
+int rs_eng_hold_releasing(const rs_hold_t *h)
+{
+    return h && h->release_on_save;
+}
+
+void rs_eng_hold_forget(rs_hold_t *h)
+{
+    if (h && !h->lock) {
+        h->held = 0;                /* a save freed the lease already */
     }
 }
 

@@ -21,7 +21,8 @@
 #include "rs_log.h"
 
 /* pg_advisory_xact_lock(int4, int4): 0x52534d44 ("RSMD"), 1 the writers */
-#define SQL_WRITE_BEGIN "BEGIN; SELECT pg_advisory_xact_lock(1381190980, 1)"
+#define SQL_WRITE_BEGIN "BEGIN; SELECT pg_advisory_xact_lock(1381190980, 1), " \
+                        "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 #define SQL_READ_BEGIN  "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
 
 /* Step n (1-based) takes the schema from version n-1 to n. */
@@ -51,6 +52,8 @@ typedef struct pg_tx {
     void *conn;
     int write;
     int begun;                  /* BEGIN sent (a read sends it lazily) */
+    apr_time_t clock;           /* a write: PostgreSQL's clock when it got
+                                   the writers' lock (0: unknown) */
     apr_status_t failed;        /* first failure: ROLLBACK at the end */
 } pg_tx;
 
@@ -231,16 +234,35 @@ static void conn_put(pg_tx *tx)
     }
 }
 
-/* BEGIN and the writers' lock; one retry on a connection apr_dbd reset. */
+/* BEGIN and the writers' lock, which answers PostgreSQL's clock once it
+ * is held (leases are judged by it: no round trip of its own); one retry
+ * on a connection apr_dbd reset. */
 static apr_status_t write_begin(pg_tx *tx)
 {
-    int n, err = apr_dbd_query(tx->drv, tx->h, &n, SQL_WRITE_BEGIN);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *v;
+    char *end;
+    int err = apr_dbd_select(tx->drv, tx->pool, tx->h, &res, SQL_WRITE_BEGIN,
+                             1);
 
     if (retry_first(tx, 1, err)) {
-        err = apr_dbd_query(tx->drv, tx->h, &n, SQL_WRITE_BEGIN);
+        res = NULL;
+        err = apr_dbd_select(tx->drv, tx->pool, tx->h, &res, SQL_WRITE_BEGIN,
+                             1);
     }
     tx->begun = 1;
-    return err ? fail(tx, err, "begin") : APR_SUCCESS;
+    if (err) {
+        return fail(tx, err, "begin");
+    }
+    if (0 == apr_dbd_get_row(tx->drv, tx->pool, res, &row, 1) && row
+        && (v = apr_dbd_get_entry(tx->drv, row, 1))) {
+        tx->clock = (apr_time_t)apr_strtoi64(v, &end, 10);
+        if (*end) {
+            tx->clock = 0;
+        }
+    }
+    return APR_SUCCESS;
 }
 
 static apr_status_t pg_begin(void *impl, int write, apr_pool_t *tp, void **ptx)
@@ -396,9 +418,14 @@ static apr_status_t pg_clock(void *ptx, apr_time_t *now)
     apr_dbd_results_t *res;
     const char *v;
     char *end;
-    apr_status_t rv = query(tx, "SELECT (extract(epoch FROM clock_timestamp())"
-                            " * 1000000)::bigint", "clock", tx->pool, &res);
+    apr_status_t rv;
 
+    if (tx->clock) {
+        *now = tx->clock;               /* read with the writers' lock */
+        return APR_SUCCESS;
+    }
+    rv = query(tx, "SELECT (extract(epoch FROM clock_timestamp())"
+               " * 1000000)::bigint", "clock", tx->pool, &res);
     if (APR_SUCCESS != rv) {
         return rv;
     }
