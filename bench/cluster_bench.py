@@ -607,20 +607,24 @@ class Bench:
 
     def fsync_run(self, path, every):
         """Write --size-mib MiB in 1 MiB writes, fdatasync every `every`
-        bytes (0: once at the end); seconds."""
+        bytes (0: once at the end): (wall s, s spent inside fdatasync)."""
         with open(self.src, 'rb') as f:
             buf = f.read(MiB)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             t = time.monotonic()
-            done = 0
+            done, in_sync = 0, 0.0
             for _ in range(self.a.size_mib):
                 os.write(fd, buf)
                 done += MiB
-                if every and done % every == 0:
+                if every and done % every == 0 and done < self.size:
+                    s = time.monotonic()
                     os.fdatasync(fd)
+                    in_sync += time.monotonic() - s
+            s = time.monotonic()
             os.fdatasync(fd)
-            return time.monotonic() - t
+            in_sync += time.monotonic() - s
+            return time.monotonic() - t, in_sync
         finally:
             os.close(fd)
             os.unlink(path)
@@ -652,6 +656,11 @@ class Bench:
         return float(m.group(1))
 
     def checkpoint_parts(self, values):
+        """The two parts of a checkpoint this build can show without the
+        directive: fdatasync every N bytes of a --size-mib write (on the
+        file system of the shared upload directory) against one
+        fdatasync at the end, and one epoch-conditional write transaction
+        (pgbench). Interleaved rounds; per GiB."""
         path = Path(self.shared) / f'.fsync-probe-{os.getpid()}'
         every = {'end': 0, **{v: parse_size(v) for v in values}}
         runs = {k: [] for k in every}
@@ -661,22 +670,31 @@ class Bench:
                 runs[k].append(self.fsync_run(path, every[k]))
             tx.append(self.pgbench_tx())
         gib = self.size / GiB
-        out = {'fsync_secs': runs, 'tx_ms': tx, 'per_gib': {}}
-        log(f'ckpt   one epoch-conditional write transaction (pgbench): '
-            f'median {med(tx):.2f} ms')
+        out = {'fsync': {k: [dict(wall=w, in_sync=s) for w, s in r]
+                         for k, r in runs.items()},
+               'tx_ms': tx, 'per_gib': {}}
+        log(f'ckpt   one epoch-conditional write transaction (pgbench, 3 '
+            f'round trips): median {med(tx):.2f} ms')
+        log(f'ckpt   one fdatasync at the end of {self.a.size_mib} MiB: '
+            f'{med([s for _, s in runs["end"]]) * 1000:.0f} ms inside it, '
+            f'{med([w for w, _ in runs["end"]]) * 1000:.0f} ms wall')
         for v in values:
-            extra = med([(a - b) / gib for a, b in
-                         zip(runs[v], runs['end'])])
             n = GiB / every[v]
-            est = extra + n * med(tx) / 1000
-            out['per_gib'][v] = dict(checkpoints=n, fsync_extra_s=extra,
-                                     tx_s=n * med(tx) / 1000, total_s=est)
-            log(f'ckpt   every {v:4}: {n:5.0f} checkpoints/GiB; extra '
-                f'fdatasync {extra * 1000:7.1f} ms/GiB (write {self.a.size_mib}'
-                f' MiB in 1 MiB writes: {med(runs[v]):.3f} s vs '
-                f'{med(runs["end"]):.3f} s syncing once), state writes '
-                f'{n * med(tx):7.1f} ms/GiB; estimate {est * 1000:.0f} ms '
-                f'per GiB (wall, one stream)')
+            sync = med([s / gib for _, s in runs[v]])
+            extra = med([(a[1] - b[1]) / gib for a, b in
+                         zip(runs[v], runs['end'])])
+            wall = med([(a[0] - b[0]) / gib for a, b in
+                        zip(runs[v], runs['end'])])
+            txs = n * med(tx) / 1000
+            out['per_gib'][v] = dict(checkpoints=n, in_sync_s=sync,
+                                     sync_extra_s=extra, wall_extra_s=wall,
+                                     tx_s=txs, estimate_s=max(0, extra) + txs)
+            log(f'ckpt   every {v:4}: {n:5.0f} checkpoints/GiB; inside '
+                f'fdatasync {sync * 1000:6.0f} ms/GiB ({extra * 1000:+6.0f} '
+                f'vs once; wall {wall * 1000:+6.0f}), state writes '
+                f'{txs * 1000:6.1f} ms/GiB; estimate '
+                f'{(max(0, extra) + txs) * 1000:.0f} ms per GiB of one '
+                f'stream')
         return out
 
 
