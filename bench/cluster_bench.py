@@ -260,13 +260,14 @@ class Bench:
                 ok = self.check_and_remove(ddir, loc, self.src_sha, self.size)
                 rec = dict(mbs=self.size / secs / 1e6,
                            httpd_cpu_gib=h * GiB / self.size,
-                           pg_cpu_gib=g * GiB / self.size, ok=ok)
+                           pg_cpu_gib=g * GiB / self.size,
+                           cpu_gib=(h + g) * GiB / self.size, ok=ok)
                 runs[name].append(rec)
                 log(f'single r{rnd} {name:6} {rec["mbs"]:8.1f} MB/s  CPU/GiB '
                     f'httpd {rec["httpd_cpu_gib"]:.2f} s, pg '
                     f'{rec["pg_cpu_gib"]:.2f} s  {"ok" if ok else "CORRUPT"}')
         self.results['cases']['single'] = self.summary(
-            runs, ('mbs', 'httpd_cpu_gib', 'pg_cpu_gib'))
+            runs, ('mbs', 'httpd_cpu_gib', 'pg_cpu_gib', 'cpu_gib'))
 
     def summary(self, runs, keys):
         s = {'runs': runs, 'median': {}, 'ratios': {}}
@@ -307,12 +308,13 @@ class Bench:
                 url, servers = urls[name]
                 rate, h, g = self.measure(servers, lambda: self.ab(url, n))
                 rec = dict(rps=rate, httpd_cpu_us=h / n * 1e6,
-                           pg_cpu_us=g / n * 1e6)
+                           pg_cpu_us=g / n * 1e6, cpu_us=(h + g) / n * 1e6)
                 runs[name].append(rec)
                 log(f'head   r{rnd} {name:13} {rate:8.0f}/s  CPU per HEAD '
                     f'httpd {rec["httpd_cpu_us"]:.0f} us, pg '
                     f'{rec["pg_cpu_us"]:.0f} us')
-        s = self.summary(runs, ('rps', 'httpd_cpu_us', 'pg_cpu_us'))
+        s = self.summary(runs, ('rps', 'httpd_cpu_us', 'pg_cpu_us',
+                                'cpu_us'))
         s['ratios']['static-front/static-direct'] = {
             'rps': ratio([r['rps'] for r in runs['static-front']],
                          [r['rps'] for r in runs['static-direct']])}
@@ -385,6 +387,7 @@ class Bench:
                            lat_ms=1000 * med(lat), p90_ms=1000 * pct(lat, .9),
                            p99_ms=1000 * pct(lat, .99),
                            httpd_cpu_ms=1000 * h / n, pg_cpu_ms=1000 * g / n,
+                           cpu_ms=1000 * (h + g) / n,
                            ok=ok, errors=errors[:3])
                 runs[name].append(rec)
                 log(f'small  r{rnd} {name:6} {rec["per_s"]:7.0f} uploads/s '
@@ -396,7 +399,7 @@ class Bench:
                     + (f' errors {errors[:2]}' if errors else ''))
         self.results['cases']['small'] = self.summary(
             runs, ('per_s', 'mbs', 'lat_ms', 'p90_ms', 'p99_ms',
-                   'httpd_cpu_ms', 'pg_cpu_ms'))
+                   'httpd_cpu_ms', 'pg_cpu_ms', 'cpu_ms'))
 
     # ---- case: trips --------------------------------------------------------
     def pg_set(self, name, value):
@@ -748,6 +751,7 @@ def main():
         if a.media == 'tmpfs' or not os.environ.get('RS_KEEP_GEN'):
             shutil.rmtree(b.env.gen, ignore_errors=True)
     report(b.results)
+    log(markdown(b.results))
     log(f'JSON: {out}')
 
 
@@ -757,10 +761,12 @@ def report(res):
         f'{m["load_at_end"]:.1f}; {m["postgresql"]}; mod_resumable '
         f'{m["mod_resumable"]}; {res["seconds"]:.0f} s')
     c = res['cases']
-    for case, keys in (('single', ('mbs', 'httpd_cpu_gib', 'pg_cpu_gib')),
-                       ('head', ('rps', 'httpd_cpu_us', 'pg_cpu_us')),
+    for case, keys in (('single', ('mbs', 'httpd_cpu_gib', 'pg_cpu_gib',
+                                   'cpu_gib')),
+                       ('head', ('rps', 'httpd_cpu_us', 'pg_cpu_us',
+                                 'cpu_us')),
                        ('small', ('per_s', 'lat_ms', 'p99_ms',
-                                  'httpd_cpu_ms', 'pg_cpu_ms'))):
+                                  'httpd_cpu_ms', 'pg_cpu_ms', 'cpu_ms'))):
         if case not in c:
             continue
         log(f'\n{case}: medians ({", ".join(keys)})')
@@ -776,6 +782,63 @@ def report(res):
         log('\ncheckpoint: medians')
         for v, x in d['median'].items():
             log(f'  {v:5} ' + '  '.join(f'{k} {y:.2f}' for k, y in x.items()))
+
+
+def markdown(res):
+    """The figures as BENCHMARKS.md tables (medians; ratios are medians of
+    the per-round ratios)."""
+    c, L = res['cases'], ['']
+    runs = res['args']['rounds']
+    cols = {
+        'single': [('mbs', 'MB/s', 0), ('httpd_cpu_gib', 'httpd CPU s/GiB', 2),
+                   ('pg_cpu_gib', 'PostgreSQL CPU s/GiB', 2),
+                   ('cpu_gib', 'server CPU s/GiB', 2)],
+        'head': [('rps', 'HEAD/s', 0), ('httpd_cpu_us', 'httpd CPU us/HEAD', 0),
+                 ('pg_cpu_us', 'PostgreSQL CPU us/HEAD', 0),
+                 ('cpu_us', 'server CPU us/HEAD', 0)],
+        'small': [('per_s', 'uploads/s', 0), ('mbs', 'MB/s', 1),
+                  ('lat_ms', 'latency median ms', 1), ('p90_ms', 'p90 ms', 1),
+                  ('p99_ms', 'p99 ms', 1),
+                  ('httpd_cpu_ms', 'httpd CPU ms/upload', 2),
+                  ('pg_cpu_ms', 'PostgreSQL CPU ms/upload', 2),
+                  ('cpu_ms', 'server CPU ms/upload', 2)]}
+    for case, cs in cols.items():
+        if case not in c:
+            continue
+        L += [f'{case} ({runs} rounds)', '',
+              '| contender | ' + ' | '.join(h for _, h, _ in cs) + ' |',
+              '|---|' + '---:|' * len(cs)]
+        for n, v in c[case]['median'].items():
+            L.append(f'| {n} | ' + ' | '.join(f'{v[k]:.{d}f}' for k, _, d in cs)
+                     + ' |')
+        L += ['', '| median of per-round ratios | ' + ' | '.join(
+            h for _, h, _ in cs) + ' |', '|---|' + '---:|' * len(cs)]
+        for r, v in c[case]['ratios'].items():
+            L.append(f'| {r} | ' + ' | '.join(
+                f'{v[k]:.2f}' if k in v else '' for k, _, _ in cs) + ' |')
+        L.append('')
+    if 'trips' in c:
+        L += ['| request (node 0, pgsql) | round trips | transactions | of '
+              'them write | statements |', '|---|---:|---:|---:|---|']
+        for n, v in c['trips'].items():
+            L.append(f'| {n} | {v["round_trips"]:.1f} | '
+                     f'{v["transactions"]:.1f} | {v["writes"]:.1f} | '
+                     + ', '.join(f'{k} {x:g}' for k, x in
+                                 sorted(v['kinds'].items())) + ' |')
+        L.append('')
+    ck = c.get('checkpoint', {})
+    if 'parts' in ck:
+        L += ['| checkpoint every | checkpoints/GiB | inside fdatasync '
+              'ms/GiB | vs one fdatasync ms/GiB | state writes ms/GiB | '
+              'estimate ms/GiB |', '|---|---:|---:|---:|---:|---:|']
+        for v, x in ck['parts']['per_gib'].items():
+            L.append(f'| {v} | {x["checkpoints"]:.0f} | '
+                     f'{x["in_sync_s"] * 1000:.0f} | '
+                     f'{x["sync_extra_s"] * 1000:+.0f} | '
+                     f'{x["tx_s"] * 1000:.1f} | '
+                     f'{x["estimate_s"] * 1000:.0f} |')
+        L.append('')
+    return '\n'.join(L)
 
 
 if __name__ == '__main__':
