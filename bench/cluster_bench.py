@@ -276,9 +276,12 @@ class Bench:
             s['median'][n]['intact'] = all(r.get('ok', True) for r in rs)
         for a, b in (('pgsql', 'dbm'), ('front', 'pgsql'), ('front', 'dbm')):
             if a in runs and b in runs:
+                # dbm's PostgreSQL CPU is the idle server's: no ratio
                 s['ratios'][f'{a}/{b}'] = {k: ratio([r[k] for r in runs[a]],
                                                     [r[k] for r in runs[b]])
-                                           for k in keys}
+                                           for k in keys
+                                           if not (b == 'dbm' and
+                                                   k.startswith('pg_'))}
         return s
 
     # ---- case: head ---------------------------------------------------------
