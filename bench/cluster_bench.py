@@ -818,7 +818,8 @@ def markdown(res):
             h for _, h, _ in cs) + ' |', '|---|' + '---:|' * len(cs)]
         for r, v in c[case]['ratios'].items():
             L.append(f'| {r} | ' + ' | '.join(
-                f'{v[k]:.2f}' if k in v else '' for k, _, _ in cs) + ' |')
+                f'{v[k]:.2f}' if k in v and v[k] == v[k] else '—'
+                for k, _, _ in cs) + ' |')
         L.append('')
     if 'trips' in c:
         L += ['| request (node 0, pgsql) | round trips | transactions | of '
