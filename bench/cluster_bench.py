@@ -28,7 +28,8 @@ Cases (--cases, default all):
               throughput, CPU per upload
   trips       PostgreSQL round trips and transactions per request (HEAD, a
               POST, a small creation-with-upload, the first and the last
-              half of a large upload in two PATCHes) on node 0: PostgreSQL
+              half of a large upload in two PATCHes, a large upload in one
+              PATCH) on node 0: PostgreSQL
               logs every statement (log_statement=all, only for this case)
               and the lines of the nodes' connections (application_name)
               are counted and classified; an idle window of the same length
@@ -486,6 +487,11 @@ class Bench:
             for loc in made[:self.a.trip_large]:
                 self.patch(loc, b_src, half)
 
+        def whole():
+            n = self.a.trip_large
+            for loc in made[n:2 * n]:
+                self.patch(loc, self.src, 0)
+
         self.pg_set('log_statement', 'all')
         res = {}
         try:
@@ -498,7 +504,9 @@ class Bench:
                     (f'PATCH first half ({self.size // 2 // MiB} MiB)',
                      first_half, self.a.trip_large),
                     (f'PATCH last half ({self.size // 2 // MiB} MiB, '
-                     'completes)', last_half, self.a.trip_large)):
+                     'completes)', last_half, self.a.trip_large),
+                    (f'PATCH whole upload ({self.size // MiB} MiB)', whole,
+                     self.a.trip_large)):
                 kinds, wall = self.trips_window(fn)
                 res[name] = dict(n=n, wall=wall, kinds=kinds)
         finally:
@@ -525,7 +533,7 @@ class Bench:
                 f'  transactions {out[name]["transactions"]:4.1f} '
                 f'(write {out[name]["writes"]:4.1f})  '
                 + ', '.join(f'{k} {v:.1f}' for k, v in sorted(per.items())))
-        for loc in made:
+        for loc in made:                # the halves and the wholes
             self.check_and_remove(self.shared, loc, self.src_sha, self.size)
         subprocess.run(['curl', '-s', '-o', '/dev/null', '-X', 'DELETE', '-H',
                         'Tus-Resumable: 1.0.0', head_url], timeout=60)
@@ -718,7 +726,9 @@ def main():
     ap.add_argument('--small-kib', type=int, default=64)
     ap.add_argument('--small-conc', type=int, default=16)
     ap.add_argument('--trip-reps', type=int, default=20)
-    ap.add_argument('--trip-large', type=int, default=3)
+    ap.add_argument('--trip-large', type=int, default=3,
+                    help='large uploads in the trips case (of --trip-reps '
+                    'POSTs: 2x this many are used)')
     ap.add_argument('--checkpoints', default='1M,16M,64M')
     ap.add_argument('--pgbench-secs', type=int, default=3)
     a = ap.parse_args()
