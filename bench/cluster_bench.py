@@ -172,10 +172,20 @@ class Bench:
             'front': (c.front.url, c.nodes + [c.front], self.shared),
         }
 
-    def install_node(self, node, extra=()):
+    def install_node(self, node, extra=(), server_extra=()):
         node.install(areas=[RsArea('/files/', dir=self.shared, directives=[
             'ResumableExpire 1h', 'ResumableTrustForwarded On', *extra])],
-            loglevel='warn', sweep=SWEEP)
+            server_extra='\n'.join(server_extra), loglevel='warn',
+            sweep=SWEEP)
+
+    def install_ckpt(self, node, value):
+        """node 0 with ResumableCheckpoint value, in the area or at server
+        level (wherever checkpoint_known found this build takes it)."""
+        line = [f'{CKPT} {value}']
+        if self.ckpt_where == 'area':
+            self.install_node(node, extra=line)
+        else:
+            self.install_node(node, server_extra=line)
 
     def stop(self):
         for e in [self.cluster.front] + self.cluster.nodes + [self.env]:
@@ -544,15 +554,25 @@ class Bench:
 
     # ---- case: checkpoint ---------------------------------------------------
     def checkpoint_known(self):
-        """None when this build takes ResumableCheckpoint in an area, else
-        the reason (the first lines of httpd -t)."""
+        """None when this build takes ResumableCheckpoint in an area or at
+        server level (self.ckpt_where says which), else the reason (the
+        first lines of httpd -t)."""
         node = self.cluster.nodes[0]
         probe = node.gen / 'conf' / 'probe.conf'
-        node.install(areas=[RsArea('/files/', dir=self.shared, directives=[
-            'ResumableTrustForwarded On', f'{CKPT} 16M'])],
-            loglevel='warn', sweep=SWEEP, conf_path=probe)
-        rc, out = node.configtest(probe)
-        return None if rc == 0 else ' '.join(out.strip().splitlines()[:2])
+        why = None
+        for where in ('area', 'server'):
+            line = [f'{CKPT} 16M']
+            node.install(areas=[RsArea('/files/', dir=self.shared, directives=[
+                'ResumableTrustForwarded On',
+                *(line if where == 'area' else [])])],
+                server_extra='\n'.join(line if where == 'server' else []),
+                loglevel='warn', sweep=SWEEP, conf_path=probe)
+            rc, out = node.configtest(probe)
+            if rc == 0:
+                self.ckpt_where = where
+                return None
+            why = why or ' '.join(out.strip().splitlines()[:2])
+        return why
 
     def case_checkpoint(self):
         values = [v.strip() for v in self.a.checkpoints.split(',')]
@@ -568,11 +588,20 @@ class Bench:
         self.results['cases']['checkpoint'] = res
 
     def checkpoint_directive(self, values):
+        """The checkpoint_rounds; node 0 gets its own config back, also
+        when they fail (the cases after this one use it)."""
         node = self.cluster.nodes[0]
+        try:
+            return self.checkpoint_rounds(node, values)
+        finally:
+            self.install_node(node)
+            node.graceful()
+
+    def checkpoint_rounds(self, node, values):
         runs = {v: [] for v in values}
         for rnd in range(self.a.rounds):
             for v in self.order(rnd, values):
-                self.install_node(node, [f'{CKPT} {v}'])
+                self.install_ckpt(node, v)
                 node.graceful()
                 loc = self.create(node.url, self.size)
                 secs, h, g = self.measure(self.cluster.nodes,
@@ -592,7 +621,7 @@ class Bench:
         self.pg_set('log_statement', 'all')
         try:
             for v in values:
-                self.install_node(node, [f'{CKPT} {v}'])
+                self.install_ckpt(node, v)
                 node.graceful()
                 loc = self.create(node.url, self.size)
                 kinds, _ = self.trips_window(lambda: self.patch(loc, self.src))
@@ -608,8 +637,6 @@ class Bench:
                     f'{trips[v]["writes_gib"]:.0f}')
         finally:
             self.pg_set('log_statement', 'none')
-        self.install_node(node)
-        node.graceful()
         base = '16M' if '16M' in values else values[0]
         keys = ('mbs', 'httpd_cpu_gib', 'pg_cpu_gib')
         return {'runs': runs, 'trips': trips,
@@ -746,7 +773,11 @@ def main():
     try:
         b.start()
         for c in cases:
-            getattr(b, f'case_{c}')()
+            try:
+                getattr(b, f'case_{c}')()
+            except Exception as e:      # report it, run the other cases
+                log(f'{c}: FAILED: {e!r}')
+                b.results['cases'].setdefault('failed', {})[c] = repr(e)
     finally:
         b.stop()
         m = machine()
