@@ -56,6 +56,7 @@ bench/out/cluster-<time>.json. Nothing is asserted: it measures.
     bench/cluster_bench.py                           # all cases, 3 rounds
     bench/cluster_bench.py --cases single,head --size-mib 512 --rounds 5
     bench/cluster_bench.py --media tmpfs             # data and PostgreSQL on /dev/shm
+    RS_MODULE=/path/mod_resumable.so bench/cluster_bench.py   # another build
 """
 import argparse
 import concurrent.futures
@@ -439,6 +440,8 @@ class Bench:
                 k = 'read BEGIN + ' + s.split()[0].upper()
             elif s.startswith('BEGIN'):
                 k = 'write BEGIN + lock'
+            elif 'clock_timestamp()' in s:
+                k = 'SELECT clock'          # the leases' clock (pg_clock)
             else:
                 k = s.split()[0].upper()
             key = re.search(r"decode\('([0-9a-f]{4})", s)
@@ -785,6 +788,11 @@ def main():
         b.results['machine'] = {k: v for k, v in m.items() if k in (
             'date', 'kernel', 'cpu', 'cores', 'memory_mib', 'load_at_end',
             'mod_resumable', 'httpd')}
+        mod = Path(os.environ.get('RS_MODULE')
+                   or REPO / '.libs' / 'mod_resumable.so')
+        b.results['machine']['module'] = (
+            f'{mod} (sha256 {hashlib.sha256(mod.read_bytes()).hexdigest()[:16]}'
+            f'..., built {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(mod.stat().st_mtime))})')
         b.results['machine']['postgresql'] = subprocess.run(
             [str(PG_BIN / 'postgres'), '--version'], capture_output=True,
             text=True).stdout.strip()
@@ -803,7 +811,8 @@ def report(res):
     m = res['machine']
     log(f'\nCPU: {m["cpu"]}, {m["cores"]} cores; load at end '
         f'{m["load_at_end"]:.1f}; {m["postgresql"]}; mod_resumable '
-        f'{m["mod_resumable"]}; {res["seconds"]:.0f} s')
+        f'{m["mod_resumable"]}; {res["seconds"]:.0f} s\nmodule: '
+        f'{m["module"]}')
     c = res['cases']
     for case, keys in (('single', ('mbs', 'httpd_cpu_gib', 'pg_cpu_gib',
                                    'cpu_gib')),
