@@ -81,7 +81,7 @@ sys.path.insert(0, str(BENCH))
 from pyrs.cluster import FRONT_MODULES, RsCluster  # noqa: E402
 from pyrs.env import RsArea, RsEnv, _free_port  # noqa: E402
 from pyrs.pg import PG_BIN, PgCluster, pg_available  # noqa: E402
-from run import PATCH_CT, TUS, Conn, machine, proc_table, tree  # noqa: E402
+from run import PATCH_CT, TUS, Conn, proc_table, tree  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -783,11 +783,7 @@ def main():
                 b.results['cases'].setdefault('failed', {})[c] = repr(e)
     finally:
         b.stop()
-        m = machine()
-        m['load_at_end'] = os.getloadavg()[0]
-        b.results['machine'] = {k: v for k, v in m.items() if k in (
-            'date', 'kernel', 'cpu', 'cores', 'memory_mib', 'load_at_end',
-            'mod_resumable', 'httpd')}
+        b.results['machine'] = machine()
         mod = Path(os.environ.get('RS_MODULE')
                    or REPO / '.libs' / 'mod_resumable.so')
         b.results['machine']['module'] = (
@@ -835,6 +831,32 @@ def report(res):
         log('\ncheckpoint: medians')
         for v, x in d['median'].items():
             log(f'  {v:5} ' + '  '.join(f'{k} {y:.2f}' for k, y in x.items()))
+
+
+def machine():
+    """CPU (the model name lscpu shows), cores, memory, load, versions."""
+    def first(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return '?'
+    cpu = '?'
+    with open('/proc/cpuinfo') as f:
+        for line in f:
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    with open('/proc/meminfo') as f:
+        mem = int(f.readline().split()[1]) // 1024
+    return {
+        'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+        'kernel': os.uname().release, 'cpu': cpu, 'cores': os.cpu_count(),
+        'memory_mib': mem, 'load_at_end': os.getloadavg()[0],
+        'mod_resumable': first(['git', '-C', str(REPO), 'rev-parse',
+                                '--short', 'HEAD']),
+        'httpd': first(['apache2', '-v']).split(':', 1)[-1].strip(),
+    }
 
 
 def markdown(res):
