@@ -29,23 +29,23 @@ Cases (--cases, default all):
   trips       PostgreSQL round trips and transactions per request (HEAD, a
               POST, a small creation-with-upload, the first and the last
               half of a large upload in two PATCHes, a large upload in one
-              PATCH) on node 0: PostgreSQL
-              logs every statement (log_statement=all, only for this case)
-              and the lines of the nodes' connections (application_name)
-              are counted and classified; an idle window of the same length
-              is subtracted (pg_stat_database's xact_commit is no check:
-              an idle backend flushes its counters only after 10 s)
-  checkpoint  ResumableCheckpoint 1M/16M/64M (--checkpoints): upload
+              PATCH) on node 0: PostgreSQL logs every statement
+              (log_statement=all, only for this case), and the lines of the
+              nodes' connections (application_name) are counted and
+              classified by statement and key prefix; an idle window's rate
+              is subtracted (pg_stat_database's xact_commit is no check: an
+              idle backend flushes its counters only after 10 s)
+  checkpoint  ResumableCheckpoint 1M/16M/64M (--checkpoints; server level
+              or in the area, wherever the build takes it): upload
               --size-mib on node 0 per value (graceful restart between
               values), MB/s, CPU per GiB; then one more upload per value
               with every statement logged: round trips and write
-              transactions per GiB.
-              When this build does not know the directive, the case says so
-              and measures the two parts of a checkpoint it can: fdatasync
-              every N bytes vs once at the end (same file system as the
-              uploads), and the latency of one epoch-conditional write
-              transaction (pgbench, on a table of its own); it prints the
-              estimate per GiB from those
+              transactions per GiB. A build without the directive is said
+              so and skipped. Either way the case then measures the two
+              parts of a checkpoint: fdatasync every N bytes vs once at the
+              end (same file system as the uploads), and the latency of one
+              epoch-conditional write transaction (pgbench, on a table of
+              its own), and prints the estimate per GiB from those
 
 Per round and contender it records bytes / time as the client measured it
 and utime+stime of the process trees (from /proc): the httpd servers
