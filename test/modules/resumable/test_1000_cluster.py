@@ -416,13 +416,13 @@ class TestCluster:
         assert wait_for(path.exists, 20), 'file not published'
         assert sha256(path.read_bytes()) == sha256(data)
 
-    def test_rs_1000_13_frozen_writer_this_stage(self, cluster):
-        """What this stage promises for a frozen writer (SIGSTOP): another
-        node cannot take the upload over (423 after ResumableLockWait: the
-        shared flock still excludes it) and no byte changes; after SIGCONT
-        the upload resumes through the front and completes intact. (A
-        lease with an epoch that lets the other node take over and fences
-        the frozen one is the next stage.)"""
+    def test_rs_1000_13_frozen_writer_within_its_lease(self, cluster):
+        """A frozen writer (SIGSTOP) whose lease (ResumableLeaseTime, 10 s
+        here) has not passed yet: the other node may not take the upload
+        over (423 after ResumableLockWait) and no byte changes; after
+        SIGCONT the upload resumes through the front and completes intact.
+        (Past the lease the other node takes over and the frozen writer
+        is fenced: test_1040_01.)"""
         c = cluster
         c.allow_errors(patterns=[r'\[resumable:warn\]'])
         node = c.nodes[0]
