@@ -131,7 +131,8 @@ const char *rs_eng_lease_me(apr_pool_t *p)
     char state;
 
     proc_start((long)getpid(), &start, &state);
-    return apr_psprintf(p, "%s:%ld:%llu", boot_id(), (long)getpid(), start);
+    return apr_psprintf(p, "%s:%ld:%" APR_UINT64_T_FMT, boot_id(),
+                        (long)getpid(), (apr_uint64_t)start);
 }
 
 /* Is owner a process of this kernel that is gone (or a zombie)? Owners of
@@ -201,7 +202,7 @@ static rs_error_t *lease_try(rs_hold_t *h, int ask, int *busy)
     rs_txn_t *txn;
     rs_upload_t *cur;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
-    int save = 0, takeover = 0;
+    int save = 0, takeover = 0, dead = 0;
 
     *busy = 0;
     if (APR_SUCCESS != rv) {
@@ -218,7 +219,7 @@ static rs_error_t *lease_try(rs_hold_t *h, int ask, int *busy)
                : rs_eng_state_error(p, rv, "lease", h->id);
     }
     if (!cur->lease_owner || cur->lease_until <= now
-        || owner_dead(cur->lease_owner)) {
+        || (dead = owner_dead(cur->lease_owner))) {
         takeover = cur->lease_owner != NULL;
         cur->epoch++;
         cur->lease_owner = rs_eng_lease_me(p);
@@ -255,8 +256,9 @@ static rs_error_t *lease_try(rs_hold_t *h, int ask, int *busy)
         if (takeover) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09830)
                           "upload %s: lease taken over at epoch %"
-                          APR_INT64_T_FMT " (its holder never released it)",
-                          h->id, cur->epoch);
+                          APR_INT64_T_FMT " (its holder never released it: %s)",
+                          h->id, cur->epoch, dead ? "the process is gone"
+                          : "the lease expired");
         }
     }
     return NULL;

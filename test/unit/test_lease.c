@@ -145,6 +145,19 @@ static void test_segments(apr_pool_t *p)
     RS_CHECK(fsize(p, e1) == 60);           /* the old file untouched */
     RS_CHECK(fsize(p, rs_eng_seg_path(p, s, &s->segs[1])) == 10);
 
+    /* a live holder of this kernel (this very process): not dead */
+    {
+        const char *me = rs_eng_lease_me(p), *last = strrchr(me, ':');
+        RS_CHECK(last && last[1] >= '0' && last[1] <= '9'
+                 && strspn(last + 1, "0123456789") == strlen(last + 1));
+        s = load(p, u->id);
+        s->lease_owner = me;
+        s->lease_until = apr_time_now() + apr_time_from_sec(30);
+        store(p, s);
+        area.lock_wait = 0;
+        RS_CHECK(RS_ERR_LOCKED == code(append(p, u, "x")));
+        s = load(p, u->id);
+    }
     /* a dead holder of this kernel: taken at once, without waiting */
     s->lease_owner = apr_psprintf(p, "%s", rs_eng_lease_me(p));
     s->lease_owner = apr_pstrcat(p, apr_pstrndup(p, s->lease_owner,

@@ -136,6 +136,8 @@ class TestFencing:
             t0 = time.monotonic()
             r = finish_on(c, 1, url, data)
             assert time.monotonic() - t0 >= 0.5     # it had to wait
+            assert [ln for ln in c.log_lines('RS09830') if uid in ln
+                    and 'the lease expired' in ln]
             info = c.show(uid)
             assert info['state'] == 'complete', info
             epochs = [seg[0] for seg in info['segments']]
@@ -181,6 +183,9 @@ class TestFencing:
         finish_on(c, 1, url, data)
         info = c.show(uid)
         assert len(info['segments']) == 2, info     # taken over: new file
+        # at once: the holder's process is gone (not after its lease)
+        assert [ln for ln in c.log_lines('RS09830') if uid in ln
+                and 'the process is gone' in ln], c.log_lines('RS09830')
         for cl in [c.client] + c.node_clients():
             assert sha256(cl.get(url).body) == sha256(data)
 
