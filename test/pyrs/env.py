@@ -224,6 +224,9 @@ class RsEnv:
         self._log_pos = 0
         self._pending_bad = []
         self.last_fail_output = ''
+        # argv -> argv for `-k start` (pyrs/gluster.py: a private mount
+        # namespace with the node's own FUSE client), None: as is
+        self.start_wrap = None
         self._class_allow = ([], [])
         self._test_allow = ([], [])
         # RS_STATE=pgsql: the default state database is PostgreSQL through
@@ -424,8 +427,11 @@ class RsEnv:
 
     # ---- process control ----------------------------------------------------
     def _apachectl(self, cmd):
-        return subprocess.run([self.apache, '-d', str(self.gen), '-f',
-                               str(self.conf_path), '-k', cmd],
+        argv = [self.apache, '-d', str(self.gen), '-f', str(self.conf_path),
+                '-k', cmd]
+        if cmd == 'start' and self.start_wrap:
+            argv = self.start_wrap(argv)
+        return subprocess.run(argv,
                               capture_output=True, text=True, timeout=60,
                               env=self.httpd_env())
 

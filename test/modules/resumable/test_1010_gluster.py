@@ -1,0 +1,222 @@
+"""1010: the cluster tier on a real shared file system through FUSE.
+
+Two httpd nodes (ResumableStateDB dbd:, one private PostgreSQL) behind a
+mod_proxy_balancer front, as in test_1000, but the upload directory is a
+GlusterFS volume (glusterd started by the suite, one brick in the test's
+temp dir, pyrs/gluster.py) and every node reaches it through ITS OWN FUSE
+client: each httpd runs in a private mount namespace with its own
+`mount -t glusterfs` at the common path, and the test reads the files
+through a third client. The start-up self-test (rs_fscheck) runs on each
+node's mount.
+
+The cases of test_1000 that make sense on a network file system run here
+unchanged (TestGlusterCluster inherits them): alternating-node PATCHes,
+HEAD through either node, concatenation across nodes, slice chunks
+sprayed, md5 dedup, expiry, SIGKILL of a child and of a whole node
+mid-PATCH with a resume through the balancer and a sha256 comparison,
+many uploads at once. The PostgreSQL restart and the frozen writer (a
+property of the state store and the writer lock, not of the file system)
+are left to test_1000. After every case: for every upload of the state
+database HEAD's offset through either node is the same and no more than
+the bytes of its data file, and `resumablectl verify` is clean.
+
+The tier's own cases: the writer lock between the nodes' two FUSE clients
+(test_1010_01), the fscheck probe files, and the coherence of what one
+client wrote and fdatasync'ed as the other client sees it at once.
+
+Skipped with the reason when PostgreSQL, FUSE or glusterd is absent or
+unusable here.
+"""
+import os
+import sys
+import time
+
+import pytest
+
+import test_1000_cluster as t1000
+from test_1000_cluster import get_body, node_tus
+from pyrs.client import OCTET, RsClient, make_data, read_response, \
+    sha256, upload_id
+from pyrs.durable import DurableCheck
+from pyrs.env import _free_port
+from pyrs.gluster import Gluster, GlusterCluster, GlusterUnusable, \
+    gluster_available
+from pyrs.pg import PgCluster, pg_available
+
+WHY = pg_available() or gluster_available()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or '')
+
+
+@pytest.fixture(scope='module')
+def pg(env):
+    if env.pg_params:
+        yield None
+        return
+    c = PgCluster(env.gen / 'pg-gluster', _free_port()).init().start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope='module')
+def gluster(env):
+    g = Gluster(env.gen / 'gluster')
+    try:
+        g.start()
+    except GlusterUnusable as ex:
+        g.stop()
+        pytest.skip(f'GlusterFS tier: {ex}')
+    except BaseException:
+        g.stop()
+        raise
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope='module')
+def cluster(env, pg, gluster):
+    env.stop()                  # the session server is not part of it
+    c = GlusterCluster(env, pg.dbd_params() if pg else env.pg_params,
+                       gluster).setup()
+    seeds = env.repo / 'conf' / 'seeds.conf'
+    try:
+        c.start(extra=(f'Define RS_SEEDS_DIR "{c.area_dir("seeds")}"\n'
+                       f'Include "{seeds}"\n'),
+                modules_extra=['alias'])
+    except BaseException:
+        c.stop()
+        raise
+    yield c
+    c.stop()
+    bad = []
+    for e in c.nodes + [c.front]:
+        bad += e.check_log(include_test=False)
+    assert not bad, 'error log at cluster stop:\n' + '\n'.join(bad)
+
+
+@pytest.fixture(scope='module')
+def durable(cluster):
+    return DurableCheck(cluster)
+
+
+@pytest.fixture(autouse=True)
+def _cluster_logs(cluster, durable, monkeypatch):
+    """The error logs, and after every case DurableCheck (pyrs/durable.py):
+    the sources the case makes are recorded for it."""
+    monkeypatch.setattr(t1000, 'make_data', durable.make_data)
+    monkeypatch.setattr(sys.modules[__name__], 'make_data', durable.make_data)
+    cluster.begin_test()
+    yield
+    durable.check()
+    bad = cluster.end_test()
+    assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
+
+
+class TestGlusterCluster(t1000.TestCluster):
+
+    # ---- the tier's own cases ------------------------------------------------
+    def test_rs_1010_01_own_fuse_client_per_node(self, cluster):
+        """Every node's httpd sees the shared path through its own FUSE
+        client (its own mount namespace), none of them through the test's;
+        the start-up self-test accepted each mount and left no probe."""
+        c = cluster
+        path = str(c.shared)
+        devs = {'view': os.stat(path).st_dev}
+        for i, node in enumerate(c.nodes):
+            pid = node.pid()
+            assert pid, f'node {i} not running'
+            with open(f'/proc/{pid}/mountinfo') as f:
+                mine = [line for line in f if f' {path} ' in line]
+            assert mine and ' - fuse.glusterfs ' in mine[-1], mine
+            devs[f'node{i}'] = os.stat(f'/proc/{pid}/root{path}').st_dev
+            assert len(c.node_client(i)) == 1, c.node_client(i)
+        assert len(set(devs.values())) == len(devs), devs
+        data = make_data(70000, seed=10101)
+        url = node_tus(c, 0).upload(data, chunk_size=30000)
+        assert sha256(get_body(RsClient(c.nodes[1].url), url)) == sha256(data)
+        for area in ('files', 'short', 'seeds'):
+            for d in (c.shared / area, c.shared / area / '.resumable'):
+                assert not [p for p in os.listdir(d)
+                            if p.startswith('.rs-fscheck-')], d
+
+    def test_rs_1010_02_acked_bytes_visible_to_other_clients(self, cluster):
+        """Right after each 204 of a node, the other node's HEAD and the
+        test's own client see the acknowledged offset and bytes: no client
+        cache shows a stale size or stale data (VOLUME_OPTIONS and
+        CLIENT_OPTIONS of pyrs/gluster.py)."""
+        c = cluster
+        data = make_data(5 * 100003 + 17, seed=10102)
+        tus = node_tus(c, 0)
+        url = tus.create(length=len(data))
+        f = None
+        off = 0
+        for i in range(6):
+            if f is not None:       # the test's client read it before
+                f.read_bytes()
+            piece = data[off:off + 100003]
+            r = node_tus(c, i % 2).patch(url, off, piece)
+            assert r.status == 204, r
+            off = int(r.headers['Upload-Offset'])
+            if off == len(data):
+                break
+            f = f or c.nodes[0].staged_data_file(c.shared / 'files',
+                                                 upload_id(url))
+            assert f is not None
+            got = f.read_bytes()
+            assert len(got) >= off and got[:off] == data[:off], \
+                (i, len(got), off)
+            assert node_tus(c, (i + 1) % 2).offset(url) == off
+        assert off == len(data)
+
+    def test_rs_1010_03_client_coherence(self, cluster):
+        """The storage requirement itself, between two FUSE clients of
+        the test: after a write + fdatasync on one, the other sees the new
+        size and bytes at once, appended and rewritten in place."""
+        c = cluster
+        other = c.gluster.mount(c.base / 'view2', 'view2')
+        try:
+            a, b = c.shared / 'coherence.bin', other / 'coherence.bin'
+            for i in range(8):
+                chunk = make_data(65536 + 1000 * i, seed=10103 + i)
+                if b.exists():
+                    b.read_bytes()              # cached by the other client
+                with open(a, 'ab' if i % 2 == 0 else 'r+b') as f:
+                    f.write(chunk)
+                    f.flush()
+                    os.fdatasync(f.fileno())
+                want = a.read_bytes()
+                assert os.stat(b).st_size == len(want), i
+                assert b.read_bytes() == want, i
+        finally:
+            a.unlink(missing_ok=True)
+            c.gluster.umount(other, 'view2')
+
+    def test_rs_1010_04_stalled_writer_yields_across_clients(self, cluster):
+        """A PATCH stalled on node 0 is taken over by node 1 (the request
+        to yield and the writer lock go through two FUSE clients); the old
+        writer's late bytes change nothing."""
+        c = cluster
+        c.allow_errors(patterns=[r'\[resumable:warn\]'])
+        data = make_data(600000, seed=10104)
+        t0 = node_tus(c, 0)
+        url = t0.create(length=len(data))
+        h = dict(t0.base_headers)
+        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+        s = t0.client.send_partial('PATCH', url, h, data[:250000],
+                                   len(data), timeout=30)
+        try:
+            time.sleep(0.5)
+            t1 = node_tus(c, 1)
+            off = t1.offset(url)
+            assert 0 <= off <= 250000, off
+            r = t1.patch(url, off, data[off:], timeout=20)
+            assert r.status == 204, r
+            try:
+                s.sendall(b'\0' * 200000)     # the old writer goes on
+                r_old = read_response(s, 'PATCH', timeout=10)
+                assert r_old.status != 204, r_old
+            except OSError:
+                pass            # the server closed it: fine
+        finally:
+            s.close()
+        for cl in [c.client] + c.node_clients():
+            assert sha256(get_body(cl, url)) == sha256(data)
