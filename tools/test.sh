@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=(apache2 apache2-dev apache2-utils libssl-dev libjansson-dev make gcc
            curl openssl python3-pytest python3-requests procps chromium
            clang libclang-rt-14-dev debhelper dpkg-dev fakeroot strace
-           postgresql libaprutil1-dbd-pgsql)   # cluster tests (test_100x)
+           postgresql libaprutil1-dbd-pgsql   # cluster tests (test_100x)
+           glusterfs-server)                  # their FUSE tier (test_1010)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
