@@ -28,6 +28,8 @@ Skipped with the reason when PostgreSQL, FUSE or glusterd is absent or
 unusable here.
 """
 import os
+import re
+import signal
 import sys
 import time
 
@@ -38,13 +40,21 @@ from test_1000_cluster import get_body, node_tus
 from pyrs.client import OCTET, RsClient, make_data, read_response, \
     sha256, upload_id
 from pyrs.durable import DurableCheck
-from pyrs.env import _free_port
+from pyrs.env import _free_port, wait_for
 from pyrs.gluster import Gluster, GlusterCluster, GlusterUnusable, \
     gluster_available
 from pyrs.pg import PgCluster, pg_available
 
 WHY = pg_available() or gluster_available()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or '')
+
+
+# the lead's writer leases (ResumableLeaseTime, epochs, fencing): a short
+# lease when the module has them (test_rs_1010_05 needs them)
+LEASE = 2
+LEASE_CONF = ('<IfDirective ResumableLeaseTime>\n'
+              f'    ResumableLeaseTime {LEASE}s\n'
+              '</IfDirective>')
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +91,7 @@ def cluster(env, pg, gluster):
     try:
         c.start(extra=(f'Define RS_SEEDS_DIR "{c.area_dir("seeds")}"\n'
                        f'Include "{seeds}"\n'),
-                modules_extra=['alias'])
+                server_extra=LEASE_CONF, modules_extra=['alias'])
     except BaseException:
         c.stop()
         raise
@@ -220,3 +230,66 @@ class TestGlusterCluster(t1000.TestCluster):
             s.close()
         for cl in [c.client] + c.node_clients():
             assert sha256(get_body(cl, url)) == sha256(data)
+
+    def test_rs_1010_05_frozen_holder_fenced_after_lease(self, cluster,
+                                                         durable):
+        """SIGSTOP of the writer on node 0 past its lease: node 1 takes the
+        upload over from the committed offset and finishes it; after
+        SIGCONT the old writer is fenced (409, RS09831) and no committed
+        byte or record field changes. Needs the writer leases (epoch per
+        upload in PostgreSQL, ResumableLeaseTime): today a frozen holder
+        keeps the upload (423, test_1000_13)."""
+        c = cluster
+        c.allow_errors(tags=['RS09831'], patterns=[r'\[resumable:warn\]'])
+        node = c.nodes[0]
+        data = make_data(600000, seed=10105)
+        t0 = node_tus(c, 0)
+        url = t0.create(length=len(data))
+        uid = upload_id(url)
+        h = dict(t0.base_headers)
+        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+        s = t0.client.send_partial('PATCH', url, h, data[:200000],
+                                   len(data), timeout=30)
+        pid = None
+        try:
+            # the idle body is checkpointed: node 1 sees the offset
+            assert wait_for(lambda: node_tus(c, 1).offset(url) == 200000,
+                            10), 'the sent bytes are not committed'
+            pid = holder_pid(durable, uid, node, s)
+            assert pid, 'no child holds the PATCH'
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(LEASE + 1)               # the lease expires
+            t1 = node_tus(c, 1)
+            off = t1.offset(url)
+            assert off == 200000, off
+            r = t1.patch(url, off, data[off:], timeout=20)
+            assert r.status == 204, r           # taken over
+            record = durable.show(uid)
+            for cl in c.node_clients():
+                assert sha256(get_body(cl, url)) == sha256(data)
+            os.kill(pid, signal.SIGCONT)
+            pid = None
+            try:
+                s.sendall(b'\0' * 100000)       # the old writer goes on
+                r_old = read_response(s, 'PATCH', timeout=10)
+                assert r_old.status == 409, r_old  # fenced
+            except OSError:
+                pass                # closed by the server: fenced too
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGCONT)
+            s.close()
+        assert wait_for(lambda: c.log_lines('RS09831'), 5), 'not fenced'
+        assert durable.show(uid) == record      # no record field changed
+        for cl in [c.client] + c.node_clients():
+            assert sha256(get_body(cl, url)) == sha256(data)
+
+
+def holder_pid(durable, uid, node, sock):
+    """The writer's pid: from the lease owner (<boot-id>:<pid>:<start>) in
+    resumablectl show, else the child holding the connection."""
+    f = durable.show(uid) or {}
+    m = re.match(r'^[^:\s]+:(\d+):\d+', f.get('lease', ''))
+    if m:
+        return int(m.group(1))
+    return wait_for(lambda: node.child_for_connection(sock), 10, 0.01)
