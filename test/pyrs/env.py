@@ -148,6 +148,20 @@ def _proc_children(ppid):
     return sorted(kids)
 
 
+def _detach_mounts(path):
+    """umount -l every mount below path, deepest first (a killed run's
+    tmpfs or FUSE mounts: rmtree must not walk into them, nor hang on a
+    FUSE client that is gone)."""
+    prefix = str(path).rstrip('/') + '/'
+    try:
+        with open('/proc/mounts') as f:
+            mps = [line.split()[1].replace('\\040', ' ') for line in f]
+    except OSError:
+        return
+    for mp in sorted((m for m in mps if m.startswith(prefix)), reverse=True):
+        subprocess.run(['umount', '-l', mp], capture_output=True, timeout=30)
+
+
 def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -263,6 +277,7 @@ class RsEnv:
         for d in base.iterdir():
             if d.is_dir() and d.name.isdigit() and d != self.gen \
                     and not os.path.exists(f'/proc/{d.name}'):
+                _detach_mounts(d)
                 shutil.rmtree(d, ignore_errors=True)
 
     def build(self):

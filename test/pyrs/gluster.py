@@ -179,7 +179,8 @@ def gluster_available():
 
 def clean_stale(gen_base):
     """Processes and mounts left by a killed run under gen_base/<pid>/ whose
-    pid is gone: unmount, kill by pid, drop its glusterd run files."""
+    pid is gone (its glusterd, brick and clients, the httpd nodes of its
+    GlusterCluster): unmount, kill by pid, drop its glusterd run files."""
     gen_base = str(gen_base).rstrip('/') + '/'
     rx = re.compile(re.escape(gen_base) + r'(\d+)/')
 
@@ -189,8 +190,11 @@ def clean_stale(gen_base):
     for mp in _mounts_under(gen_base):
         if stale(mp + '/'):
             _umount(mp)
-    pids = [p for p in _pids_with_arg(stale)
-            if Path(_cmdline(p)[0]).name.startswith('gluster')]
+    def ours(pid):      # gluster's, and httpd nodes of a gluster tier
+        argv = _cmdline(pid)
+        return argv and (Path(argv[0]).name.startswith('gluster') or any(
+            '/gluster-cluster/' in a for a in argv))
+    pids = [p for p in _pids_with_arg(stale) if ours(p)]
     if pids:
         _kill_wait(pids)
     for d in Path('/var/run/gluster/vols').glob('rs[0-9]*'):
