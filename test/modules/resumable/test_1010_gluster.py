@@ -2,27 +2,28 @@
 
 Two httpd nodes (ResumableStateDB dbd:, one private PostgreSQL) behind a
 mod_proxy_balancer front, as in test_1000, but the upload directory is a
-GlusterFS volume (glusterd started by the suite, one brick in the test's
-temp dir, pyrs/gluster.py) and every node reaches it through ITS OWN FUSE
-client: each httpd runs in a private mount namespace with its own
-`mount -t glusterfs` at the common path, and the test reads the files
-through a third client. The start-up self-test (rs_fscheck) runs on each
-node's mount.
+GlusterFS volume (a private glusterd started by the suite, one brick in
+the test's temp dir, pyrs/gluster.py) and every node reaches it through
+ITS OWN FUSE client: each httpd runs in a private mount namespace with its
+own glusterfs client mounted at the common path, and the test reads the
+files through a third client. The start-up self-test (rs_fscheck) runs on
+each node's mount and accepts it.
 
-The cases of test_1000 that make sense on a network file system run here
-unchanged (TestGlusterCluster inherits them): alternating-node PATCHes,
-HEAD through either node, concatenation across nodes, slice chunks
-sprayed, md5 dedup, expiry, SIGKILL of a child and of a whole node
-mid-PATCH with a resume through the balancer and a sha256 comparison,
-many uploads at once. The PostgreSQL restart and the frozen writer (a
-property of the state store and the writer lock, not of the file system)
-are left to test_1000. After every case: for every upload of the state
-database HEAD's offset through either node is the same and no more than
-the bytes of its data file, and `resumablectl verify` is clean.
+Every case of test_1000 runs here unchanged (TestGlusterCluster inherits
+them): alternating-node PATCHes, HEAD through either node, concatenation
+across nodes, slice chunks sprayed, md5 dedup, expiry, SIGKILL of a child
+and of a whole node mid-PATCH with a resume through the balancer and a
+sha256 comparison, a PostgreSQL restart, many uploads at once, the frozen
+writer. After every case (pyrs/durable.py): `resumablectl verify` is clean,
+and for every upload of the state database HEAD's offset through either
+node is the same, within the bytes of its data file as a third client sees
+them, and those bytes equal the source.
 
-The tier's own cases: the writer lock between the nodes' two FUSE clients
-(test_1010_01), the fscheck probe files, and the coherence of what one
-client wrote and fdatasync'ed as the other client sees it at once.
+The tier's own cases: one FUSE client per node (01); acknowledged bytes and
+sizes visible to the other clients at once (02) and the client coherence
+the storage needs (03); a stalled writer taken over across two clients
+(04); a node killed together with its FUSE client (06); a frozen holder
+fenced after its lease (05, needs the writer leases).
 
 Skipped with the reason when PostgreSQL, FUSE or glusterd is absent or
 unusable here.
@@ -109,7 +110,6 @@ def durable(cluster):
     yield d
     print(f'DurableCheck: {d.checked} upload checks, {len(d.complete)} '
           f'uploads seen complete')
-    assert d.checked > 0, 'DurableCheck checked nothing'
 
 
 @pytest.fixture(autouse=True)
