@@ -61,6 +61,12 @@ VOLUME_OPTIONS = {
     'performance.open-behind': 'off',
     'performance.readdir-ahead': 'off',
     'network.ping-timeout': '5',
+    # a client cut from the brick loses its locks there at once (another
+    # client takes them) and is not told: reconnected, it used its locked
+    # descriptor as before. With strict-locks a descriptor that held locks
+    # fails (EBADFD) after the reconnect, so the loss can be seen; others
+    # (the data file's) go on working: test_1010_07
+    'client.strict-locks': 'on',
 }
 # the client (glusterfs) is run directly rather than through mount -t
 # glusterfs: mount.glusterfs 10.3 turns fopen-keep-cache=off into
@@ -357,6 +363,29 @@ class Gluster:
         if str(path) in self.mounts:
             self.mounts.remove(str(path))
         self.kill_client(name)
+
+    def brick_port(self):
+        r = self.cli('volume', 'status', self.volume, '--xml', timeout=10)
+        m = re.search(r'<port>(\d+)</port>', r.stdout)
+        return int(m.group(1)) if m else None
+
+    def cut_client(self, name):
+        """Cut client `name`'s TCP connections to the brick (ss -K: a
+        network blip; the client reconnects). Returns how many were cut."""
+        port = self.brick_port()
+        pids = self.client_pids(name)
+        r = _run(['ss', '-tnpH', 'dport', '=', f':{port}'], check=False)
+        sports = [line.split()[3].rsplit(':', 1)[1]
+                  for line in r.stdout.splitlines()
+                  if any(f'pid={p},' in line for p in pids)]
+        cut = 0
+        for sp in sports:
+            _run(['ss', '-K', '-tn', 'sport', '=', f':{sp}', 'and', 'dport',
+                  '=', f':{port}'], check=False)
+            left = _run(['ss', '-tnH', 'sport', '=', f':{sp}', 'and',
+                         'dport', '=', f':{port}'], check=False).stdout
+            cut += 0 if 'ESTAB' in left or left.strip() else 1
+        return cut
 
     def client_pids(self, name):
         log = f'--log-file={self.logs}/client-{name}.log'

@@ -272,6 +272,48 @@ class TestGlusterCluster(t1000.TestCluster):
         assert len(c.node_client(0)) == 1
         assert sha256(get_body(RsClient(node.url), url)) == sha256(data)
 
+    def test_rs_1010_07_client_cut_from_brick_old_writer_fenced(self,
+                                                                cluster):
+        """Node 0's FUSE client loses its connection to the brick (a
+        network blip) while a PATCH of it holds the upload: node 1 may
+        finish the upload, and node 0's writer, its client reconnected,
+        goes on with other bytes: they must not land, neither in the data
+        nor in the record. Today the brick drops node 0's writer lock at
+        once without telling it, node 1 takes over at once, and the old
+        writer's bytes land in the published file and its offset in the
+        record: needs the writer leases (exclusion and fencing in
+        PostgreSQL, segments per epoch)."""
+        c = cluster
+        c.allow_errors(patterns=[r'\[resumable:(warn|error)\]'])
+        data = make_data(600000, seed=10107)
+        t0 = node_tus(c, 0)
+        url = t0.create(length=len(data))
+        h = dict(t0.base_headers)
+        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+        s = t0.client.send_partial('PATCH', url, h, data[:200000],
+                                   len(data), timeout=30)
+        try:
+            assert wait_for(lambda: node_tus(c, 1).offset(url) == 200000,
+                            10), 'the sent bytes are not on the brick'
+            if not c.gluster.cut_client('node0'):
+                pytest.skip('ss -K cannot cut a TCP connection here')
+            t1 = node_tus(c, 1)
+            off = t1.offset(url)
+            assert 0 < off <= 200000, off
+            r = t1.patch(url, off, data[off:], timeout=20)
+            assert r.status == 204, r
+            time.sleep(3.5)             # node 0's client reconnects
+            try:
+                s.sendall(b'\0' * 200000)       # the old writer goes on
+                r_old = read_response(s, 'PATCH', timeout=10)
+                assert r_old.status != 204, r_old
+            except OSError:
+                pass            # closed by the server: fine
+        finally:
+            s.close()
+        for cl in [c.client] + c.node_clients():
+            assert sha256(get_body(cl, url)) == sha256(data)
+
     def test_rs_1010_05_frozen_holder_fenced_after_lease(self, cluster,
                                                          durable):
         """SIGSTOP of the writer on node 0 past its lease: node 1 takes the
