@@ -5,11 +5,11 @@ for the cluster tests' FUSE tier (test_1010).
   logs under <base>/ (never /var/lib/glusterd); only its management port
   is fixed, 127.0.0.1:24007, because a brick process (glusterfsd) fetches
   its volfile from that port whatever glusterd listens on.
-- One volume `rs<pid>` with a single brick <base>/brick. gluster refuses
-  127.0.0.1 and localhost as a brick host by name, so the brick host is a
-  name of this machine that resolves to 127.0.0.1 only (`hostname`), so
-  every connection of glusterd, the brick and the clients stays on
-  127.0.0.1.
+- One volume `rs<pid>` with a single brick <base>/brick on host 127.1
+  (BRICK_HOST), so every connection of glusterd, the brick and the clients
+  stays on 127.0.0.1. What glusterd keeps outside <base> (its run files in
+  /var/run/gluster/vols/<volume>, the brick's log in
+  /var/log/glusterfs/bricks/) is removed at stop.
 - Volume options: VOLUME_OPTIONS (README "Cluster", storage): the client
   side caches that could show one client stale metadata or data written by
   another are off. Client mounts: MOUNT_OPTIONS (FUSE attribute and entry
@@ -152,16 +152,10 @@ def _umount(path):
         _run(['umount', '-l', path], timeout=30, check=False)
 
 
-def brick_host():
-    """A name of this machine that resolves to 127.0.0.1 only, or None."""
-    for name in (socket.gethostname(), socket.getfqdn()):
-        try:
-            addrs = {a[4][0] for a in socket.getaddrinfo(name, None)}
-        except OSError:
-            continue
-        if addrs == {'127.0.0.1'} and name not in ('localhost',):
-            return name
-    return None
+# gluster refuses "127.0.0.1" and "localhost" as a brick host by their
+# spelling; "127.1" is the same address (inet_aton), so glusterd, the brick
+# and every client connect to 127.0.0.1 only, whatever the host name is
+BRICK_HOST = '127.1'
 
 
 def gluster_available():
@@ -177,9 +171,6 @@ def gluster_available():
         os.close(os.open('/dev/fuse', os.O_RDWR))
     except OSError as ex:
         return f'FUSE unusable here (/dev/fuse: {ex.strerror})'
-    if not brick_host():
-        return ('no host name of this machine resolves to 127.0.0.1 only '
-                '(gluster refuses 127.0.0.1/localhost as a brick host)')
     return None
 
 
@@ -220,7 +211,7 @@ class Gluster:
         self.vol_file = self.base / 'glusterd.vol'
         self.pid_file = self.run_dir / 'glusterd.pid'
         self.cli_sock = self.run_dir / 'cli.socket'
-        self.host = brick_host()
+        self.host = BRICK_HOST
         self.mounts = []            # this namespace's client mounts
         self.started = False
 
@@ -422,6 +413,8 @@ class Gluster:
         _kill_wait(bricks + ([pid] if pid else []))
         shutil.rmtree(f'/var/run/gluster/vols/{self.volume}',
                       ignore_errors=True)
+        brick_log = str(self.brick).strip('/').replace('/', '-') + '.log'
+        Path('/var/log/glusterfs/bricks', brick_log).unlink(missing_ok=True)
 
 
 def _gen_base(path):
