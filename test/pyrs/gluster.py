@@ -12,15 +12,15 @@ for the cluster tests' FUSE tier (test_1010).
   /var/log/glusterfs/bricks/) is removed at stop.
 - Volume options: VOLUME_OPTIONS (README "Cluster", storage): the client
   side caches that could show one client stale metadata or data written by
-  another are off. Client mounts: MOUNT_OPTIONS (FUSE attribute and entry
-  caching off for the same reason).
+  another are off. Clients: CLIENT_OPTIONS (the kernel's FUSE attribute,
+  entry and page caches off for the same reason).
 - The test process mounts its own client (the "view") at the shared path;
   each node runs its httpd in a private mount namespace (unshare -m
   --propagation private) where it lazily unmounts the inherited view and
   mounts its OWN client at the same path before it execs httpd, so records
   (which store the area's absolute directory) are valid on every node and
   every node writes through its own FUSE client. The client dies with the
-  namespace's last process; node_client_pids() finds it (by its log file)
+  namespace's last process; client_pids() finds it (by its log file)
   so it is killed by pid when the node is restarted or stopped.
 - stop() unmounts and stops everything, bounded, also after failures; a
   leftover of a killed run (processes and mounts under test/gen/<pid> of a
@@ -184,13 +184,14 @@ def clean_stale(gen_base):
     def stale(arg):
         m = rx.search(arg)
         return bool(m) and not Path(f'/proc/{m.group(1)}').exists()
-    for mp in _mounts_under(gen_base):
-        if stale(mp + '/'):
-            _umount(mp)
+
     def ours(pid):      # gluster's, and httpd nodes of a gluster tier
         argv = _cmdline(pid)
         return argv and (Path(argv[0]).name.startswith('gluster') or any(
             '/gluster-cluster/' in a for a in argv))
+    for mp in _mounts_under(gen_base):
+        if stale(mp + '/'):
+            _umount(mp)
     pids = [p for p in _pids_with_arg(stale) if ours(p)]
     if pids:
         _kill_wait(pids)
@@ -291,8 +292,8 @@ class Gluster:
             try:
                 if cond():
                     return True
-            except subprocess.TimeoutExpired:
-                pass
+            except (subprocess.TimeoutExpired, OSError):
+                pass            # (a FUSE mount that is not up yet)
             time.sleep(0.1)
         return False
 
