@@ -11,11 +11,11 @@
   the fixture puts in the test module's place). Chunked and composed
   uploads (no single prefix) are checked by HEAD and verify only.
 
-Today's data file is one file per upload; with per-epoch segment files
-(writer leases) the bytes are compared only where there is one file, until
-durable_bytes() learns their layout from the record.
+The committed bytes are the upload's one data file, or with the writer
+leases its per-epoch segment files as the record lays them out.
 """
 import re
+import time
 from pathlib import Path
 
 from .client import RsClient, make_data
@@ -23,6 +23,7 @@ from .ctl import resumablectl
 
 TUS_HEADERS = {'Tus-Resumable': '1.0.0'}
 FLAG_COMPOSED = 0x40                # show's flags; chunked: a 'chunks:' line
+FLAG_UNINDEXED = 0x20
 
 
 class DurableCheck:
@@ -52,19 +53,40 @@ class DurableCheck:
                 if line.strip()]
 
     def show(self, uid):
+        """`resumablectl show` as a dict (None: no such upload); the
+        'segment' lines of a cluster record, if any, as a list."""
         rc, out = self.ctl('show', uid)
         if rc != 0:
             return None             # removed meanwhile (expiry, delete)
-        fields = {}
+        fields = {'segment': []}
         for line in out.splitlines():
             m = re.match(r'^(\S+):\s+(.*)$', line)
-            if m:
+            if m and m.group(1) == 'segment':
+                fields['segment'].append(m.group(2).strip())
+            elif m:
                 fields[m.group(1)] = m.group(2).strip()
         return fields
 
-    def durable_bytes(self, area, uid):
-        """The upload's data file as this client sees it; None when it has
-        several (per-epoch segments: their layout is the record's)."""
+    def settled(self, uid, timeout=15):
+        """show() once the upload's own after-work is done (its content
+        indexed: flag 0x20 cleared) and two reads 0.5 s apart agree."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            f = self.show(uid)
+            if f == last and f and not int(f['flags'], 16) & FLAG_UNINDEXED:
+                return f
+            last = f
+            time.sleep(0.5)
+        raise AssertionError(f'the record of {uid} does not settle: {last}')
+
+    def durable_bytes(self, area, uid, fields):
+        """The upload's committed bytes as this client sees them: its
+        segments' (cluster records, RsCluster.durable_bytes where the
+        writer leases are), else its one data file; None when unknown."""
+        if fields['segment']:
+            get = getattr(self.c, 'durable_bytes', None)
+            return get(area, uid) if get else None
         node = self.c.nodes[0]
         files = [p for p in node.staged_files(area, uid)
                  if not re.search(r'\.(info|json|meta|lock)$', p.name)]
@@ -107,7 +129,6 @@ class DurableCheck:
         acked = int(off_s)
         length = None if len_s == '?' else int(len_s)
         area = Path(f['dir'])
-        durable = self.durable_bytes(area, uid)
         if area.name in self.tus_areas:
             heads = self.head_offsets(area.name, uid)
             if all(h in ('404', '410') for h in heads):
@@ -119,7 +140,10 @@ class DurableCheck:
         if f['state'] == 'complete':
             self.complete.add(uid)
         chunked = 'chunks' in f or int(f['flags'], 16) & FLAG_COMPOSED
-        if chunked or f['state'] != 'active' or durable is None:
+        if chunked or f['state'] != 'active':
+            return
+        durable = self.durable_bytes(area, uid, f)
+        if durable is None:
             return
         assert acked <= len(durable), \
             (uid, f'offset {acked} > {len(durable)} durable bytes')
