@@ -14,7 +14,8 @@ them): alternating-node PATCHes, HEAD through either node, concatenation
 across nodes, slice chunks sprayed, md5 dedup, expiry, SIGKILL of a child
 and of a whole node mid-PATCH with a resume through the balancer and a
 sha256 comparison, a PostgreSQL restart, many uploads at once, the frozen
-writer. After every case (pyrs/durable.py): `resumablectl verify` is clean,
+writer of the stage before the writer leases (skipped with the reason where
+the module has them: the tier runs with a 3 s lease, test_rs_1010_05). After every case (pyrs/durable.py): `resumablectl verify` is clean,
 and for every upload of the state database HEAD's offset through either
 node is the same, within the bytes of its data file as a third client sees
 them, and those bytes equal the source.
