@@ -343,8 +343,8 @@ static int fscheck_refuse(server_rec *s, const char *dir, const char *failed,
     ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, RS_LOGNO(09820)
                  "ResumableDir %s%s%s: %s; cluster mode needs a POSIX shared "
                  "file system, writable by the httpd User: NFS >= 4.1 with "
-                 "sync exports, CephFS, GlusterFS with "
-                 "performance.stat-prefetch off", dir,
+                 "sync exports, CephFS, GlusterFS with client caches off "
+                 "(README Cluster)", dir,
                  strcmp(dir, failed) ? ", staging folder " : "",
                  strcmp(dir, failed) ? failed : "", why);
     return HTTP_INTERNAL_SERVER_ERROR;

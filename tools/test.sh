@@ -11,6 +11,7 @@ need_pkgs=(apache2 apache2-dev apache2-utils libssl-dev libjansson-dev make gcc
            curl openssl python3-pytest python3-requests procps chromium
            clang libclang-rt-14-dev debhelper dpkg-dev fakeroot strace
            postgresql libaprutil1-dbd-pgsql     # cluster tests (test_10xx)
+           glusterfs-server                     # their FUSE tier (test_1010)
            iproute2)                            # netns partition (test_1030)
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -20,9 +20,9 @@ FRONT_MODULES = BASE_MODULES + ['proxy', 'proxy_http', 'proxy_balancer',
 
 class RsCluster:
 
-    def __init__(self, env, pg_params, n=2):
+    def __init__(self, env, pg_params, n=2, name='cluster'):
         self.env = env
-        self.base = Path(env.gen) / 'cluster'
+        self.base = Path(env.gen) / name
         self.pg_params = pg_params
         self.nodes = []
         for i in range(n):

@@ -148,6 +148,20 @@ def _proc_children(ppid):
     return sorted(kids)
 
 
+def _detach_mounts(path):
+    """umount -l every mount below path, deepest first (a killed run's
+    tmpfs or FUSE mounts: rmtree must not walk into them, nor hang on a
+    FUSE client that is gone)."""
+    prefix = str(path).rstrip('/') + '/'
+    try:
+        with open('/proc/mounts') as f:
+            mps = [line.split()[1].replace('\\040', ' ') for line in f]
+    except OSError:
+        return
+    for mp in sorted((m for m in mps if m.startswith(prefix)), reverse=True):
+        subprocess.run(['umount', '-l', mp], capture_output=True, timeout=30)
+
+
 def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -224,6 +238,9 @@ class RsEnv:
         self._log_pos = 0
         self._pending_bad = []
         self.last_fail_output = ''
+        # argv -> argv for `-k start` (pyrs/gluster.py: a private mount
+        # namespace with the node's own FUSE client), None: as is
+        self.start_wrap = None
         self._class_allow = ([], [])
         self._test_allow = ([], [])
         # RS_STATE=pgsql: the default state database is PostgreSQL through
@@ -260,6 +277,7 @@ class RsEnv:
         for d in base.iterdir():
             if d.is_dir() and d.name.isdigit() and d != self.gen \
                     and not os.path.exists(f'/proc/{d.name}'):
+                _detach_mounts(d)
                 shutil.rmtree(d, ignore_errors=True)
 
     def build(self):
@@ -424,8 +442,11 @@ class RsEnv:
 
     # ---- process control ----------------------------------------------------
     def _apachectl(self, cmd):
-        return subprocess.run([self.apache, '-d', str(self.gen), '-f',
-                               str(self.conf_path), '-k', cmd],
+        argv = [self.apache, '-d', str(self.gen), '-f', str(self.conf_path),
+                '-k', cmd]
+        if cmd == 'start' and self.start_wrap:
+            argv = self.start_wrap(argv)
+        return subprocess.run(argv,
                               capture_output=True, text=True, timeout=60,
                               env=self.httpd_env())
 

@@ -84,9 +84,7 @@ def cluster(env, pg):
     seeds = env.repo / 'conf' / 'seeds.conf'
     c.start(extra=(f'Define RS_SEEDS_DIR "{c.area_dir("seeds")}"\n'
                    f'Include "{seeds}"\n'),
-            server_extra=('<IfDirective ResumableLeaseTime>\n'
-                          f'    ResumableLeaseTime {LEASE}s\n'
-                          '</IfDirective>\n'),
+            server_extra=f'ResumableLeaseTime {LEASE}s\n',
             modules_extra=['alias'])
     yield c
     c.stop()

@@ -90,9 +90,7 @@ def cluster(env, pg, netns):
     c.nodes[1] = b
     set_default_base(env.url)
     c.setup()
-    c.start(server_extra=('<IfDirective ResumableLeaseTime>\n'
-                          f'    ResumableLeaseTime {LEASE}s\n'
-                          '</IfDirective>\n'),
+    c.start(server_extra=f'ResumableLeaseTime {LEASE}s\n',
             areas=c.areas(extra=['ResumableLockWait 1']))
     yield c
     c.stop()
