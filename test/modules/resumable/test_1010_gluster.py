@@ -34,7 +34,6 @@ import re
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
