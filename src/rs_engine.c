@@ -107,6 +107,7 @@
 #include "rs_data.h"
 #include "rs_lock.h"
 #include "rs_hash.h"
+#include "rs_hash_follow.h"
 #include "rs_util.h"
 #include "rs_log.h"
 #include "rs_stats.h"
@@ -1357,6 +1358,7 @@ typedef struct append_ctx {
     apr_file_t *f;
     rs_writer_t *w;
     rs_hash_t *hash;
+    rs_hash_follow_t *follow;      /* digests the file as it is written */
     apr_off_t start;
     apr_off_t remaining;           /* -1: unbounded */
     int verify;                    /* bytes count only once verified */
@@ -1488,6 +1490,25 @@ static rs_error_t *precheck(append_ctx *c)
     return NULL;
 }
 
+/* Digest a checksummed body of RS_HASH_PIPE_MIN or more (or of unknown
+ * size) from the file as it is written, in a worker thread (issue 15): the
+ * body stays on the splice path and the digest overlaps the receive. A
+ * smaller body, or no thread, is digested in memory as it streams. */
+static apr_status_t hash_start(append_ctx *c)
+{
+    const char *alg = c->ap->checksum_alg;
+    apr_status_t rv;
+
+    if (c->body->length < 0 || c->body->length >= RS_HASH_PIPE_MIN) {
+        rv = rs_hash_follow_start(&c->follow, alg, c->f, c->start, c->p);
+        if (APR_SUCCESS == rv || APR_STATUS_IS_ENOTIMPL(rv)) {
+            return rv;
+        }
+        c->follow = NULL;
+    }
+    return rs_hash_create(&c->hash, alg, c->p);
+}
+
 /* Mark an unverified append in the record before writing its bytes. */
 static rs_error_t *begin_write(append_ctx *c)
 {
@@ -1495,9 +1516,7 @@ static rs_error_t *begin_write(append_ctx *c)
 
     c->start = c->u->offset;
     c->verify = c->ap->checksum_alg || c->ap->checksum_trailer;
-    if (c->ap->checksum_alg
-        && APR_SUCCESS != rs_hash_create_for(&c->hash, c->ap->checksum_alg,
-                                             c->body->length, c->p)) {
+    if (c->ap->checksum_alg && APR_SUCCESS != hash_start(c)) {
         return rs_error_make(c->p, RS_ERR_CHECKSUM_ALGORITHM, 0, NULL);
     }
     if (c->verify) {
@@ -1554,6 +1573,9 @@ static rs_error_t *stream(append_ctx *c)
         }
         rv = data ? rs_writer_write(c->w, data, len)
                   : rs_writer_splice(c->w, c->body->pipe_fd, len);
+        if (c->follow) {
+            rs_hash_follow_advance(c->follow, rs_writer_flushed(c->w));
+        }
         if (APR_SUCCESS != rv) {
             return rs_eng_io_error(c->p, rv, "writing", c->u->id);
         }
@@ -1591,7 +1613,8 @@ static rs_error_t *verify(append_ctx *c, apr_off_t n)
         rv = rs_hash_file_range(alg, c->f, c->start, n, got, &glen, c->p);
     }
     else {
-        rv = rs_hash_final(c->hash, got, &glen);
+        rv = c->follow ? rs_hash_follow_final(c->follow, n, got, &glen)
+                       : rs_hash_final(c->hash, got, &glen);
     }
     if (APR_SUCCESS != rv) {
         return rs_eng_io_error(c->p, rv, "hashing", c->u->id);
