@@ -1885,7 +1885,8 @@ static int collect_key(void *baton, const char *key)
 static int sweep_wants(const rs_upload_t *u, apr_time_t now)
 {
     return (RS_STATE_COMPLETE == u->state
-            && (u->flags & (RS_UF_COMPOSED | RS_UF_UNINDEXED)))
+            && (u->flags & (RS_UF_COMPOSED | RS_UF_UNINDEXED
+                            | RS_UF_CHUNKS_LEFT)))
            || expired(u, now);
 }
 
@@ -1944,6 +1945,9 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_COMPOSED)) {
         rs_engine_materialise(e, NULL, u->id, p);   /* its child was killed */
         return 0;
+    }
+    if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_CHUNKS_LEFT)) {
+        rs_eng_chunks_sweep(e, u, p);       /* killed after its answer */
     }
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {
         index_later(e, u, p);
