@@ -72,7 +72,8 @@
  *     into "<id>.data" and hashed as the run from chunk 0 grows (each
  *     chunk by the request that extends the run, rs_engine_chunk.c), the
  *     MD5 is verified, then the file is published like any other and the
- *     chunk files are removed.
+ *     chunk files are removed after the answer (RS_UF_CHUNKS_LEFT: the
+ *     sweep removes what a killed child left).
  *
  * Concatenation: a final whose partials are all complete is composed
  * (rs_engine_compose.c); its partials list it among their waiters, and a
