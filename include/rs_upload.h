@@ -62,7 +62,8 @@ typedef enum {
 #define RS_UF_CHUNKS_LEFT   0x1000   /* complete md5 upload whose chunk
                                         files are removed after the answer;
                                         the sweep removes what a kill left
-                                        and clears the bit */
+                                        and clears the bit (read only on a
+                                        COMPLETE record) */
 #define RS_UF_REJECTED      0x4000   /* the application's pre-finish hook
                                         refused it: never published, every
                                         request for it fails (RS_ERR_REJECTED) */

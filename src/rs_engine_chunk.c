@@ -687,6 +687,9 @@ static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
             chunks_after_answer(u, p);
             rs_lock_remove_files(lock);
         }
+        else {
+            u->flags &= ~RS_UF_CHUNKS_LEFT;  /* not complete: no meaning */
+        }
     }
     rs_lock_release(lock);
     return err;
