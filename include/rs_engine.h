@@ -118,7 +118,8 @@ struct rs_body_t {
     apr_off_t length;               /* Content-Length, -1 when chunked */
     void *ctx;
     /* Set by a reader that writes the bytes to a file as they are (no
-     * hashing): read() may then hand over a piece that is still in a
+     * hashing in memory; a digest that follows the file is fine): read()
+     * may then hand over a piece that is still in a
      * kernel pipe, as *data NULL, *len bytes waiting in pipe_fd; the
      * reader must take all of them (rs_writer_splice) before the next
      * read(). Never set: read() always returns bytes in memory. */

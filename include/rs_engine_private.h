@@ -44,6 +44,10 @@ int rs_eng_digest_equal(const unsigned char *a, apr_size_t alen,
                         const unsigned char *b, apr_size_t blen);
 /** Remove the chunk files of a chunked upload. */
 void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p);
+/** The sweep's part of RS_UF_CHUNKS_LEFT: remove the chunk files of
+ *  complete upload u (what a kill after the answer left) and clear the
+ *  bit in its record. */
+void rs_eng_chunks_sweep(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p);
 /** "<dir>/.resumable/<id>.c<index>": chunk file of a chunk-mode upload. */
 const char *rs_eng_chunk_path(apr_pool_t *p, const rs_upload_t *u,
                               int index);

@@ -9,7 +9,9 @@
  * hashed after the fact (trailer checksums, verification). The EVP context
  * is freed by a pool cleanup. A pipelined context digests in a worker
  * thread of its own, so hashing a large body overlaps reading and writing
- * it (1 MiB of buffers, one copy of every byte).
+ * it (1 MiB of buffers, one copy of every byte). tus checksums of large
+ * bodies use rs_hash_follow.h instead: the body stays on the splice path
+ * and a worker digests it from the page cache.
  */
 
 #include <apr_pools.h>

@@ -59,6 +59,11 @@ typedef enum {
 #define RS_UF_PENDING       0x0200   /* counted among the pending uploads
                                         (created, no data yet): its "q:<id>"
                                         entry names the counters */
+#define RS_UF_CHUNKS_LEFT   0x1000   /* complete md5 upload whose chunk
+                                        files are removed after the answer;
+                                        the sweep removes what a kill left
+                                        and clears the bit (read only on a
+                                        COMPLETE record) */
 #define RS_UF_REJECTED      0x4000   /* the application's pre-finish hook
                                         refused it: never published, every
                                         request for it fails (RS_ERR_REJECTED) */

@@ -15,7 +15,8 @@
  * pipelined request) stays in the core filter's brigade as before.
  *
  * Splice (ResumableSplice On): when the engine writes a Content-Length
- * body to its file as it is (no checksum to compute) and only filters
+ * body to its file as it is (a tus checksum of 1 MiB or more is digested
+ * from the file by a worker, rs_hash_follow.h) and only filters
  * that count bytes without reading them sit between the handler and the
  * socket (HTTP_IN, mod_reqtimeout, mod_logio), the reading bucket moves
  * the body from the socket into a kernel pipe (splice) and becomes a

@@ -72,7 +72,8 @@
  *     into "<id>.data" and hashed as the run from chunk 0 grows (each
  *     chunk by the request that extends the run, rs_engine_chunk.c), the
  *     MD5 is verified, then the file is published like any other and the
- *     chunk files are removed.
+ *     chunk files are removed after the answer (RS_UF_CHUNKS_LEFT: the
+ *     sweep removes what a killed child left).
  *
  * Concatenation: a final whose partials are all complete is composed
  * (rs_engine_compose.c); its partials list it among their waiters, and a
@@ -107,6 +108,7 @@
 #include "rs_data.h"
 #include "rs_lock.h"
 #include "rs_hash.h"
+#include "rs_hash_follow.h"
 #include "rs_util.h"
 #include "rs_log.h"
 #include "rs_stats.h"
@@ -1431,6 +1433,7 @@ typedef struct append_ctx {
     apr_file_t *f;
     rs_writer_t *w;
     rs_hash_t *hash;
+    rs_hash_follow_t *follow;      /* digests the file as it is written */
     apr_off_t start;
     apr_off_t remaining;           /* -1: unbounded */
     int verify;                    /* bytes count only once verified */
@@ -1597,6 +1600,26 @@ static rs_error_t *precheck(append_ctx *c)
     return NULL;
 }
 
+/* Digest a checksummed body of RS_HASH_PIPE_MIN or more (or of unknown
+ * size) from the file as it is written, in a worker thread (issue 15): the
+ * body stays on the splice path and the digest overlaps the receive. A
+ * smaller body, or no thread, is digested in memory as it streams. */
+static apr_status_t hash_start(append_ctx *c)
+{
+    const char *alg = c->ap->checksum_alg;
+    apr_status_t rv;
+
+    if (c->body->length < 0 || c->body->length >= RS_HASH_PIPE_MIN) {
+        rv = rs_hash_follow_start(&c->follow, alg, c->f, c->start - c->base,
+                                  c->p);
+        if (APR_SUCCESS == rv || APR_STATUS_IS_ENOTIMPL(rv)) {
+            return rv;
+        }
+        c->follow = NULL;
+    }
+    return rs_hash_create(&c->hash, alg, c->p);
+}
+
 /* Mark an unverified append in the record before writing its bytes. */
 static rs_error_t *begin_write(append_ctx *c)
 {
@@ -1605,9 +1628,7 @@ static rs_error_t *begin_write(append_ctx *c)
     c->start = c->committed = c->u->offset;
     c->ckpt_time = apr_time_now();
     c->verify = c->ap->checksum_alg || c->ap->checksum_trailer;
-    if (c->ap->checksum_alg
-        && APR_SUCCESS != rs_hash_create_for(&c->hash, c->ap->checksum_alg,
-                                             c->body->length, c->p)) {
+    if (c->ap->checksum_alg && APR_SUCCESS != hash_start(c)) {
         return rs_error_make(c->p, RS_ERR_CHECKSUM_ALGORITHM, 0, NULL);
     }
     if (c->verify && !rs_eng_cluster(c->e)) {
@@ -1732,6 +1753,9 @@ static rs_error_t *stream(append_ctx *c)
         }
         rv = data ? rs_writer_write(c->w, data, len)
                   : rs_writer_splice(c->w, c->body->pipe_fd, len);
+        if (c->follow) {
+            rs_hash_follow_advance(c->follow, rs_writer_flushed(c->w));
+        }
         if (APR_SUCCESS != rv) {
             return rs_eng_io_error(c->p, rv, "writing", c->u->id);
         }
@@ -1769,10 +1793,12 @@ static rs_error_t *verify(append_ctx *c, apr_off_t n)
                                  ? RS_ERR_CHECKSUM_ALGORITHM
                                  : RS_ERR_INVALID_CHECKSUM, rv, NULL);
         }
-        rv = rs_hash_file_range(alg, c->f, c->start, n, got, &glen, c->p);
+        rv = rs_hash_file_range(alg, c->f, c->start - c->base, n, got, &glen,
+                                c->p);
     }
     else {
-        rv = rs_hash_final(c->hash, got, &glen);
+        rv = c->follow ? rs_hash_follow_final(c->follow, n, got, &glen)
+                       : rs_hash_final(c->hash, got, &glen);
     }
     if (APR_SUCCESS != rv) {
         return rs_eng_io_error(c->p, rv, "hashing", c->u->id);
@@ -2150,7 +2176,8 @@ static int collect_key(void *baton, const char *key)
 static int sweep_wants(const rs_upload_t *u, apr_time_t now)
 {
     return (RS_STATE_COMPLETE == u->state
-            && (u->flags & (RS_UF_COMPOSED | RS_UF_UNINDEXED)))
+            && (u->flags & (RS_UF_COMPOSED | RS_UF_UNINDEXED
+                            | RS_UF_CHUNKS_LEFT)))
            || expired(u, now);
 }
 
@@ -2209,6 +2236,9 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_COMPOSED)) {
         rs_engine_materialise(e, NULL, u->id, p);   /* its child was killed */
         return 0;
+    }
+    if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_CHUNKS_LEFT)) {
+        rs_eng_chunks_sweep(e, u, p);       /* killed after its answer */
     }
     if (RS_STATE_COMPLETE == u->state && (u->flags & RS_UF_UNINDEXED)) {
         index_later(e, u, p);

@@ -338,6 +338,72 @@ void rs_eng_remove_chunks(const rs_upload_t *u, apr_pool_t *p)
     rs_data_remove(apr_pstrcat(p, md5s_path(p, u), ".new", NULL), p);
 }
 
+/* ---- chunk files removed after the answer ---------------------------------
+ *
+ * Unlinking a completed md5 upload's chunk files frees all their pages
+ * (about 0.3 ms per 5 MiB chunk on tmpfs: 35 ms for 100), which the last
+ * chunk's answer does not need: the file is published and the record says
+ * complete before. So the record is completed with RS_UF_CHUNKS_LEFT (in
+ * the same transaction), and the files go in a cleanup of the request's
+ * pool, which httpd runs once the response has been written. A kill in
+ * between leaves the files and the bit: the expiry sweep (sweep_wants)
+ * removes the files and clears the bit (rs_eng_chunks_sweep). */
+
+typedef struct {
+    const char *dir, *id;
+    int count;
+} chunks_left_t;
+
+/* Unlink "<dir>/.resumable/<id><suffix>[<i>]" (i < 0: no number) without
+ * allocating: this runs while the pool goes. Absent is fine; another
+ * failure leaves the file to the sweep. */
+static void staged_unlink(const chunks_left_t *c, const char *suffix, int i)
+{
+    char path[4096], num[16] = "";
+    apr_size_t n;
+
+    if (i >= 0) {
+        apr_snprintf(num, sizeof(num), "%d", i);
+    }
+    n = apr_snprintf(path, sizeof(path), "%s/" RS_STAGING_DIR "/%s%s%s",
+                     c->dir, c->id, suffix, num);
+    if (n < sizeof(path) - 1) {         /* not cut short */
+        unlink(path);
+    }
+}
+
+static apr_status_t chunks_left_cleanup(void *data)
+{
+    const chunks_left_t *c = data;
+    int i;
+
+    for (i = 0; i < c->count; i++) {
+        staged_unlink(c, ".c", i);
+    }
+    staged_unlink(c, ".md5s", -1);
+    staged_unlink(c, ".md5s.new", -1);
+    return APR_SUCCESS;
+}
+
+/* Remove u's chunk files once the answer is out (see above). */
+static void chunks_after_answer(const rs_upload_t *u, apr_pool_t *p)
+{
+    chunks_left_t *c = apr_palloc(p, sizeof(*c));
+
+    c->dir = u->dir;
+    c->id = u->id;
+    c->count = u->chunk_count;
+    apr_pool_cleanup_register(p, c, chunks_left_cleanup,
+                              apr_pool_cleanup_null);
+}
+
+void rs_eng_chunks_sweep(rs_engine_t *e, rs_upload_t *u, apr_pool_t *p)
+{
+    rs_eng_remove_chunks(u, p);
+    u->flags &= ~RS_UF_CHUNKS_LEFT;
+    rs_eng_save_progress(e, u, p, NULL);
+}
+
 /* ---- md5 front end: incremental merge and whole-file MD5 ------------------
  *
  * An md5 upload's chunks are merged into "<id>.data" and fed to the
@@ -613,9 +679,14 @@ static rs_error_t *assemble_chunks(rs_engine_t *e, const rs_area_t *a,
     else if (!md5hex) {
         err = compose_chunks(e, a, u, base, n, chunk_size, p);
     }
-    else if (!(err = md5s_finish(a, u, base, n, md5hex, p))
-             && !(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
-        rs_eng_remove_chunks(u, p);
+    else if (!(err = md5s_finish(a, u, base, n, md5hex, p))) {
+        u->flags |= RS_UF_CHUNKS_LEFT;      /* saved with the completion */
+        if (!(err = rs_eng_complete_md5(e, a, u, md5hex, p))) {
+            chunks_after_answer(u, p);
+        }
+        else {
+            u->flags &= ~RS_UF_CHUNKS_LEFT;  /* not complete: no meaning */
+        }
     }
     rs_eng_unhold(lock);
     return err;

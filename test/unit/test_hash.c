@@ -6,6 +6,7 @@
 #include <apr_file_io.h>
 #include "rs_test.h"
 #include "rs_hash.h"
+#include "rs_hash_follow.h"
 #include "rs_util.h"
 
 /* base64 digest of data with alg, or NULL */
@@ -290,10 +291,89 @@ static void test_pipelined(apr_pool_t *p)
     }
 }
 
+/* Append data to f in pieces, advancing a follower after each; digest. */
+static const char *follow_b64(apr_pool_t *p, const char *alg, apr_file_t *f,
+                              apr_off_t off, const char *data, apr_size_t len,
+                              apr_size_t piece)
+{
+    unsigned char out[RS_HASH_MAX];
+    apr_size_t n = 0, done = 0, k, w;
+    rs_hash_follow_t *hf;
+
+    if (rs_hash_follow_start(&hf, alg, f, off, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    while (done < len) {
+        apr_off_t at = off + (apr_off_t)done;
+
+        k = piece < len - done ? piece : len - done;
+        if (apr_file_seek(f, APR_SET, &at) != APR_SUCCESS
+            || apr_file_write_full(f, data + done, k, &w) != APR_SUCCESS) {
+            return NULL;
+        }
+        done += k;
+        rs_hash_follow_advance(hf, (apr_off_t)done);
+    }
+    if (rs_hash_follow_final(hf, (apr_off_t)len, out, &n) != APR_SUCCESS) {
+        return NULL;
+    }
+    return rs_util_b64_encode(p, out, n);
+}
+
+static void test_follow(apr_pool_t *p)
+{
+    const apr_size_t size = 3 * 1024 * 1024 + 77;
+    const char *dir = rs_test_tmpdir(p, "follow");
+    const char *path = apr_pstrcat(p, dir, "/data", NULL);
+    char *data = apr_palloc(p, size);
+    apr_file_t *f = NULL;
+    rs_hash_follow_t *hf;
+    unsigned char out[RS_HASH_MAX];
+    apr_size_t i, n;
+
+    for (i = 0; i < size; i++) {
+        data[i] = (char)(i * 13 + (i >> 9));
+    }
+    RS_CHECK(apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_WRITE
+                           | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE,
+                           APR_OS_DEFAULT, p) == APR_SUCCESS);
+    if (!f) {
+        return;
+    }
+    RS_CHECK_STR(follow_b64(p, "sha256", f, 0, data, size, 1000000),
+                 digest_b64(p, "sha256", data, size));
+    RS_CHECK_STR(follow_b64(p, "md5", f, 5, data, size, 4097),
+                 digest_b64(p, "md5", data, size));
+    RS_CHECK_STR(follow_b64(p, "sha1", f, 9, data, 0, 1),
+                 "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
+    RS_CHECK(rs_hash_follow_start(&hf, "crc32", f, 0, p) == APR_ENOTIMPL);
+    RS_CHECK(rs_hash_follow_start(&hf, "sha1", NULL, 0, p) == APR_EBADF);
+    /* a range that is not (or no longer) in the file fails the digest */
+    RS_CHECK(rs_hash_follow_start(&hf, "sha512", f, 0, p) == APR_SUCCESS);
+    rs_hash_follow_advance(hf, 1000);
+    RS_CHECK(rs_hash_follow_final(hf, (apr_off_t)size + 10, out, &n)
+             == APR_EGENERAL);
+    RS_CHECK(rs_hash_follow_final(hf, 1000, out, &n) == APR_EINVAL);
+    {   /* abandoned before final, file closed: the pool joins the worker */
+        apr_pool_t *sub;
+
+        apr_pool_create(&sub, p);
+        RS_CHECK(rs_hash_follow_start(&hf, "sha256", f, 0, sub)
+                 == APR_SUCCESS);
+        rs_hash_follow_advance(hf, (apr_off_t)size);
+        apr_pool_destroy(sub);
+        RS_CHECK(1);
+    }
+    apr_file_close(f);
+    apr_file_remove(path, p);
+    apr_dir_remove(dir, p);
+}
+
 void suite_hash(apr_pool_t *p)
 {
     test_vectors(p);
     test_pipelined(p);
+    test_follow(p);
     test_api(p);
     test_file_range(p);
     test_parse_checksum(p);

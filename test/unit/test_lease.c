@@ -20,6 +20,8 @@
 #include "rs_data.h"
 #include "rs_ctl.h"
 #include "rs_error.h"
+#include "rs_hash.h"
+#include <apr_base64.h>
 
 static rs_engine_t eng;
 static rs_area_t area;
@@ -297,6 +299,120 @@ static void test_ctl(apr_pool_t *p)
     RS_CHECK(RS_CTL_AHEAD == rs_ctl_check(it, p));
 }
 
+/* a body of len bytes at buf, in pieces of 64 KiB, with a trailer */
+typedef struct {
+    const char *buf;
+    apr_size_t len, at;
+    const char *trailer;
+} bin_body;
+
+static apr_status_t bin_read(rs_body_t *b, const char **data, apr_size_t *len)
+{
+    bin_body *bb = b->ctx;
+    apr_size_t n = bb->len - bb->at;
+
+    if (!n) {
+        return APR_EOF;
+    }
+    n = n > 65536 ? 65536 : n;
+    *data = bb->buf + bb->at;
+    *len = n;
+    bb->at += n;
+    return APR_SUCCESS;
+}
+
+static const char *bin_trailer(rs_body_t *b, const char *name)
+{
+    return ((bin_body *)b->ctx)->trailer;
+}
+
+static rs_error_t *append_checked(apr_pool_t *p, rs_upload_t *u,
+                                  const char *buf, apr_size_t len,
+                                  int good, int trailer)
+{
+    bin_body bb = { buf, len, 0, NULL };
+    rs_body_t body = { bin_read, bin_trailer, 0, NULL };
+    unsigned char d[RS_HASH_MAX];
+    apr_size_t dlen = 0;
+    rs_hash_t *h;
+    rs_append_t ap;
+    rs_append_result_t res;
+    char *b64;
+
+    rs_hash_create(&h, "sha256", p);
+    rs_hash_update(h, buf, len);
+    rs_hash_final(h, d, &dlen);
+    if (!good) {
+        d[0] ^= 1;
+    }
+    memset(&ap, 0, sizeof(ap));
+    ap.offset = u->offset;
+    ap.declare_length = -1;
+    if (trailer) {
+        b64 = apr_palloc(p, apr_base64_encode_len((int)dlen));
+        apr_base64_encode(b64, (const char *)d, (int)dlen);
+        bb.trailer = apr_pstrcat(p, "sha256 ", b64, NULL);
+        ap.checksum_trailer = 1;
+        ap.trailer_name = "Upload-Checksum";
+    }
+    else {
+        ap.checksum_alg = "sha256";
+        ap.checksum = apr_pmemdup(p, d, dlen);
+        ap.checksum_len = dlen;
+    }
+    body.length = (apr_off_t)len;
+    body.ctx = &bb;
+    return rs_engine_append(&eng, &area, u, &ap, &body, p, &res);
+}
+
+static void take_over(apr_pool_t *p, const char *id)
+{
+    rs_upload_t *s = load(p, id);
+
+    s->lease_owner = "another-boot:1:1";
+    s->lease_until = apr_time_now() - 1;
+    store(p, s);
+}
+
+/* checksums over a segment that does not start at 0 (after a takeover):
+ * header (in memory and, from 1 MiB, digested from the file) and trailer */
+static void test_checksum_after_takeover(apr_pool_t *p)
+{
+    apr_size_t big = 1536 * 1024, i;
+    char *buf = apr_palloc(p, big);
+    rs_upload_t *u = fresh_upload(p, 10 + (apr_off_t)big + 200), *s;
+    apr_file_t *f;
+    apr_size_t n;
+    char *all;
+
+    for (i = 0; i < big; i++) {
+        buf[i] = (char)(i * 7 + i / 4096);
+    }
+    RS_CHECK(NULL == append(p, u, "0123456789"));
+    take_over(p, u->id);
+    RS_CHECK(NULL == append_checked(p, u, buf, big, 1, 0));
+    RS_CHECK(load(p, u->id)->offset == 10 + (apr_off_t)big);
+    take_over(p, u->id);
+    RS_CHECK(RS_ERR_CHECKSUM_MISMATCH == code(append_checked(p, u, buf, 100,
+                                                             0, 0)));
+    s = load(p, u->id);
+    RS_CHECK(s->offset == 10 + (apr_off_t)big && s->nsegs == 3);
+    RS_CHECK(RS_ERR_CHECKSUM_MISMATCH == code(append_checked(p, u, buf, 100,
+                                                             0, 1)));
+    RS_CHECK(NULL == append_checked(p, u, buf, 100, 1, 1));
+    take_over(p, u->id);
+    RS_CHECK(NULL == append_checked(p, u, buf + 100, 100, 1, 0));
+    s = load(p, u->id);
+    RS_CHECK(RS_STATE_COMPLETE == s->state && s->path);
+    all = apr_palloc(p, 10 + big + 200);
+    RS_CHECK(APR_SUCCESS == apr_file_open(&f, s->path, APR_FOPEN_READ, 0, p));
+    n = 10 + big + 200;
+    RS_CHECK(APR_SUCCESS == apr_file_read_full(f, all, n, &n));
+    apr_file_close(f);
+    RS_CHECK(n == 10 + big + 200 && !memcmp(all, "0123456789", 10)
+             && !memcmp(all + 10, buf, big) && !memcmp(all + 10 + big, buf, 200));
+}
+
 void suite_lease(apr_pool_t *p)
 {
     rs_test_engine(p, "lease", &eng, &area);
@@ -308,4 +424,5 @@ void suite_lease(apr_pool_t *p)
     test_stop_request(p);
     test_codec(p);
     test_ctl(p);
+    test_checksum_after_takeover(p);
 }

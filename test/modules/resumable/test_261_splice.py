@@ -1,7 +1,7 @@
 """261: upload bodies moved from the socket into the data file in the
 kernel (ResumableSplice, src/mod_resumable_netread.c): every protocol that
-stores a body as it is splices it; checksums, TLS and the Off switch read
-it as memory; body boundaries (keep-alive, pipelining), slow and vanishing
+stores a body as it is splices it (a tus checksum of 1 MiB or more too);
+TLS and the Off switch read it as memory; body boundaries (keep-alive, pipelining), slow and vanishing
 clients and Expect: 100-continue keep working, bytes intact."""
 import re
 import socket
@@ -81,19 +81,22 @@ class TestSplice:
         assert spliced(env, mark) == 1        # no digest asked for
         assert sha256(env.client.get(url).body) == sha256(data)
 
-    def test_rs_261_03_checksum_reads_memory(self, env):
-        """A tus checksum needs the bytes: not spliced, verified, stored."""
+    def test_rs_261_03_checksum_spliced(self, env):
+        """A tus checksum of 1 MiB or more is spliced too and digested from
+        the page cache by a worker (issue 15, test_267); a smaller one is
+        read as memory and digested as it streams. Verified, stored."""
         import base64
         import hashlib
-        data = make_data(BIG + 1, seed=64)
-        tus = env.tus('/files/')
-        url = tus.create(length=len(data))
-        mark = env.log_mark()
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        r = tus.patch(url, 0, data, headers={'Upload-Checksum': f'sha256 {digest}'})
-        assert r.status == 204, r
-        assert spliced(env, mark) == 0
-        assert sha256(tus.get(url).body) == sha256(data)
+        for size, n in ((BIG + 1, 1), (512 * 1024, 0)):
+            data = make_data(size, seed=64)
+            tus = env.tus('/files/')
+            url = tus.create(length=len(data))
+            mark = env.log_mark()
+            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            r = tus.patch(url, 0, data, headers={'Upload-Checksum': f'sha256 {digest}'})
+            assert r.status == 204, r
+            assert spliced(env, mark) == n, size
+            assert sha256(tus.get(url).body) == sha256(data)
 
     def test_rs_261_04_pipelined(self, env):
         """Two spliced PATCHes and a HEAD sent at once: the reader stops at

@@ -6,6 +6,7 @@ merging again from chunk 0 (same result)."""
 import json
 
 from pyrs.client import make_data, sha256
+from pyrs.env import wait_for
 from pyrs.seeds import post_form, seeds_conf, seeds_dir as _seeds_dir
 
 from test_820_md5 import handshake, send, split
@@ -44,7 +45,8 @@ class TestMd5Incremental:
         r, j = send(env, fid, *chunks[-1])
         assert r.status == 200 and j['data'] == [], j
         assert env.sha256_file(_seeds_dir(env, AREA) / f'{fid}.bin') == sha256(data)
-        assert merge_state(env) == ([], [])         # cleaned up
+        # cleaned up (the chunk files and the state go after the answer)
+        assert wait_for(lambda: merge_state(env) == ([], []), timeout=10) is True
 
     def test_rs_262_02_gap_then_fill(self, env):
         """Chunks out of order: the run grows when the gap is filled."""
