@@ -81,6 +81,10 @@ apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
 /** Values this process stored through s (successful rs_store_put calls)
  *  so far: a measure of state work, for tests. */
 apr_uint32_t rs_store_puts(const rs_store_t *s);
+/** Transactions the calling thread began so far (rs_store_begin that
+ *  succeeded), write and read, over every store: what one request cost
+ *  (the glue's RESUMABLE_STATE_WRITES/READS variables, tests). */
+void rs_store_thread_txns(apr_uint32_t *writes, apr_uint32_t *reads);
 /** Remove key and its segments; APR_SUCCESS also when absent. */
 apr_status_t rs_store_delete(rs_txn_t *txn, const char *key);
 

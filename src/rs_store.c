@@ -152,6 +152,15 @@ struct rs_txn_t {
     void *ptx;                  /* a provider's open transaction */
 };
 
+/* rs_store_thread_txns: a request runs in one thread from start to end */
+static __thread apr_uint32_t thread_writes, thread_reads;
+
+void rs_store_thread_txns(apr_uint32_t *writes, apr_uint32_t *reads)
+{
+    *writes = thread_writes;
+    *reads = thread_reads;
+}
+
 typedef struct {
     apr_uint32_t piece;
     apr_uint32_t gen;
@@ -830,6 +839,12 @@ apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
     if (rv != APR_SUCCESS) {
         apr_pool_destroy(tp);
         return rv;
+    }
+    if (txn->write) {
+        thread_writes++;
+    }
+    else {
+        thread_reads++;
     }
     *ptxn = txn;
     return APR_SUCCESS;
