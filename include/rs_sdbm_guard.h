@@ -52,8 +52,17 @@ rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p);
 apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
                                  apr_size_t klen);
 
-/** The database was written: forget the cached size and blocks. */
+/** The database was written: forget the cached size, blocks and page. */
 void rs_sdbm_guard_changed(rs_sdbm_guard_t *g);
+
+/** A store that did not split (rs_sdbm_guard_journal saved nothing) or a
+ *  delete: only that page changed; the directory blocks stay valid. */
+void rs_sdbm_guard_page_changed(rs_sdbm_guard_t *g);
+
+/** After a store journaled by rs_sdbm_guard_journal: page_changed when
+ *  that found the pair fits its page (no split: returns 0), else changed
+ *  (returns 1: the directory may have grown). */
+int rs_sdbm_guard_stored(rs_sdbm_guard_t *g);
 
 /**
  * Open the files and take sdbm's shared lock on the .dir file (waits for

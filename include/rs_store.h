@@ -4,8 +4,11 @@
 
 /*
  * Design: the state database. One apr_dbm file (any driver apr_dbm has;
- * default sdbm) shared by every httpd process. As in mod_socache_dbm the
- * database is opened per transaction, never kept across fork. A write
+ * default sdbm) shared by every httpd process. sdbm is kept open across
+ * transactions (a pool of handles per process, each locked for one
+ * transaction at a time; never used across fork; opened again when its
+ * files were unlinked, replaced or re-owned: "KEPT OPEN" in rs_store.c);
+ * the other drivers are opened per transaction, as in mod_socache_dbm. A write
  * transaction holds the global mutex (when one is given) from open to
  * close; read transactions on sdbm run in parallel under sdbm's own shared
  * file lock instead (other drivers: the mutex too), see "LOCKING" in

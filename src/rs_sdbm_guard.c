@@ -110,6 +110,8 @@ struct rs_sdbm_guard_t {
     int next;                   /* slot the next miss replaces */
     unsigned char page[PBLKSIZ];            /* the page of the last check */
     long pno;                               /* its page number */
+    int page_ok;            /* page holds page pno as on disk, checked */
+    int fits;               /* the last journal found no split coming */
     unsigned char buf[CACHE_BLOCKS][DBLKSIZ];
 };
 
@@ -244,6 +246,7 @@ rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p)
     g->pool = p;
     g->opened = 0;
     g->locked = g->unlock_registered = 0;
+    g->fits = 0;
     g->dir = g->pag = -1;
     g->pno = -1;
     rs_sdbm_guard_changed(g);
@@ -259,6 +262,7 @@ void rs_sdbm_guard_changed(rs_sdbm_guard_t *g)
     }
     g->next = 0;
     g->size = -1;
+    g->page_ok = 0;
     if (g->opened < 0) {
         g->opened = 0;              /* the files may exist now */
     }
@@ -285,6 +289,10 @@ apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
         g->size = (apr_off_t)st.st_size;
     }
     rv = page_of(g, sdbm_hash(key, klen), &pno);
+    if (APR_SUCCESS == rv && g->page_ok && pno == g->pno) {
+        return APR_SUCCESS;         /* read and checked, unchanged since */
+    }
+    g->page_ok = 0;
     if (APR_SUCCESS == rv) {
         g->pno = pno;
         rv = read_at(g->pag, (apr_off_t)pno * PBLKSIZ, page, PBLKSIZ);
@@ -292,7 +300,27 @@ apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
     if (APR_SUCCESS != rv) {
         return rv;
     }
-    return rs_sdbm_page_ok(page) ? APR_SUCCESS : APR_EINVAL;
+    g->page_ok = rs_sdbm_page_ok(page);
+    return g->page_ok ? APR_SUCCESS : APR_EINVAL;
+}
+
+void rs_sdbm_guard_page_changed(rs_sdbm_guard_t *g)
+{
+    g->page_ok = 0;
+}
+
+int rs_sdbm_guard_stored(rs_sdbm_guard_t *g)
+{
+    int split = !g->fits;
+
+    if (split) {
+        rs_sdbm_guard_changed(g);
+    }
+    else {
+        rs_sdbm_guard_page_changed(g);
+    }
+    g->fits = 0;
+    return split;
 }
 
 /* Unlock explicitly before the close, as sdbm does: a copy of the
@@ -315,7 +343,7 @@ void rs_sdbm_guard_unlock(rs_sdbm_guard_t *g)
 
 apr_status_t rs_sdbm_guard_lock_shared(rs_sdbm_guard_t *g)
 {
-    apr_status_t rv = guard_open(g);
+    apr_status_t rv = g->opened > 0 ? APR_SUCCESS : guard_open(g);
 
     if (APR_SUCCESS == rv && g->opened < 0) {
         g->opened = 0;
@@ -571,8 +599,9 @@ apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
     apr_status_t rv;
 
     *saved = 0;
-    if (g->opened <= 0 || g->pno < 0
-        || page_fits(g->page, key, klen, vlen)) {
+    g->fits = g->opened > 0 && g->pno >= 0 && g->page_ok
+              && page_fits(g->page, key, klen, vlen);
+    if (g->opened <= 0 || g->pno < 0 || g->fits) {
         return APR_SUCCESS;         /* no split: one page write */
     }
     rv = undo_write(g);

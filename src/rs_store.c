@@ -75,11 +75,37 @@
  * half way are not reachable by a later put (which restarts at generation
  * 1); rs_store_gc finds them by iteration.
  *
+ * KEPT OPEN (sdbm)
+ * ----------------
+ * sdbm is not opened per transaction: each process keeps a small pool of
+ * handles (keep_t: an apr_sdbm handle opened read-write with
+ * APR_FOPEN_SHARELOCK, and the guard with its own two descriptors), taken
+ * by one transaction at a time (a thread mutex guards the idle list; up to
+ * KEEP_IDLE_MAX idle handles). A write transaction takes apr_sdbm_lock
+ * exclusive, a read the guard's shared lock, both on the handle's own .dir
+ * descriptor, so threads and processes exclude each other exactly as
+ * separate opens did (flock locks belong to the open file). apr_sdbm_lock
+ * re-reads the directory size and forgets sdbm's cached pages
+ * (apr-util 1.6 sdbm_lock.c, SDBM_INVALIDATE_CACHE), and the guard forgets
+ * its blocks at each begin, so a transaction sees the previous ones'
+ * writes as after a fresh open. Under the lock the guard fstat's both open
+ * files (rs_sdbm_guard_stale): one that lost its last link (deleted, or
+ * replaced by a rename, e.g. resumablectl's recovery) or changed owner or
+ * mode drops the handle, and the transaction opens the paths again (with
+ * the result a fresh open has: a new database, ENOENT, EACCES). A new
+ * handle checks that the paths still name the files it opened. Handles
+ * are never used across fork: a pthread_atfork count makes a child ignore
+ * the idle list it inherited (the parent still owns it). Inside a write
+ * transaction reads come from the guard's checked page, as for readers
+ * (sdbm writes every change through at once); sdbm only stores, deletes
+ * and iterates. Other drivers are opened per transaction.
+ *
  * LOCKING
  * -------
- * The database is opened per transaction (as in mod_socache_dbm), so no
+ * Other drivers are opened per transaction (as in mod_socache_dbm), so no
  * driver state crosses a fork and every transaction sees the previous one's
- * writes. Write transactions hold the global mutex (when there is one) from
+ * writes; sdbm is kept open (above) with the same effect. Write
+ * transactions hold the global mutex (when there is one) from
  * open to close. Read transactions on sdbm do not take it: sdbm itself
  * holds a lock on its .dir file for the life of a handle (apr_file_lock,
  * an flock here), shared for a read-only open and exclusive for a
@@ -104,12 +130,12 @@
 #include <string.h>
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <apr_atomic.h>
 #include <apr_dbm.h>
 #include <apr_sdbm.h>
 #include <apr_thread_mutex.h>
+#include <pthread.h>
 #include <apr_file_info.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -155,7 +181,7 @@ struct rs_store_t {
 #endif
     keep_t *idle;               /* sdbm handles not in a transaction */
     int nidle;
-    pid_t pid;                  /* the process idle belongs to */
+    apr_uint32_t forks;         /* fork_count when idle was filled */
 };
 
 struct rs_txn_t {
@@ -493,7 +519,12 @@ static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
 
     d->dptr = NULL;
     d->dsize = 0;
-    if (txn->paged) {
+    if (txn->paged || txn->sdb) {
+        /* a writer too: under its exclusive lock the page on disk is
+         * sdbm's, which writes every change through at once */
+        if (!txn->guard) {
+            return APR_EBADF;
+        }
         return page_fetch(txn, k, d);
     }
     if (!HAS_DB(txn)) {
@@ -583,14 +614,19 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
                       txn->store->path, vlen, db_error(txn));
         return rv;
     }
-    if (txn->guard) {
-        rs_sdbm_guard_changed(txn->guard);
+    if (txn->guard && !rs_sdbm_guard_stored(txn->guard)) {
+        return APR_SUCCESS;         /* no split: the directory is as it was */
     }
     return db_reopen_if_grown(txn);
 }
 
 static int db_exists(rs_txn_t *txn, apr_datum_t k)
 {
+    apr_datum_t d;
+
+    if (txn->sdb) {                 /* from the checked page, as a fetch */
+        return APR_SUCCESS == page_fetch(txn, k, &d) && d.dptr;
+    }
     return HAS_DB(txn) && APR_SUCCESS == guard(txn, k)
            && dbx_exists(txn, k);
 }
@@ -607,7 +643,7 @@ static apr_status_t db_delete(rs_txn_t *txn, apr_datum_t k)
     }
     rv = dbx_delete(txn, k);
     if (txn->guard) {
-        rs_sdbm_guard_changed(txn->guard);
+        rs_sdbm_guard_page_changed(txn->guard);     /* never splits */
     }
     if (rv != APR_SUCCESS && dbx_exists(txn, k)) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
@@ -769,6 +805,22 @@ static apr_status_t segs_read(rs_txn_t *txn, const char *key,
 
 /* ---- store and transactions --------------------------------------------- */
 
+/* Forks seen by this process image: a child's count differs from its
+ * parent's, so handles inherited through fork are never used (no system
+ * call per transaction, unlike getpid). */
+static volatile apr_uint32_t fork_count;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void forked(void)
+{
+    fork_count++;
+}
+
+static void fork_watch(void)
+{
+    pthread_atfork(NULL, NULL, forked);
+}
+
 static apr_status_t keep_cleanup(void *data);
 
 apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
@@ -787,7 +839,8 @@ apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
     s->path = apr_pstrdup(p, path);
     s->mutex = mutex;
     s->sdbm = !strcasecmp(s->type, "sdbm");
-    s->pid = getpid();
+    pthread_once(&fork_once, fork_watch);
+    s->forks = fork_count;
 #if APR_HAS_THREADS
     if (s->sdbm && APR_SUCCESS != apr_thread_mutex_create(
                                       &s->kmutex, APR_THREAD_MUTEX_DEFAULT,
@@ -843,6 +896,7 @@ apr_status_t rs_store_files(const rs_store_t *s, apr_pool_t *p,
 
 /* ---- kept-open sdbm handles (KEPT OPEN) ------------------------------- */
 
+
 static void keep_drop(keep_t *k)
 {
     apr_pool_destroy(k->pool);      /* closes sdbm's and the guard's files */
@@ -853,7 +907,7 @@ static apr_status_t keep_cleanup(void *data)
     rs_store_t *s = data;
     keep_t *k;
 
-    while (s->pid == getpid() && (k = s->idle)) {
+    while (s->forks == fork_count && (k = s->idle)) {
         s->idle = k->next;
         keep_drop(k);
     }
@@ -882,15 +936,14 @@ static keep_t *keep_new(rs_store_t *s)
 static keep_t *keep_get(rs_store_t *s)
 {
     keep_t *k;
-    pid_t pid = getpid();
 
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(s->kmutex);
 #endif
-    if (s->pid != pid) {
-        s->idle = NULL;
+    if (s->forks != fork_count) {
+        s->idle = NULL;         /* the parent's (and not locked by it) */
         s->nidle = 0;
-        s->pid = pid;
+        s->forks = fork_count;
     }
     if ((k = s->idle)) {
         s->idle = k->next;
@@ -907,7 +960,11 @@ static void keep_put(rs_store_t *s, keep_t *k)
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(s->kmutex);
 #endif
-    if (s->pid == getpid() && s->nidle < KEEP_IDLE_MAX) {
+    if (s->forks != fork_count) {
+        k = NULL;               /* got before a fork: its lock is shared
+                                   with the parent, leave it alone */
+    }
+    else if (s->nidle < KEEP_IDLE_MAX) {
         k->next = s->idle;
         s->idle = k;
         s->nidle++;
