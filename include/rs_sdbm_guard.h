@@ -94,6 +94,10 @@ void rs_sdbm_guard_unlock(rs_sdbm_guard_t *g);
  */
 int rs_sdbm_guard_stale(rs_sdbm_guard_t *g);
 
+/** The .dir size the guard last saw (rs_sdbm_guard_stale, a check), -1
+ *  when it has none. */
+apr_off_t rs_sdbm_guard_dir_size(const rs_sdbm_guard_t *g);
+
 /**
  * Open the files (when not yet) and check that the paths name them now:
  * APR_SUCCESS, APR_EAGAIN when a path names another file (replaced in

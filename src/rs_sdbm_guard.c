@@ -205,6 +205,11 @@ static int same_file(int fd, const struct stat *st, struct stat *now)
            && now->st_mode == st->st_mode;
 }
 
+apr_off_t rs_sdbm_guard_dir_size(const rs_sdbm_guard_t *g)
+{
+    return g->size;
+}
+
 int rs_sdbm_guard_stale(rs_sdbm_guard_t *g)
 {
     struct stat d, pg;
@@ -688,10 +693,11 @@ apr_status_t rs_sdbm_undo_apply(const char *path, apr_pool_t *p,
     apr_status_t rv;
 
     *applied = 0;
-    unlink(apr_pstrcat(p, undo, ".tmp", NULL));  /* no split began */
-    if (u < 0) {
+    if (u < 0) {        /* a lone .undo.tmp (no split began) is overwritten
+                           by the next journal: one system call here */
         return ENOENT == errno ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
     }
+    unlink(apr_pstrcat(p, undo, ".tmp", NULL));
     rv = undo_restore(u, path, p);
     close(u);
     if (APR_EINVAL == rv || APR_SUCCESS == rv) {

@@ -1051,7 +1051,7 @@ static apr_status_t keep_write_try(rs_txn_t *txn)
         txn->sdb = k->db;
         txn->guard = k->guard;
         if (!rs_sdbm_guard_stale(k->guard)) {
-            txn->dirsize = file_size(txn->dirfile);
+            txn->dirsize = rs_sdbm_guard_dir_size(k->guard);
             return APR_SUCCESS;
         }
         apr_sdbm_unlock(k->db);
