@@ -1199,13 +1199,9 @@ static apr_status_t txn_open(rs_txn_t *txn)
     }
     txn->dirfile = txn->write && f2 ? f1 : NULL;
     if (txn->write && txn->store->sdbm) {
-        return keep_write_open(txn);
+        return keep_write_open(txn);    /* KEPT OPEN */
     }
-    rv = db_open(txn);
-    if (APR_SUCCESS == rv && txn->write && txn->store->sdbm) {
-        rv = undo_split(txn);       /* under sdbm's exclusive lock */
-    }
-    return rv;
+    return db_open(txn);
 }
 
 apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
