@@ -101,6 +101,15 @@ void rs_httpd_netread_end(request_rec *r);
                                                       request */
 #define RS_ENV_TERMINATED    "RESUMABLE_TERMINATED" /* 1: deleted by it */
 #define RS_ENV_ERROR         "RESUMABLE_ERROR"     /* ERR_... of a 4xx/5xx */
+#define RS_ENV_STATE_WRITES  "RESUMABLE_STATE_WRITES" /* state database
+                                                      write transactions of
+                                                      the request (set on
+                                                      every request the
+                                                      module answers) */
+#define RS_ENV_STATE_READS   "RESUMABLE_STATE_READS" /* ... read ones */
+/** Note the state transactions so far at the start of a request (for
+ *  RESUMABLE_STATE_WRITES/READS, counted by rs_httpd_account). */
+void rs_httpd_txn_mark(request_rec *r);
 /** Create (first start) or find again (restarts) the counters' shared
  *  memory and count into it from now on. */
 int rs_httpd_status_post_config(apr_pool_t *pconf, server_rec *s);

@@ -13,13 +13,15 @@
  * file) and checks that page strictly. A bad page turns into APR_EINVAL and
  * a clear log line instead of a crash.
  *
- * A guard lives for one rs_store transaction: it opens the two files on
- * its first check and keeps them (and up to eight directory blocks) until
- * the transaction's pool goes away, so a lookup costs one pread per
- * directory block not yet seen plus one for the page. Cached blocks stay
- * valid while sdbm's file lock keeps writers out (a read transaction); the
- * writer itself calls rs_sdbm_guard_changed after each of its stores and
- * deletes. Not thread safe: one guard per transaction.
+ * A guard opens the two files on its first check and keeps them (and up
+ * to eight directory blocks) until its pool goes away, so a lookup costs
+ * one pread per directory block not yet seen plus one for the page. It
+ * serves one transaction at a time: rs_store keeps it (with its sdbm
+ * handle) across transactions of one process and calls
+ * rs_sdbm_guard_changed at each begin. Cached blocks stay valid while
+ * sdbm's file lock keeps writers out (a read transaction); the writer
+ * itself calls rs_sdbm_guard_changed after each of its stores and
+ * deletes. Not thread safe: one transaction per guard at a time.
  *
  * As the guard finds and reads the very page sdbm would read, a read
  * transaction can take its values from there (rs_sdbm_guard_fetch, sdbm's
@@ -50,8 +52,17 @@ rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p);
 apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
                                  apr_size_t klen);
 
-/** The database was written: forget the cached size and blocks. */
+/** The database was written: forget the cached size, blocks and page. */
 void rs_sdbm_guard_changed(rs_sdbm_guard_t *g);
+
+/** A store that did not split (rs_sdbm_guard_journal saved nothing) or a
+ *  delete: only that page changed; the directory blocks stay valid. */
+void rs_sdbm_guard_page_changed(rs_sdbm_guard_t *g);
+
+/** After a store journaled by rs_sdbm_guard_journal: page_changed when
+ *  that found the pair fits its page (no split: returns 0), else changed
+ *  (returns 1: the directory may have grown). */
+int rs_sdbm_guard_stored(rs_sdbm_guard_t *g);
 
 /**
  * Open the files and take sdbm's shared lock on the .dir file (waits for
@@ -69,6 +80,30 @@ apr_status_t rs_sdbm_guard_lock_shared(rs_sdbm_guard_t *g);
 apr_status_t rs_sdbm_guard_fetch(rs_sdbm_guard_t *g, const char *key,
                                  apr_size_t klen, const char **val,
                                  apr_size_t *vlen);
+
+/** Release the lock of rs_sdbm_guard_lock_shared before the pool goes
+ *  (a guard kept across transactions, rs_store.c "KEPT OPEN"). */
+void rs_sdbm_guard_unlock(rs_sdbm_guard_t *g);
+
+/**
+ * A guard kept across transactions: after taking the lock, are its open
+ * files still the database? 1 when either was unlinked or replaced (the
+ * open file has no link left) or its owner or mode changed: the caller
+ * drops the guard and opens the files again (which then fails as a fresh
+ * open would, e.g. EACCES). Two fstat calls; also notes the .dir size.
+ */
+int rs_sdbm_guard_stale(rs_sdbm_guard_t *g);
+
+/** The .dir size the guard last saw (rs_sdbm_guard_stale, a check), -1
+ *  when it has none. */
+apr_off_t rs_sdbm_guard_dir_size(const rs_sdbm_guard_t *g);
+
+/**
+ * Open the files (when not yet) and check that the paths name them now:
+ * APR_SUCCESS, APR_EAGAIN when a path names another file (replaced in
+ * between: open again), APR_ENOENT when there are no files.
+ */
+apr_status_t rs_sdbm_guard_open_at_path(rs_sdbm_guard_t *g);
 
 /** Called for each key by rs_sdbm_guard_keys; nonzero stops the scan. */
 typedef int rs_sdbm_key_cb(void *baton, const char *key, apr_size_t klen);

@@ -4,8 +4,11 @@
 
 /*
  * Design: the state database. One apr_dbm file (any driver apr_dbm has;
- * default sdbm) shared by every httpd process. As in mod_socache_dbm the
- * database is opened per transaction, never kept across fork. A write
+ * default sdbm) shared by every httpd process. sdbm is kept open across
+ * transactions (a pool of handles per process, each locked for one
+ * transaction at a time; never used across fork; opened again when its
+ * files were unlinked, replaced or re-owned: "KEPT OPEN" in rs_store.c);
+ * the other drivers are opened per transaction, as in mod_socache_dbm. A write
  * transaction holds the global mutex (when one is given) from open to
  * close; read transactions on sdbm run in parallel under sdbm's own shared
  * file lock instead (other drivers: the mutex too), see "LOCKING" in
@@ -82,6 +85,10 @@ apr_status_t rs_store_put(rs_txn_t *txn, const char *key, const char *val,
 /** Values this process stored through s (successful rs_store_put calls)
  *  so far: a measure of state work, for tests. */
 apr_uint32_t rs_store_puts(const rs_store_t *s);
+/** Transactions the calling thread began so far (rs_store_begin that
+ *  succeeded), write and read, over every store: what one request cost
+ *  (the glue's RESUMABLE_STATE_WRITES/READS variables, tests). */
+void rs_store_thread_txns(apr_uint32_t *writes, apr_uint32_t *reads);
 /** Remove key and its segments; APR_SUCCESS also when absent. */
 apr_status_t rs_store_delete(rs_txn_t *txn, const char *key);
 

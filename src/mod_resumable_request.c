@@ -608,6 +608,7 @@ int rs_httpd_handle(request_rec *r)
     if (rs_conf_path_in(r->filename, a->dir, &staging) && staging) {
         return rs_httpd_store_request(r, 1);    /* no upload URL is there */
     }
+    rs_httpd_txn_mark(r);
     req = make_req(r, e, a);
     if (e->hooks) {
         rs_httpd_hook_request(r);

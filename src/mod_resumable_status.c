@@ -25,6 +25,7 @@
 
 #include "mod_resumable_private.h"
 #include "rs_stats.h"
+#include "rs_store.h"
 
 #define RETAINED_KEY "mod_resumable_stats_v1"
 
@@ -113,6 +114,29 @@ static void export_report(request_rec *r, const rs_report_t *rep,
     }
 }
 
+#define TXN_NOTE "rs_txn_mark"
+
+void rs_httpd_txn_mark(request_rec *r)
+{
+    apr_uint32_t *mark = apr_palloc(r->pool, 2 * sizeof(*mark));
+
+    rs_store_thread_txns(&mark[0], &mark[1]);
+    apr_pool_userdata_setn(mark, TXN_NOTE, NULL, r->pool);
+}
+
+/* RESUMABLE_STATE_WRITES/READS: the transactions since rs_httpd_txn_mark */
+static void export_txns(request_rec *r)
+{
+    apr_uint32_t *mark = NULL, w, rd;
+
+    apr_pool_userdata_get((void **)&mark, TXN_NOTE, r->pool);
+    if (mark) {
+        rs_store_thread_txns(&w, &rd);
+        export(r, RS_ENV_STATE_WRITES, apr_itoa(r->pool, (int)(w - mark[0])));
+        export(r, RS_ENV_STATE_READS, apr_itoa(r->pool, (int)(rd - mark[1])));
+    }
+}
+
 void rs_httpd_account(request_rec *r, const rs_req_t *req, int status)
 {
     const rs_report_t *rep = rs_report_find(r->pool);
@@ -131,6 +155,7 @@ void rs_httpd_account(request_rec *r, const rs_req_t *req, int status)
         }
     }
     export_report(r, rep, status >= 400 ? req->error : NULL);
+    export_txns(r);
 }
 
 /* ------------------------------------------------------------------------ */

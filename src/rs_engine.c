@@ -1821,6 +1821,34 @@ static void rollback(append_ctx *c)
     rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
 }
 
+/* The append that just ended completes the upload (its length reached, or
+ * declared by the completion: IETF). Then finish leaves the offset to the
+ * completion's write transaction: one state write for both (issue 15). */
+static int completes(const append_ctx *c)
+{
+    const rs_upload_t *u = c->u;
+    apr_off_t len = u->length >= 0 ? u->length
+                    : c->ap->complete ? u->offset : -1;
+
+    return RS_STATE_COMPLETE != u->state && len >= 0 && u->offset == len;
+}
+
+/* Complete u after finish saved nothing (completes): when the completion
+ * fails before its write (a hook, publishing, the state write itself),
+ * the offset is saved alone, as finish would have done; the bytes are on
+ * disk (synced first with ResumableSync On) either way. */
+static rs_error_t *complete_append(append_ctx *c)
+{
+    rs_error_t *err = complete(c->e, c->a, c->u, c->p);
+    apr_status_t rv;
+
+    if (err && APR_SUCCESS != (rv = rs_eng_save_progress(c->e, c->u, c->p,
+                                                         NULL))) {
+        rs_eng_state_error(c->p, rv, "write", c->u->id);
+    }
+    return err;
+}
+
 /* Persist what the stream left: flush, sync, verify, record the offset. */
 static int reached_end(const rs_upload_t *u);
 
@@ -1860,6 +1888,9 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
     if (n > 0 || !err) {
         c->u->updated = apr_time_now();
         c->u->expires = rs_engine_expires(c->a, c->u);
+    }
+    if (!err && completes(c)) {
+        return NULL;            /* saved by the completion (complete_append) */
     }
     if (!reached_end(c->u) && !(c->ap->complete && c->u->length < 0)) {
         rs_eng_hold_release_on_save(c->lock);   /* no completion follows */
@@ -1966,11 +1997,17 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
         u->flags &= ~RS_UF_DEFER_LENGTH;
     }
     if (!err && reached_end(u)) {
-        if (rs_eng_cluster(e) && u->nsegs > 0) {
-            err = join_segments(&c);
+        if (rs_eng_cluster(e) && u->nsegs > 0
+            && (err = join_segments(&c))) {
+            /* finish left the offset to the completion: save it alone */
+            apr_status_t rv = rs_eng_save_held(e, c.lock, u, -1, p, NULL);
+
+            if (APR_SUCCESS != rv) {
+                rs_eng_state_error(p, rv, "write", u->id);
+            }
         }
         if (!err) {
-            err = complete(e, a, u, p);
+            err = complete_append(&c);
         }
         if (!err) {
             rs_eng_hold_forget(c.lock); /* the completion freed the lease */

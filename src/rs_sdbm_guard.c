@@ -97,15 +97,21 @@ static apr_status_t read_at(int fd, apr_off_t off, unsigned char *buf,
 
 struct rs_sdbm_guard_t {
     const char *path;
+    const char *undo, *undotmp; /* "<path>.undo", "<path>.undo.tmp" */
     apr_pool_t *pool;
     int opened;                 /* 0 not yet, 1 open, -1 no files yet */
+    int locked;                 /* rs_sdbm_guard_lock_shared holds it */
+    int unlock_registered;
     apr_file_t *dirf;           /* .dir, the file sdbm locks */
     int dir, pag;               /* OS handles of the open files */
+    struct stat dst, pst;       /* .dir and .pag as opened (rs_sdbm_guard_stale) */
     apr_off_t size;             /* of the .dir file; -1 unknown */
     long block[CACHE_BLOCKS];   /* cached block numbers, -1 free */
     int next;                   /* slot the next miss replaces */
     unsigned char page[PBLKSIZ];            /* the page of the last check */
     long pno;                               /* its page number */
+    int page_ok;            /* page holds page pno as on disk, checked */
+    int fits;               /* the last journal found no split coming */
     unsigned char buf[CACHE_BLOCKS][DBLKSIZ];
 };
 
@@ -179,6 +185,10 @@ static apr_status_t guard_open(rs_sdbm_guard_t *g)
     if (APR_SUCCESS == rv) {
         rv = open_one(g, ".pag", &pagf, &g->pag);
     }
+    if (APR_SUCCESS == rv && (fstat(g->dir, &g->dst) || fstat(g->pag,
+                                                               &g->pst))) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
     if (APR_STATUS_IS_ENOENT(rv)) {
         g->opened = -1;             /* sdbm creates fresh files */
         return APR_SUCCESS;
@@ -187,13 +197,61 @@ static apr_status_t guard_open(rs_sdbm_guard_t *g)
     return rv;
 }
 
+/* f still is what was opened as st: linked, same owner and mode. */
+static int same_file(int fd, const struct stat *st, struct stat *now)
+{
+    return 0 == fstat(fd, now) && now->st_nlink > 0
+           && now->st_uid == st->st_uid && now->st_gid == st->st_gid
+           && now->st_mode == st->st_mode;
+}
+
+apr_off_t rs_sdbm_guard_dir_size(const rs_sdbm_guard_t *g)
+{
+    return g->size;
+}
+
+int rs_sdbm_guard_stale(rs_sdbm_guard_t *g)
+{
+    struct stat d, pg;
+
+    if (g->opened <= 0) {
+        return 0;
+    }
+    if (!same_file(g->dir, &g->dst, &d) || !same_file(g->pag, &g->pst, &pg)) {
+        return 1;
+    }
+    g->size = (apr_off_t)d.st_size;     /* saves the check's fstat */
+    return 0;
+}
+
+apr_status_t rs_sdbm_guard_open_at_path(rs_sdbm_guard_t *g)
+{
+    struct stat d, pg;
+    apr_status_t rv = g->opened ? APR_SUCCESS : guard_open(g);
+
+    if (APR_SUCCESS != rv || g->opened <= 0) {
+        return APR_SUCCESS == rv ? APR_ENOENT : rv;
+    }
+    if (stat(apr_pstrcat(g->pool, g->path, ".dir", NULL), &d)
+        || stat(apr_pstrcat(g->pool, g->path, ".pag", NULL), &pg)) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    return d.st_ino == g->dst.st_ino && d.st_dev == g->dst.st_dev
+           && pg.st_ino == g->pst.st_ino && pg.st_dev == g->pst.st_dev
+           ? APR_SUCCESS : APR_EAGAIN;
+}
+
 rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p)
 {
     rs_sdbm_guard_t *g = apr_palloc(p, sizeof(*g));
 
     g->path = apr_pstrdup(p, path);
+    g->undo = apr_pstrcat(p, path, ".undo", NULL);
+    g->undotmp = apr_pstrcat(p, path, ".undo.tmp", NULL);
     g->pool = p;
     g->opened = 0;
+    g->locked = g->unlock_registered = 0;
+    g->fits = 0;
     g->dir = g->pag = -1;
     g->pno = -1;
     rs_sdbm_guard_changed(g);
@@ -209,6 +267,7 @@ void rs_sdbm_guard_changed(rs_sdbm_guard_t *g)
     }
     g->next = 0;
     g->size = -1;
+    g->page_ok = 0;
     if (g->opened < 0) {
         g->opened = 0;              /* the files may exist now */
     }
@@ -235,6 +294,10 @@ apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
         g->size = (apr_off_t)st.st_size;
     }
     rv = page_of(g, sdbm_hash(key, klen), &pno);
+    if (APR_SUCCESS == rv && g->page_ok && pno == g->pno) {
+        return APR_SUCCESS;         /* read and checked, unchanged since */
+    }
+    g->page_ok = 0;
     if (APR_SUCCESS == rv) {
         g->pno = pno;
         rv = read_at(g->pag, (apr_off_t)pno * PBLKSIZ, page, PBLKSIZ);
@@ -242,7 +305,27 @@ apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
     if (APR_SUCCESS != rv) {
         return rv;
     }
-    return rs_sdbm_page_ok(page) ? APR_SUCCESS : APR_EINVAL;
+    g->page_ok = rs_sdbm_page_ok(page);
+    return g->page_ok ? APR_SUCCESS : APR_EINVAL;
+}
+
+void rs_sdbm_guard_page_changed(rs_sdbm_guard_t *g)
+{
+    g->page_ok = 0;
+}
+
+int rs_sdbm_guard_stored(rs_sdbm_guard_t *g)
+{
+    int split = !g->fits;
+
+    if (split) {
+        rs_sdbm_guard_changed(g);
+    }
+    else {
+        rs_sdbm_guard_page_changed(g);
+    }
+    g->fits = 0;
+    return split;
 }
 
 /* Unlock explicitly before the close, as sdbm does: a copy of the
@@ -251,13 +334,21 @@ static apr_status_t guard_unlock(void *data)
 {
     rs_sdbm_guard_t *g = data;
 
-    apr_file_unlock(g->dirf);
+    if (g->locked) {
+        apr_file_unlock(g->dirf);
+        g->locked = 0;
+    }
     return APR_SUCCESS;
+}
+
+void rs_sdbm_guard_unlock(rs_sdbm_guard_t *g)
+{
+    guard_unlock(g);
 }
 
 apr_status_t rs_sdbm_guard_lock_shared(rs_sdbm_guard_t *g)
 {
-    apr_status_t rv = guard_open(g);
+    apr_status_t rv = g->opened > 0 ? APR_SUCCESS : guard_open(g);
 
     if (APR_SUCCESS == rv && g->opened < 0) {
         g->opened = 0;
@@ -266,10 +357,12 @@ apr_status_t rs_sdbm_guard_lock_shared(rs_sdbm_guard_t *g)
     if (APR_SUCCESS == rv) {
         rv = apr_file_lock(g->dirf, APR_FLOCK_SHARED);
     }
-    if (APR_SUCCESS == rv) {
+    g->locked = APR_SUCCESS == rv;
+    if (APR_SUCCESS == rv && !g->unlock_registered) {
         /* registered after the open: runs before the file's close */
         apr_pool_cleanup_register(g->pool, g, guard_unlock,
                                   apr_pool_cleanup_null);
+        g->unlock_registered = 1;
     }
     return rv;
 }
@@ -455,8 +548,7 @@ static apr_status_t fd_size(int fd, apr_off_t *size)
 /* Save page g->pno, the .dir and the .pag size to the undo file. */
 static apr_status_t undo_write(rs_sdbm_guard_t *g)
 {
-    const char *undo = apr_pstrcat(g->pool, g->path, ".undo", NULL);
-    const char *tmp = apr_pstrcat(g->pool, undo, ".tmp", NULL);
+    const char *undo = g->undo, *tmp = g->undotmp;
     apr_int64_t head[3];
     apr_off_t dsize = 0, psize = 0;
     unsigned char *dir = NULL;
@@ -512,8 +604,9 @@ apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
     apr_status_t rv;
 
     *saved = 0;
-    if (g->opened <= 0 || g->pno < 0
-        || page_fits(g->page, key, klen, vlen)) {
+    g->fits = g->opened > 0 && g->pno >= 0 && g->page_ok
+              && page_fits(g->page, key, klen, vlen);
+    if (g->opened <= 0 || g->pno < 0 || g->fits) {
         return APR_SUCCESS;         /* no split: one page write */
     }
     rv = undo_write(g);
@@ -523,7 +616,7 @@ apr_status_t rs_sdbm_guard_journal(rs_sdbm_guard_t *g, const char *key,
 
 void rs_sdbm_guard_unjournal(rs_sdbm_guard_t *g)
 {
-    unlink(apr_pstrcat(g->pool, g->path, ".undo", NULL));
+    unlink(g->undo);
 }
 
 int rs_sdbm_undo_pending(const char *path, apr_pool_t *p)
@@ -600,10 +693,11 @@ apr_status_t rs_sdbm_undo_apply(const char *path, apr_pool_t *p,
     apr_status_t rv;
 
     *applied = 0;
-    unlink(apr_pstrcat(p, undo, ".tmp", NULL));  /* no split began */
-    if (u < 0) {
+    if (u < 0) {        /* a lone .undo.tmp (no split began) is overwritten
+                           by the next journal: one system call here */
         return ENOENT == errno ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
     }
+    unlink(apr_pstrcat(p, undo, ".tmp", NULL));
     rv = undo_restore(u, path, p);
     close(u);
     if (APR_EINVAL == rv || APR_SUCCESS == rv) {

@@ -75,11 +75,37 @@
  * half way are not reachable by a later put (which restarts at generation
  * 1); rs_store_gc finds them by iteration.
  *
+ * KEPT OPEN (sdbm)
+ * ----------------
+ * sdbm is not opened per transaction: each process keeps a small pool of
+ * handles (keep_t: an apr_sdbm handle opened read-write with
+ * APR_FOPEN_SHARELOCK, and the guard with its own two descriptors), taken
+ * by one transaction at a time (a thread mutex guards the idle list; up to
+ * KEEP_IDLE_MAX idle handles). A write transaction takes apr_sdbm_lock
+ * exclusive, a read the guard's shared lock, both on the handle's own .dir
+ * descriptor, so threads and processes exclude each other exactly as
+ * separate opens did (flock locks belong to the open file). apr_sdbm_lock
+ * re-reads the directory size and forgets sdbm's cached pages
+ * (apr-util 1.6 sdbm_lock.c, SDBM_INVALIDATE_CACHE), and the guard forgets
+ * its blocks at each begin, so a transaction sees the previous ones'
+ * writes as after a fresh open. Under the lock the guard fstat's both open
+ * files (rs_sdbm_guard_stale): one that lost its last link (deleted, or
+ * replaced by a rename, e.g. resumablectl's recovery) or changed owner or
+ * mode drops the handle, and the transaction opens the paths again (with
+ * the result a fresh open has: a new database, ENOENT, EACCES). A new
+ * handle checks that the paths still name the files it opened. Handles
+ * are never used across fork: a pthread_atfork count makes a child ignore
+ * the idle list it inherited (the parent still owns it). Inside a write
+ * transaction reads come from the guard's checked page, as for readers
+ * (sdbm writes every change through at once); sdbm only stores, deletes
+ * and iterates. Other drivers are opened per transaction.
+ *
  * LOCKING
  * -------
- * The database is opened per transaction (as in mod_socache_dbm), so no
+ * Other drivers are opened per transaction (as in mod_socache_dbm), so no
  * driver state crosses a fork and every transaction sees the previous one's
- * writes. Write transactions hold the global mutex (when there is one) from
+ * writes; sdbm is kept open (above) with the same effect. Write
+ * transactions hold the global mutex (when there is one) from
  * open to close. Read transactions on sdbm do not take it: sdbm itself
  * holds a lock on its .dir file for the life of a handle (apr_file_lock,
  * an flock here), shared for a read-only open and exclusive for a
@@ -107,6 +133,9 @@
 
 #include <apr_atomic.h>
 #include <apr_dbm.h>
+#include <apr_sdbm.h>
+#include <apr_thread_mutex.h>
+#include <pthread.h>
 #include <apr_file_info.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -127,6 +156,17 @@
 #define MAX_SEGS      (RS_STORE_MAX_VALUE / PIECE_MIN + 1)
 #define DB_PERMS      (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD)
 
+/* An sdbm database kept open across transactions (KEPT OPEN). */
+typedef struct keep_t {
+    struct keep_t *next;
+    apr_pool_t *pool;           /* unmanaged: its own, destroyed by keep_drop */
+    apr_sdbm_t *db;             /* read-write, APR_FOPEN_SHARELOCK; NULL
+                                   until the first write transaction */
+    rs_sdbm_guard_t *guard;     /* its pages checked; reads use it alone */
+} keep_t;
+
+#define KEEP_IDLE_MAX 16        /* idle handles kept per process */
+
 struct rs_store_t {
     apr_pool_t *pool;
     const char *type;
@@ -136,6 +176,12 @@ struct rs_store_t {
     volatile apr_uint32_t puts; /* values stored (rs_store_puts) */
     const rs_store_ops_t *ops;  /* a provider store (rs_store.h), or NULL */
     void *impl;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *kmutex; /* guards idle (threads of one process) */
+#endif
+    keep_t *idle;               /* sdbm handles not in a transaction */
+    int nidle;
+    apr_uint32_t forks;         /* fork_count when idle was filled */
 };
 
 struct rs_txn_t {
@@ -143,6 +189,8 @@ struct rs_txn_t {
     apr_pool_t *pool;           /* the transaction's allocations */
     apr_pool_t *dbpool;         /* the open database, cleared on reopen */
     apr_dbm_t *db;              /* NULL after a failed reopen */
+    keep_t *keep;               /* sdbm: the kept handle in use */
+    apr_sdbm_t *sdb;            /* sdbm write: keep->db, locked exclusive */
     rs_sdbm_guard_t *guard;     /* sdbm: made by the first guarded access */
     int paged;                  /* read on sdbm: fetches from the guard */
     const char *dirfile;        /* sdbm directory file watched, or NULL */
@@ -151,6 +199,15 @@ struct rs_txn_t {
     int locked;
     void *ptx;                  /* a provider's open transaction */
 };
+
+/* rs_store_thread_txns: a request runs in one thread from start to end */
+static __thread apr_uint32_t thread_writes, thread_reads;
+
+void rs_store_thread_txns(apr_uint32_t *writes, apr_uint32_t *reads)
+{
+    *writes = thread_writes;
+    *reads = thread_reads;
+}
 
 typedef struct {
     apr_uint32_t piece;
@@ -261,9 +318,89 @@ static const char *db_error(rs_txn_t *txn)
 {
     char buf[256];
 
+    if (!txn->db) {
+        return "sdbm failed";      /* the status logged says why */
+    }
     apr_dbm_geterror(txn->db, NULL, buf, sizeof(buf));
     return apr_pstrdup(txn->pool, buf);
 }
+
+/* The driver calls: apr_sdbm on a kept sdbm handle, apr_dbm otherwise. */
+static apr_sdbm_datum_t sdatum(apr_datum_t d)
+{
+    apr_sdbm_datum_t sd;
+
+    sd.dptr = d.dptr;
+    sd.dsize = (int)d.dsize;
+    return sd;
+}
+
+static apr_status_t dbx_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
+{
+    apr_sdbm_datum_t v;
+    apr_status_t rv;
+
+    if (!txn->sdb) {
+        return apr_dbm_fetch(txn->db, k, d);
+    }
+    v.dptr = NULL;
+    v.dsize = 0;
+    rv = apr_sdbm_fetch(txn->sdb, &v, sdatum(k));
+    d->dptr = v.dptr;
+    d->dsize = v.dptr ? (apr_size_t)v.dsize : 0;
+    return rv;
+}
+
+static apr_status_t dbx_store(rs_txn_t *txn, apr_datum_t k, apr_datum_t d)
+{
+    return txn->sdb ? apr_sdbm_store(txn->sdb, sdatum(k), sdatum(d),
+                                     APR_SDBM_REPLACE)
+                    : apr_dbm_store(txn->db, k, d);
+}
+
+static apr_status_t dbx_delete(rs_txn_t *txn, apr_datum_t k)
+{
+    return txn->sdb ? apr_sdbm_delete(txn->sdb, sdatum(k))
+                    : apr_dbm_delete(txn->db, k);
+}
+
+static int dbx_exists(rs_txn_t *txn, apr_datum_t k)
+{
+    apr_datum_t d;
+
+    if (!txn->sdb) {
+        return apr_dbm_exists(txn->db, k);
+    }
+    return APR_SUCCESS == dbx_fetch(txn, k, &d) && d.dptr != NULL;
+}
+
+/* firstkey when first, else nextkey; sdbm's datums need no freeing */
+static apr_status_t dbx_key(rs_txn_t *txn, int first, apr_datum_t *k)
+{
+    apr_sdbm_datum_t sk;
+    apr_status_t rv;
+
+    if (!txn->sdb) {
+        return first ? apr_dbm_firstkey(txn->db, k)
+                     : apr_dbm_nextkey(txn->db, k);
+    }
+    sk.dptr = NULL;
+    sk.dsize = 0;
+    rv = first ? apr_sdbm_firstkey(txn->sdb, &sk)
+               : apr_sdbm_nextkey(txn->sdb, &sk);
+    k->dptr = sk.dptr;
+    k->dsize = sk.dptr ? (apr_size_t)sk.dsize : 0;
+    return rv;
+}
+
+static void dbx_free(rs_txn_t *txn, apr_datum_t d)
+{
+    if (txn->db) {
+        apr_dbm_freedatum(txn->db, d);
+    }
+}
+
+#define HAS_DB(txn) ((txn)->db || (txn)->sdb)
 
 static apr_off_t file_size(const char *path)
 {
@@ -305,10 +442,15 @@ static apr_status_t db_open(rs_txn_t *txn)
  * so a write transaction on a two-file driver watches the directory file
  * and reopens after any store that made it grow.
  */
+static apr_status_t sdb_relock(rs_txn_t *txn);
+
 static apr_status_t db_reopen_if_grown(rs_txn_t *txn)
 {
     if (!txn->dirfile || file_size(txn->dirfile) == txn->dirsize) {
         return APR_SUCCESS;
+    }
+    if (txn->sdb) {
+        return sdb_relock(txn);
     }
     apr_dbm_close(txn->db);
     txn->db = NULL;
@@ -367,7 +509,7 @@ static apr_status_t page_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
 static void datum_free(rs_txn_t *txn, apr_datum_t d)
 {
     if (!txn->paged) {
-        apr_dbm_freedatum(txn->db, d);
+        dbx_free(txn, d);
     }
 }
 
@@ -377,16 +519,21 @@ static apr_status_t db_fetch(rs_txn_t *txn, apr_datum_t k, apr_datum_t *d)
 
     d->dptr = NULL;
     d->dsize = 0;
-    if (txn->paged) {
+    if (txn->paged || txn->sdb) {
+        /* a writer too: under its exclusive lock the page on disk is
+         * sdbm's, which writes every change through at once */
+        if (!txn->guard) {
+            return APR_EBADF;
+        }
         return page_fetch(txn, k, d);
     }
-    if (!txn->db) {
+    if (!HAS_DB(txn)) {
         return APR_EBADF;
     }
     if (APR_SUCCESS != (rv = guard(txn, k))) {
         return rv;
     }
-    rv = apr_dbm_fetch(txn->db, k, d);
+    rv = dbx_fetch(txn, k, d);
     if (rv != APR_SUCCESS) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03002) "state database %s: fetch failed: %s",
@@ -421,6 +568,9 @@ static apr_status_t undo_split(rs_txn_t *txn)
     if (txn->guard) {
         rs_sdbm_guard_changed(txn->guard);
     }
+    if (txn->sdb) {
+        return sdb_relock(txn);
+    }
     apr_dbm_close(txn->db);
     txn->db = NULL;
     apr_pool_clear(txn->dbpool);
@@ -434,7 +584,7 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
     apr_status_t rv;
     int journal = 0;
 
-    if (!txn->db) {
+    if (!HAS_DB(txn)) {
         return APR_EBADF;
     }
     d.dptr = (char *)v;
@@ -450,7 +600,7 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
                       "of a split failed", txn->store->path);
         return rv;
     }
-    rv = apr_dbm_store(txn->db, k, d);
+    rv = dbx_store(txn, k, d);
     if (journal && rv != APR_SUCCESS) {
         undo_split(txn);            /* a full disk in the middle */
     }
@@ -464,33 +614,38 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
                       txn->store->path, vlen, db_error(txn));
         return rv;
     }
-    if (txn->guard) {
-        rs_sdbm_guard_changed(txn->guard);
+    if (txn->guard && !rs_sdbm_guard_stored(txn->guard)) {
+        return APR_SUCCESS;         /* no split: the directory is as it was */
     }
     return db_reopen_if_grown(txn);
 }
 
 static int db_exists(rs_txn_t *txn, apr_datum_t k)
 {
-    return txn->db && APR_SUCCESS == guard(txn, k)
-           && apr_dbm_exists(txn->db, k);
+    apr_datum_t d;
+
+    if (txn->sdb) {                 /* from the checked page, as a fetch */
+        return APR_SUCCESS == page_fetch(txn, k, &d) && d.dptr;
+    }
+    return HAS_DB(txn) && APR_SUCCESS == guard(txn, k)
+           && dbx_exists(txn, k);
 }
 
 static apr_status_t db_delete(rs_txn_t *txn, apr_datum_t k)
 {
     apr_status_t rv;
 
-    if (!txn->db) {
+    if (!HAS_DB(txn)) {
         return APR_EBADF;
     }
     if (APR_SUCCESS != (rv = guard(txn, k))) {
         return rv;
     }
-    rv = apr_dbm_delete(txn->db, k);
+    rv = dbx_delete(txn, k);
     if (txn->guard) {
-        rs_sdbm_guard_changed(txn->guard);
+        rs_sdbm_guard_page_changed(txn->guard);     /* never splits */
     }
-    if (rv != APR_SUCCESS && apr_dbm_exists(txn->db, k)) {
+    if (rv != APR_SUCCESS && dbx_exists(txn, k)) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03004) "state database %s: delete failed: %s",
                       txn->store->path, db_error(txn));
@@ -650,6 +805,24 @@ static apr_status_t segs_read(rs_txn_t *txn, const char *key,
 
 /* ---- store and transactions --------------------------------------------- */
 
+/* Forks seen by this process image: a child's count differs from its
+ * parent's, so handles inherited through fork are never used (no system
+ * call per transaction, unlike getpid). */
+static volatile apr_uint32_t fork_count;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void forked(void)
+{
+    fork_count++;
+}
+
+static void fork_watch(void)
+{
+    pthread_atfork(NULL, NULL, forked);
+}
+
+static apr_status_t keep_cleanup(void *data);
+
 apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
                              const char *path, apr_global_mutex_t *mutex,
                              apr_pool_t *p)
@@ -666,6 +839,17 @@ apr_status_t rs_store_create(rs_store_t **ps, const char *dbtype,
     s->path = apr_pstrdup(p, path);
     s->mutex = mutex;
     s->sdbm = !strcasecmp(s->type, "sdbm");
+    pthread_once(&fork_once, fork_watch);
+    s->forks = fork_count;
+#if APR_HAS_THREADS
+    if (s->sdbm && APR_SUCCESS != apr_thread_mutex_create(
+                                      &s->kmutex, APR_THREAD_MUTEX_DEFAULT,
+                                      p)) {
+        return APR_ENOMEM;
+    }
+#endif
+    /* registered after the mutex: runs before it is destroyed */
+    apr_pool_cleanup_register(p, s, keep_cleanup, apr_pool_cleanup_null);
     *ps = s;
     return APR_SUCCESS;
 }
@@ -719,6 +903,198 @@ apr_status_t rs_store_clock(rs_txn_t *txn, apr_time_t *now)
     return APR_SUCCESS;
 }
 
+/* ---- kept-open sdbm handles (KEPT OPEN) ------------------------------- */
+
+
+static void keep_drop(keep_t *k)
+{
+    apr_pool_destroy(k->pool);      /* closes sdbm's and the guard's files */
+}
+
+static apr_status_t keep_cleanup(void *data)
+{
+    rs_store_t *s = data;
+    keep_t *k;
+
+    while (s->forks == fork_count && (k = s->idle)) {
+        s->idle = k->next;
+        keep_drop(k);
+    }
+    s->idle = NULL;
+    s->nidle = 0;
+    return APR_SUCCESS;
+}
+
+static keep_t *keep_new(rs_store_t *s)
+{
+    apr_pool_t *kp;
+    keep_t *k;
+
+    if (APR_SUCCESS != apr_pool_create_unmanaged_ex(&kp, NULL, NULL)) {
+        return NULL;
+    }
+    apr_pool_tag(kp, "rs_store_keep");
+    k = apr_pcalloc(kp, sizeof(*k));
+    k->pool = kp;
+    k->guard = rs_sdbm_guard_make(s->path, kp);
+    return k;
+}
+
+/* An idle handle of this process or a new one. Handles a forked child
+ * inherited are its parent's: left alone (the parent closes them). */
+static keep_t *keep_get(rs_store_t *s)
+{
+    keep_t *k;
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(s->kmutex);
+#endif
+    if (s->forks != fork_count) {
+        s->idle = NULL;         /* the parent's (and not locked by it) */
+        s->nidle = 0;
+        s->forks = fork_count;
+    }
+    if ((k = s->idle)) {
+        s->idle = k->next;
+        s->nidle--;
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->kmutex);
+#endif
+    return k ? k : keep_new(s);
+}
+
+static void keep_put(rs_store_t *s, keep_t *k)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(s->kmutex);
+#endif
+    if (s->forks != fork_count) {
+        k = NULL;               /* got before a fork: its lock is shared
+                                   with the parent, leave it alone */
+    }
+    else if (s->nidle < KEEP_IDLE_MAX) {
+        k->next = s->idle;
+        s->idle = k;
+        s->nidle++;
+        k = NULL;
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->kmutex);
+#endif
+    if (k) {
+        keep_drop(k);
+    }
+}
+
+/* The transaction is done with its handle: unlock, give it back. */
+static void keep_release(rs_txn_t *txn)
+{
+    if (txn->sdb) {
+        apr_sdbm_unlock(txn->sdb);
+        txn->sdb = NULL;
+    }
+    else {
+        rs_sdbm_guard_unlock(txn->keep->guard);
+    }
+    keep_put(txn->store, txn->keep);
+    txn->keep = NULL;
+    txn->guard = NULL;
+}
+
+/* Exclusive again: sdbm re-reads the directory size and forgets its
+ * cached pages (a reader may get in between, see LOCKING). */
+static apr_status_t sdb_relock(rs_txn_t *txn)
+{
+    apr_status_t rv;
+
+    apr_sdbm_unlock(txn->sdb);
+    rv = apr_sdbm_lock(txn->sdb, APR_FLOCK_EXCLUSIVE);
+    if (txn->guard) {
+        rs_sdbm_guard_changed(txn->guard);
+    }
+    if (APR_SUCCESS != rv) {
+        txn->sdb = NULL;            /* not locked: not to be unlocked */
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(09910) "state database %s: cannot lock it "
+                      "again", txn->store->path);
+        return rv;
+    }
+    txn->dirsize = file_size(txn->dirfile);
+    return APR_SUCCESS;
+}
+
+/* Open k's sdbm read-write (creating the files), then its guard, and
+ * check that the paths still name what both opened. */
+static apr_status_t keep_open_db(rs_txn_t *txn, keep_t *k)
+{
+    apr_status_t rv = apr_sdbm_open(&k->db, txn->store->path,
+                                    APR_FOPEN_READ | APR_FOPEN_WRITE
+                                    | APR_FOPEN_CREATE
+                                    | APR_FOPEN_SHARELOCK, DB_PERMS,
+                                    k->pool);
+
+    if (APR_SUCCESS != rv) {
+        k->db = NULL;
+        return rv;
+    }
+    return rs_sdbm_guard_open_at_path(k->guard);
+}
+
+/* One try of a write transaction's open on a kept handle; APR_EAGAIN:
+ * the handle was stale (dropped), try a new one. */
+static apr_status_t keep_write_try(rs_txn_t *txn)
+{
+    keep_t *k = keep_get(txn->store);
+    apr_status_t rv = k ? APR_SUCCESS : APR_ENOMEM;
+
+    if (k && !k->db) {
+        rv = keep_open_db(txn, k);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = apr_sdbm_lock(k->db, APR_FLOCK_EXCLUSIVE);
+    }
+    if (APR_SUCCESS == rv) {
+        rs_sdbm_guard_changed(k->guard);
+        txn->keep = k;
+        txn->sdb = k->db;
+        txn->guard = k->guard;
+        if (!rs_sdbm_guard_stale(k->guard)) {
+            txn->dirsize = rs_sdbm_guard_dir_size(k->guard);
+            return APR_SUCCESS;
+        }
+        apr_sdbm_unlock(k->db);
+        txn->keep = NULL;
+        txn->sdb = NULL;
+        txn->guard = NULL;
+        rv = APR_EAGAIN;
+    }
+    if (k) {
+        keep_drop(k);
+    }
+    return rv;
+}
+
+static apr_status_t keep_write_open(rs_txn_t *txn)
+{
+    apr_status_t rv = keep_write_try(txn);
+
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        rv = keep_write_try(txn);   /* replaced under us: once more */
+    }
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        rv = APR_EGENERAL;          /* replaced twice in a row */
+    }
+    if (APR_SUCCESS != rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
+                      RS_LOGNO(03009) "cannot open state database %s "
+                      "(type %s, read-write)", txn->store->path,
+                      txn->store->type);
+        return rv;
+    }
+    return undo_split(txn);         /* under sdbm's exclusive lock */
+}
+
 static apr_status_t txn_cleanup(void *data)
 {
     rs_txn_t *txn = data;
@@ -726,6 +1102,9 @@ static apr_status_t txn_cleanup(void *data)
     if (txn->ptx) {
         txn->store->ops->end(txn->ptx);
         txn->ptx = NULL;
+    }
+    if (txn->keep) {
+        keep_release(txn);
     }
     if (txn->db) {
         apr_dbm_close(txn->db);
@@ -758,13 +1137,42 @@ static apr_status_t txn_lock(rs_txn_t *txn)
 }
 
 /* A paged read on sdbm: sdbm's shared lock, no apr_sdbm (LOCKING). */
+static apr_status_t paged_try(rs_txn_t *txn)
+{
+    keep_t *k = keep_get(txn->store);
+    apr_status_t rv;
+
+    if (!k) {
+        return APR_ENOMEM;
+    }
+    rs_sdbm_guard_changed(k->guard);
+    rv = rs_sdbm_guard_lock_shared(k->guard);
+    if (APR_SUCCESS == rv && !rs_sdbm_guard_stale(k->guard)) {
+        txn->keep = k;
+        txn->guard = k->guard;
+        return APR_SUCCESS;
+    }
+    if (APR_SUCCESS == rv) {            /* unlinked, replaced, chmod'ed */
+        rs_sdbm_guard_unlock(k->guard);
+        keep_drop(k);
+        return APR_EAGAIN;
+    }
+    keep_drop(k);                       /* no files yet, or unreadable */
+    return rv;
+}
+
 static apr_status_t paged_open(rs_txn_t *txn)
 {
     apr_status_t rv;
 
     txn->paged = 1;
-    txn->guard = rs_sdbm_guard_make(txn->store->path, txn->pool);
-    rv = rs_sdbm_guard_lock_shared(txn->guard);
+    rv = paged_try(txn);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        rv = paged_try(txn);
+    }
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        rv = APR_EGENERAL;
+    }
     if (APR_SUCCESS != rv && !APR_STATUS_IS_ENOENT(rv)) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03009) "cannot open state database %s "
@@ -799,11 +1207,10 @@ static apr_status_t txn_open(rs_txn_t *txn)
         }
     }
     txn->dirfile = txn->write && f2 ? f1 : NULL;
-    rv = db_open(txn);
-    if (APR_SUCCESS == rv && txn->write && txn->store->sdbm) {
-        rv = undo_split(txn);       /* under sdbm's exclusive lock */
+    if (txn->write && txn->store->sdbm) {
+        return keep_write_open(txn);    /* KEPT OPEN */
     }
-    return rv;
+    return db_open(txn);
 }
 
 apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
@@ -839,6 +1246,12 @@ apr_status_t rs_store_begin(rs_store_t *s, int write, apr_pool_t *p,
     if (rv != APR_SUCCESS) {
         apr_pool_destroy(tp);
         return rv;
+    }
+    if (txn->write) {
+        thread_writes++;
+    }
+    else {
+        thread_reads++;
     }
     *ptxn = txn;
     return APR_SUCCESS;
@@ -1093,17 +1506,17 @@ static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
     apr_datum_t k, prev;
     apr_status_t rv;
 
-    if (!txn->db && txn->paged && txn->guard) {
+    if (!HAS_DB(txn) && txn->paged && txn->guard) {
         keys_ctx c = { prefix, plen, segments, arr };
 
         *out = arr;
         return keys_paged(txn, &c);
     }
-    rv = !txn->db && txn->paged ? db_open(txn) : APR_SUCCESS;
+    rv = !HAS_DB(txn) && txn->paged ? db_open(txn) : APR_SUCCESS;
 
     k.dptr = NULL;
     if (APR_SUCCESS == rv) {
-        rv = txn->db ? apr_dbm_firstkey(txn->db, &k) : APR_EBADF;
+        rv = HAS_DB(txn) ? dbx_key(txn, 1, &k) : APR_EBADF;
     }
 
     while (rv == APR_SUCCESS && k.dptr) {
@@ -1116,13 +1529,13 @@ static apr_status_t keys_collect(rs_txn_t *txn, const char *prefix,
                 apr_pstrmemdup(p, k.dptr, k.dsize);
         }
         prev = k;
-        rv = apr_dbm_nextkey(txn->db, &k);
-        apr_dbm_freedatum(txn->db, prev);
+        rv = dbx_key(txn, 0, &k);
+        dbx_free(txn, prev);
     }
     if (APR_STATUS_IS_EOF(rv)) {
         rv = APR_SUCCESS;       /* sdbm says EOF past its last page */
     }
-    if (rv != APR_SUCCESS && txn->db) {
+    if (rv != APR_SUCCESS && HAS_DB(txn)) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03011) "state database %s: iteration "
                       "failed: %s", txn->store->path, db_error(txn));

@@ -971,10 +971,65 @@ static void test_split_undo(apr_pool_t *p)
     RS_CHECK(5 == len && !memcmp(val, "third", 5));
 }
 
+/* sdbm is kept open across transactions (rs_store.c "KEPT OPEN"): what a
+ * forked child wrote through its own handles, files replaced by a rename
+ * (an older copy) and files deleted are all seen by the next transaction
+ * of the same store, never the files it had open before. */
+static void kept_copy(const char *path, const char *sfx, apr_pool_t *p)
+{
+    RS_CHECK(APR_SUCCESS == apr_file_copy(
+                 apr_pstrcat(p, path, sfx, NULL),
+                 apr_pstrcat(p, path, sfx, ".old", NULL),
+                 APR_FPROT_FILE_SOURCE_PERMS, p));
+}
+
+static void kept_back(const char *path, const char *sfx, apr_pool_t *p)
+{
+    RS_CHECK(0 == rename(apr_pstrcat(p, path, sfx, ".old", NULL),
+                         apr_pstrcat(p, path, sfx, NULL)));
+}
+
+static void test_kept_open(apr_pool_t *p)
+{
+    const char *path = apr_pstrcat(p, rs_test_tmpdir(p, "kept"), "/state",
+                                   NULL);
+    rs_store_t *s;
+    pid_t pid;
+    int st = -1;
+
+    RS_CHECK(APR_SUCCESS == rs_store_create(&s, "SDBM", path, NULL, p));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "a", "1", 1, p));
+    RS_CHECK(get_is(s, "a", "1", 1, p));
+    kept_copy(path, ".dir", p);
+    kept_copy(path, ".pag", p);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "b", "2", 1, p));
+    pid = fork();               /* the child must not use the parent's */
+    if (0 == pid) {
+        _exit(APR_SUCCESS == rs_store_put1(s, "c", "3", 1, p) ? 0 : 1);
+    }
+    RS_CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    RS_CHECK(WIFEXITED(st) && 0 == WEXITSTATUS(st));
+    RS_CHECK(get_is(s, "c", "3", 1, p));
+    RS_CHECK(get_is(s, "b", "2", 1, p));
+    kept_back(path, ".dir", p);     /* the older copy renamed over */
+    kept_back(path, ".pag", p);
+    RS_CHECK(get_rv(s, "b", p) == APR_ENOENT);
+    RS_CHECK(get_is(s, "a", "1", 1, p));
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "d", "4", 1, p));
+    RS_CHECK(get_is(s, "d", "4", 1, p));
+    unlink(apr_pstrcat(p, path, ".dir", NULL));     /* deleted */
+    unlink(apr_pstrcat(p, path, ".pag", NULL));
+    RS_CHECK(get_rv(s, "a", p) == APR_ENOENT);
+    RS_CHECK(APR_SUCCESS == rs_store_put1(s, "e", "5", 1, p));
+    RS_CHECK(get_rv(s, "d", p) == APR_ENOENT);
+    RS_CHECK(get_is(s, "e", "5", 1, p));
+}
+
 void suite_store(apr_pool_t *p)
 {
     test_sdbm_page_guard();
     test_split_undo(p);
+    test_kept_open(p);
     static const char *const types[] = { "SDBM", "GDBM", "DB", "default" };
     rs_store_t *s;
     int i;
