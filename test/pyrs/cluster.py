@@ -176,3 +176,38 @@ class RsCluster:
         rc, out = self.ctl('verify')
         assert rc == 0, out
         return out
+
+    # ---- fixture bodies the cluster suites share ---------------------------
+
+    def stop_checked(self):
+        """Stop every server; their error logs (outside the tests' own
+        windows) must hold nothing unexpected."""
+        self.stop()
+        bad = []
+        for e in self.nodes + [self.front]:
+            bad += e.check_log(include_test=False)
+        assert not bad, 'error log at cluster stop:\n' + '\n'.join(bad)
+
+    def log_window(self):
+        """For an autouse fixture (`yield from cluster.log_window()`): the
+        error logs of every server during one test."""
+        self.begin_test()
+        yield
+        bad = self.end_test()
+        assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
+
+
+def private_pg(env, name):
+    """For a module fixture (`yield from private_pg(env, name)`): a private
+    PostgreSQL in <gen>/<name>, or None when the session runs on its own
+    one already (RS_STATE=pgsql)."""
+    from .env import _free_port
+    from .pg import PgCluster
+    if env.pg_params:
+        yield None
+        return
+    c = PgCluster(env.gen / name, _free_port()).init().start()
+    try:
+        yield c
+    finally:
+        c.stop()

@@ -21,9 +21,9 @@ import pytest
 
 from pyrs.client import OCTET, RsClient, Tus, abort_socket, make_data, \
     read_response, sha256, upload_id
-from pyrs.cluster import RsCluster
-from pyrs.env import _free_port, wait_for
-from pyrs.pg import PgCluster, pg_available
+from pyrs.cluster import RsCluster, private_pg
+from pyrs.env import wait_for
+from pyrs.pg import pg_available
 from pyrs.seeds import form_body
 
 WHY = pg_available()
@@ -36,12 +36,7 @@ KILL_ALLOW = [r'exit signal Killed', r'\[resumable:warn\]']
 def pg(env):
     """A private PostgreSQL (the suite's own under RS_STATE=pgsql: then
     None, and the test restarting PostgreSQL is skipped)."""
-    if env.pg_params:
-        yield None
-        return
-    c = PgCluster(env.gen / 'pg-cluster', _free_port()).init().start()
-    yield c
-    c.stop()
+    yield from private_pg(env, 'pg-cluster')
 
 
 @pytest.fixture(scope='module')
@@ -53,19 +48,12 @@ def cluster(env, pg):
                    f'Include "{seeds}"\n'),
             modules_extra=['alias'])
     yield c
-    c.stop()
-    bad = []
-    for e in c.nodes + [c.front]:
-        bad += e.check_log(include_test=False)
-    assert not bad, 'error log at cluster stop:\n' + '\n'.join(bad)
+    c.stop_checked()
 
 
 @pytest.fixture(autouse=True)
 def _cluster_logs(cluster):
-    cluster.begin_test()
-    yield
-    bad = cluster.end_test()
-    assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
+    yield from cluster.log_window()
 
 
 def front_tus(c):

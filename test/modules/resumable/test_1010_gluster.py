@@ -86,11 +86,7 @@ def cluster(env, pg, gluster):
         c.stop()
         raise
     yield c
-    c.stop()
-    bad = []
-    for e in c.nodes + [c.front]:
-        bad += e.check_log(include_test=False)
-    assert not bad, 'error log at cluster stop:\n' + '\n'.join(bad)
+    c.stop_checked()
 
 
 @pytest.fixture(scope='module')

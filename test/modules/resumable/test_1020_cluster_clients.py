@@ -87,19 +87,12 @@ def cluster(env, pg):
             server_extra=f'ResumableLeaseTime {LEASE}s\n',
             modules_extra=['alias'])
     yield c
-    c.stop()
-    bad = []
-    for e in c.nodes + [c.front]:
-        bad += e.check_log(include_test=False)
-    assert not bad, 'error log at cluster stop:\n' + '\n'.join(bad)
+    c.stop_checked()
 
 
 @pytest.fixture(autouse=True)
 def _cluster_logs(cluster):
-    cluster.begin_test()
-    yield
-    bad = cluster.end_test()
-    assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
+    yield from cluster.log_window()
 
 
 class Fault:

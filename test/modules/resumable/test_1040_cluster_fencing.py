@@ -16,7 +16,6 @@ mod_proxy_balancer front (pyrs.cluster), with a short lease
 After every case `resumablectl verify` is clean.
 """
 import os
-import re
 import signal
 import time
 
@@ -24,9 +23,9 @@ import pytest
 
 from pyrs.client import OCTET, RsClient, Tus, abort_socket, make_data, \
     read_response, sha256, upload_id
-from pyrs.cluster import RsCluster
-from pyrs.env import _free_port, wait_for
-from pyrs.pg import PgCluster, pg_available
+from pyrs.cluster import RsCluster, private_pg
+from pyrs.env import wait_for
+from pyrs.pg import pg_available
 
 WHY = pg_available()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or '')
@@ -36,12 +35,7 @@ LEASE = 2.0
 
 @pytest.fixture(scope='module')
 def pg(env):
-    if env.pg_params:
-        yield None
-        return
-    c = PgCluster(env.gen / 'pg-fencing', _free_port()).init().start()
-    yield c
-    c.stop()
+    yield from private_pg(env, 'pg-fencing')
 
 
 @pytest.fixture(scope='module')
@@ -52,15 +46,12 @@ def cluster(env, pg):
                                  'ResumableStallTime 1s']),
             extra='ResumableLeaseTime 2s\nResumableCheckpoint 64K\n')
     yield c
-    c.stop()
+    c.stop_checked()
 
 
 @pytest.fixture(autouse=True)
 def _cluster_logs(cluster):
-    cluster.begin_test()
-    yield
-    bad = cluster.end_test()
-    assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
+    yield from cluster.log_window()
     cluster.verify()
 
 
@@ -134,7 +125,7 @@ class TestFencing:
             assert 256 * 1024 <= off <= 400000, off
             # node 1 may not write before the lease passed ...
             t0 = time.monotonic()
-            r = finish_on(c, 1, url, data)
+            finish_on(c, 1, url, data)
             assert time.monotonic() - t0 >= 0.5     # it had to wait
             assert [ln for ln in c.log_lines('RS09830') if uid in ln
                     and 'the lease expired' in ln]
