@@ -211,3 +211,15 @@ def private_pg(env, name):
         yield c
     finally:
         c.stop()
+
+
+def start_patch(cluster, node, data, first, area='/files/'):
+    """A tus upload of data created on node (index) and a PATCH of all of
+    it whose body stops after `first` bytes: (url, open socket)."""
+    from .client import OCTET, Tus
+    tus = Tus(RsClient(cluster.nodes[node].url), area)
+    url = tus.create(length=len(data))
+    h = dict(tus.base_headers)
+    h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
+    return url, tus.client.send_partial('PATCH', url, h, data[:first],
+                                        len(data))

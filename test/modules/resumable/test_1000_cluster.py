@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pyrs.client import OCTET, RsClient, Tus, abort_socket, make_data, \
+from pyrs.client import RsClient, Tus, abort_socket, make_data, \
     read_response, sha256, upload_id
-from pyrs.cluster import RsCluster, private_pg
+from pyrs.cluster import RsCluster, private_pg, start_patch
 from pyrs.env import wait_for
 from pyrs.pg import pg_available
 from pyrs.seeds import form_body
@@ -216,12 +216,7 @@ class TestCluster:
         c.allow_errors(patterns=KILL_ALLOW, tags=['AH01102', 'AH00898'])
         node = c.nodes[0]
         data = make_data(600000, seed=1007)
-        ntus = node_tus(c, 0)
-        url = ntus.create(length=len(data))
-        h = dict(ntus.base_headers)
-        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
-        s = ntus.client.send_partial('PATCH', url, h, data[:300000],
-                                     len(data))
+        url, s = start_patch(c, 0, data, 300000)
         time.sleep(0.3)
         pid = wait_for(lambda: node.child_for_connection(s), 10, 0.01)
         assert pid, 'no child holds the PATCH'
@@ -290,12 +285,7 @@ class TestCluster:
                                               r'error\]'])
         node = c.nodes[0]
         data = make_data(500000, seed=1008)
-        ntus = node_tus(c, 0)
-        url = ntus.create(length=len(data))
-        h = dict(ntus.base_headers)
-        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
-        s = ntus.client.send_partial('PATCH', url, h, data[:250000],
-                                     len(data))
+        url, s = start_patch(c, 0, data, 250000)
         time.sleep(0.3)
         pids = [node.pid()] + node.children()
         for p in pids:
@@ -317,12 +307,7 @@ class TestCluster:
                              'AH00630', 'AH00629', 'AH00633', 'AH00632'],
                        patterns=[r'\[dbd:error\]', r'\[resumable:warn\]'])
         data = make_data(400000, seed=1009)
-        ntus = node_tus(c, 1)
-        url = ntus.create(length=len(data))
-        h = dict(ntus.base_headers)
-        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
-        s = ntus.client.send_partial('PATCH', url, h, data[:200000],
-                                     len(data))
+        url, s = start_patch(c, 1, data, 200000)
         pg.restart()
         s.sendall(data[200000:])
         r = read_response(s, 'PATCH')
@@ -415,12 +400,7 @@ class TestCluster:
         c.allow_errors(patterns=[r'\[resumable:warn\]'])
         node = c.nodes[0]
         data = make_data(400000, seed=1013)
-        ntus = node_tus(c, 0)
-        url = ntus.create(length=len(data))
-        h = dict(ntus.base_headers)
-        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
-        s = ntus.client.send_partial('PATCH', url, h, data[:150000],
-                                     len(data))
+        url, s = start_patch(c, 0, data, 150000)
         pid = wait_for(lambda: node.child_for_connection(s), 10, 0.01)
         assert pid, 'no child holds the PATCH'
         f = None

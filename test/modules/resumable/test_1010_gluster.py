@@ -41,6 +41,7 @@ import test_1000_cluster as t1000
 from test_1000_cluster import get_body, node_tus, pg  # noqa: F401 (fixture)
 from pyrs.client import OCTET, RsClient, abort_socket, make_data, \
     read_response, sha256, upload_id
+from pyrs.cluster import start_patch
 from pyrs.durable import DurableCheck
 from pyrs.env import wait_for
 from pyrs.gluster import Gluster, GlusterCluster, GlusterUnusable, \
@@ -241,12 +242,7 @@ class TestGlusterCluster(t1000.TestCluster):
             r'\[proxy(_http|_balancer)?:error\]'])
         node = c.nodes[0]
         data = make_data(500000, seed=10106)
-        t0 = node_tus(c, 0)
-        url = t0.create(length=len(data))
-        h = dict(t0.base_headers)
-        h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
-        s = t0.client.send_partial('PATCH', url, h, data[:250000],
-                                   len(data))
+        url, s = start_patch(c, 0, data, 250000)
         time.sleep(0.3)
         pids = c.node_client(0) + [node.pid()] + node.children()
         assert len(pids) >= 3, pids

@@ -21,9 +21,9 @@ import time
 
 import pytest
 
-from pyrs.client import OCTET, RsClient, Tus, abort_socket, make_data, \
+from pyrs.client import RsClient, Tus, abort_socket, make_data, \
     read_response, sha256, upload_id
-from pyrs.cluster import RsCluster, private_pg
+from pyrs.cluster import RsCluster, private_pg, start_patch
 from pyrs.env import wait_for
 from pyrs.pg import pg_available
 
@@ -57,17 +57,6 @@ def _cluster_logs(cluster):
 
 def node_tus(c, i):
     return Tus(RsClient(c.nodes[i].url), '/files/')
-
-
-def start_patch(c, node, data, first):
-    """A PATCH of all of data to node whose body stops after `first`
-    bytes; returns (url, socket)."""
-    ntus = node_tus(c, node)
-    url = ntus.create(length=len(data))
-    h = dict(ntus.base_headers)
-    h.update({'Upload-Offset': '0', 'Content-Type': OCTET})
-    s = ntus.client.send_partial('PATCH', url, h, data[:first], len(data))
-    return url, s
 
 
 def committed(c, url, at_least, timeout=10):
