@@ -55,11 +55,15 @@ make WERROR=1 unit
 make fuzz FUZZ_SECONDS=5
 make lint
 # the request paths under ASan+UBSan: the HTTP-level fuzzer and the hostile
-# suites (cross-protocol, overflow, client faults); any sanitizer report or
-# child crash fails them
+# suites (cross-protocol, overflow, client faults), the cluster's leases and
+# fencing, checksums digested by the worker thread, the kept-open state
+# database; any sanitizer report or child crash fails them
 RS_FUZZ_COUNT=20000 make asan-test PYTEST_ARGS="-p no:cacheprovider \
     test/modules/resumable/test_972_fuzz.py \
     test/modules/resumable/test_971_overflow.py \
     test/modules/resumable/test_960_crossproto.py \
-    test/modules/resumable/test_940_hostile.py"
+    test/modules/resumable/test_940_hostile.py \
+    test/modules/resumable/test_1040_cluster_fencing.py \
+    test/modules/resumable/test_267_checksum_follow.py \
+    test/modules/resumable/test_264_statedb_kept_open.py"
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider test "$@"
