@@ -188,12 +188,19 @@ class RsCluster:
             bad += e.check_log(include_test=False)
         assert not bad, 'error log at cluster stop:\n' + '\n'.join(bad)
 
-    def log_window(self):
+    def log_window(self, after=None):
         """For an autouse fixture (`yield from cluster.log_window()`): the
-        error logs of every server during one test."""
+        error logs of every server during one test; after: a check to run
+        when the test ended (e.g. DurableCheck.check), inside the window."""
         self.begin_test()
         yield
-        bad = self.end_test()
+        bad = []
+        try:
+            if after:
+                after()
+        except AssertionError as ex:
+            bad.append(f'after the case: {ex}')
+        bad += self.end_test()
         assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
 
 

@@ -14,6 +14,7 @@ the apr_dbd pgsql driver is not installed.
 import json
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +23,7 @@ import pytest
 from pyrs.client import RsClient, Tus, abort_socket, make_data, \
     read_response, sha256, upload_id
 from pyrs.cluster import RsCluster, private_pg, start_patch
+from pyrs.durable import DurableCheck
 from pyrs.env import wait_for
 from pyrs.pg import pg_available
 from pyrs.seeds import form_body
@@ -51,9 +53,17 @@ def cluster(env, pg):
     c.stop_checked()
 
 
+@pytest.fixture(scope='module')
+def durable(cluster):
+    """After every case (pyrs/durable.py): HEAD through each node <= the
+    durable bytes, which equal the source; resumablectl verify clean."""
+    yield DurableCheck(cluster)
+
+
 @pytest.fixture(autouse=True)
-def _cluster_logs(cluster):
-    yield from cluster.log_window()
+def _cluster_logs(cluster, durable, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], 'make_data', durable.make_data)
+    yield from cluster.log_window(durable.check)
 
 
 def front_tus(c):

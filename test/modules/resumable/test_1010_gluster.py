@@ -104,15 +104,7 @@ def _cluster_logs(cluster, durable, monkeypatch):
     the sources the case makes are recorded for it."""
     monkeypatch.setattr(t1000, 'make_data', durable.make_data)
     monkeypatch.setattr(sys.modules[__name__], 'make_data', durable.make_data)
-    cluster.begin_test()
-    yield
-    bad = []
-    try:
-        durable.check()
-    except AssertionError as ex:
-        bad.append(f'after the case: {ex}')
-    bad += cluster.end_test()
-    assert not bad, 'cluster error logs:\n' + '\n'.join(bad)
+    yield from cluster.log_window(durable.check)
 
 
 class TestGlusterCluster(t1000.TestCluster):
