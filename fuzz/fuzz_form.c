@@ -59,6 +59,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 
 static void remove_scratch(void)
 {
+    if (scratch) {
+        apr_pool_destroy(scratch);      /* closes the store's kept handles */
+        scratch = NULL;
+    }
     nftw(scratch_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
