@@ -12,7 +12,7 @@ import pytest
 
 from pyrs.client import encode_metadata, make_data
 from pyrs.ctl import resumablectl
-from pyrs.env import BASE_MODULES, RsArea
+from pyrs.env import BASE_MODULES, RsArea, wait_for
 from pyrs.hookrx import CGI_SCRIPT, Receiver, free_port
 from pyrs.seeds import post_form, seeds_conf
 from test_900_tusjs import node_bin  # noqa: F401 (fixture)
@@ -499,3 +499,8 @@ class TestHookLatency:
             f'{k.strip("/")}={v:.2f}' for k, v in out.items()))
         for area in ('/abs/', '/app/', '/cgi/'):
             assert out[area] < 1000, out
+        # the post-create notifications to the CGI go out in the
+        # background: let them land before the server stops (a request to
+        # mod_cgid while its daemon exits waits for it for seconds)
+        assert wait_for(lambda: '/_hooks/cgi' not in resumablectl(
+            env, env.statedb, 'events')[1], 30, 0.2), 'CGI events pending'
