@@ -760,7 +760,7 @@ void rs_conf_server_defaults(server_rec *s)
             c->lease_time = apr_time_from_sec(10);
         }
         if (c->checkpoint == RS_UNSET) {
-            c->checkpoint = 64 * 1024 * 1024;
+            c->checkpoint = 256 * 1024 * 1024;
         }
     }
 }
