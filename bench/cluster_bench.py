@@ -78,7 +78,7 @@ OUT = BENCH / 'out'
 sys.path.insert(0, str(REPO / 'test'))
 sys.path.insert(0, str(BENCH))
 
-from pyrs.cluster import FRONT_MODULES, RsCluster  # noqa: E402
+from pyrs.cluster import RsCluster  # noqa: E402
 from pyrs.env import RsArea, RsEnv, _free_port  # noqa: E402
 from pyrs.pg import PG_BIN, PgCluster, pg_available  # noqa: E402
 from run import PATCH_CT, TUS, Conn, proc_table, tree  # noqa: E402
@@ -156,16 +156,7 @@ class Bench:
         for i, node in enumerate(c.nodes):
             self.install_node(node, node0_extra if i == 0 else ())
             node.start()
-        members = '\n'.join(f'    BalancerMember "{n.url}" retry=1'
-                            for n in c.nodes)
-        c.front.install(load_module=False, modules=FRONT_MODULES, extra=(
-            '<Proxy "balancer://rs">\n'
-            f'{members}\n'
-            '    ProxySet lbmethod=byrequests\n'
-            '</Proxy>\n'
-            'ProxyPass "/server-status" "!"\n'
-            'ProxyPass "/" "balancer://rs/"\n'))
-        c.front.start()
+        c.start_front()
         # contender -> (base url, servers whose CPU counts, data dir)
         self.contenders = {
             'dbm': (env.url, [env], self.dbm_dir),

@@ -1694,10 +1694,14 @@ static rs_error_t *checkpoint(append_ctx *c)
 
 static int checkpoint_due(append_ctx *c, int idle)
 {
-    apr_time_t since = apr_time_now() - c->ckpt_time;
+    apr_time_t since;
     apr_off_t pending;
 
-    if (!rs_eng_cluster(c->e) || since < CKPT_RETRY / 5) {
+    if (!rs_eng_cluster(c->e)) {
+        return 0;                       /* one node: nothing per piece */
+    }
+    since = apr_time_now() - c->ckpt_time;
+    if (since < CKPT_RETRY / 5) {
         return 0;
     }
     if (rs_eng_hold_expiring(c->lock)

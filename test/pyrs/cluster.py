@@ -61,6 +61,10 @@ class RsCluster:
                          server_extra=server_extra, sweep=sweep,
                          modules=BASE_MODULES + list(modules_extra))
             node.start()
+        return self.start_front()
+
+    def start_front(self):
+        """The mod_proxy_balancer front over the nodes (no stickiness)."""
         members = '\n'.join(f'    BalancerMember "{n.url}" retry=1'
                             for n in self.nodes)
         self.front.install(load_module=False, modules=FRONT_MODULES, extra=(
