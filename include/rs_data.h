@@ -43,6 +43,10 @@ apr_status_t rs_data_size(const char *path, apr_off_t *size, apr_pool_t *p);
 apr_status_t rs_data_truncate(apr_file_t *f, apr_off_t size);
 /** fdatasync */
 apr_status_t rs_data_sync(apr_file_t *f);
+/** Start the disk's writeback of [off, off + len) of f without waiting
+ *  (sync_file_range WRITE; nothing where there is none): a later
+ *  rs_data_sync then finds little left to write. */
+void rs_data_writeback(apr_file_t *f, apr_off_t off, apr_off_t len);
 /** Reserve len bytes at off (fallocate; ENOSPC early). Ignores ENOTSUP. */
 apr_status_t rs_data_reserve(apr_file_t *f, apr_off_t off, apr_off_t len);
 
@@ -64,7 +68,7 @@ apr_status_t rs_writer_write(rs_writer_t *w, const char *data, apr_size_t len);
 apr_status_t rs_writer_splice(rs_writer_t *w, int fd, apr_size_t len);
 /** pwrite what is buffered. */
 apr_status_t rs_writer_flush(rs_writer_t *w);
-/** on: start the disk's writeback of written bytes every 8 MiB
+/** on: start the disk's writeback of written bytes every 1 MiB
  *  (sync_file_range, not waiting), for writers whose bytes are fdatasync'ed
  *  before they are acknowledged: the sync then finds little left to do. */
 void rs_writer_writeback(rs_writer_t *w, int on);
@@ -73,7 +77,8 @@ apr_off_t rs_writer_flushed(const rs_writer_t *w);
 /** Bytes accepted so far (flushed + buffered). */
 apr_off_t rs_writer_total(const rs_writer_t *w);
 
-/** Copy len bytes from src@soff to dst@doff in the kernel where possible. */
+/** Copy len bytes from src@soff to dst@doff in the kernel where possible;
+ *  starts the writeback of the copy as it goes (every caller syncs it). */
 apr_status_t rs_data_copy_range(apr_file_t *dst, apr_off_t doff,
                                 apr_file_t *src, apr_off_t soff, apr_off_t len);
 

@@ -45,9 +45,10 @@
                      | APR_FPROT_GREAD | APR_FPROT_GEXECUTE)
 #define FILE_PERMS  (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD)
 #define COPY_BUF    (1024 * 1024)
-#define COPY_CHUNK  ((apr_off_t)1 << 30)    /* per copy_file_range call */
+#define COPY_CHUNK  ((apr_off_t)4 << 20)    /* per copy_file_range call,
+                                               then its writeback starts */
 #define PUBLISH_MAX 10000
-#define WRITEBACK_STEP ((apr_off_t)8 * 1024 * 1024)
+#define WRITEBACK_STEP ((apr_off_t)1 * 1024 * 1024)
 
 struct rs_writer_t {
     apr_file_t *file;
@@ -266,6 +267,15 @@ apr_status_t rs_writer_create(rs_writer_t **pw, apr_file_t *f, apr_off_t off,
     return w->fd < 0 ? APR_EBADF : APR_SUCCESS;
 }
 
+void rs_data_writeback(apr_file_t *f, apr_off_t off, apr_off_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (len > 0 && file_fd(f) >= 0) {
+        sync_file_range(file_fd(f), off, len, SYNC_FILE_RANGE_WRITE);
+    }
+#endif
+}
+
 void rs_writer_writeback(rs_writer_t *w, int on)
 {
     w->writeback = on;
@@ -278,8 +288,7 @@ static void writer_start_writeback(rs_writer_t *w)
 {
 #ifdef SYNC_FILE_RANGE_WRITE
     if (w->writeback && w->off - w->wb_from >= WRITEBACK_STEP) {
-        sync_file_range(w->fd, w->wb_from, w->off - w->wb_from,
-                        SYNC_FILE_RANGE_WRITE);
+        rs_data_writeback(w->file, w->wb_from, w->off - w->wb_from);
         w->wb_from = w->off;
     }
 #endif
@@ -489,9 +498,11 @@ static int copy_unsupported(int err)
 }
 
 /* copy_file_range loop; falls back to copy_rw for the rest when the kernel
- * or file system can not (or a source ends early: copy_rw reports EOF). */
-static apr_status_t copy_kernel(int dfd, apr_off_t doff, int sfd,
-                                apr_off_t soff, apr_off_t len)
+ * or file system can not (or a source ends early: copy_rw reports EOF).
+ * Every COPY_CHUNK copied starts its writeback: each caller syncs the copy
+ * next, which then finds little left to write. */
+static apr_status_t copy_kernel(apr_file_t *dst, int dfd, apr_off_t doff,
+                                int sfd, apr_off_t soff, apr_off_t len)
 {
     loff_t so = soff, dof = doff;
     ssize_t n;
@@ -508,6 +519,7 @@ static apr_status_t copy_kernel(int dfd, apr_off_t doff, int sfd,
         if (n <= 0) {
             return copy_rw(dfd, dof, sfd, so, len);
         }
+        rs_data_writeback(dst, dof - n, n);
         len -= n;
     }
     return APR_SUCCESS;
@@ -525,7 +537,7 @@ apr_status_t rs_data_copy_range(apr_file_t *dst, apr_off_t doff,
     if (len <= 0 || copy_clone(dfd, doff, sfd, soff, len)) {
         return APR_SUCCESS;
     }
-    rv = copy_kernel(dfd, doff, sfd, soff, len);
+    rv = copy_kernel(dst, dfd, doff, sfd, soff, len);
     if (rv != APR_SUCCESS) {
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, apr_file_pool_get(dst),
                       RS_LOGNO(03104) "copy of %" APR_OFF_T_FMT " bytes from "
