@@ -524,6 +524,9 @@ static rs_error_t *md5s_take(const rs_area_t *a, const rs_upload_t *u,
             if (APR_SUCCESS == rv) {
                 rv = apr_file_write_full(dst, buf, n, &w);
             }
+            if (APR_SUCCESS == rv && a->sync) {
+                rs_data_writeback(dst, at, n);  /* the sync will wait */
+            }
             at += n;
             left -= n;
         }
@@ -540,9 +543,15 @@ static rs_error_t *md5s_take(const rs_area_t *a, const rs_upload_t *u,
 }
 
 /* Merge the present chunks from st->next on (at most up to last) into the
- * data file, then save the state. */
+ * data file, then (unless `finishing`) sync it and save the state. The
+ * completion (md5s_finish) sizes and syncs the file itself, once, and
+ * needs no state for chunks it completes (issue 15: the last chunk paid a
+ * second fdatasync, a cache flush on disk, that a middle chunk does not;
+ * should it fail or be killed, the state saved before still holds: its
+ * bytes are a prefix of the file). */
 static rs_error_t *md5s_advance(const rs_area_t *a, const rs_upload_t *u,
-                                md5_state_t *st, int last, apr_pool_t *p)
+                                md5_state_t *st, int last, int finishing,
+                                apr_pool_t *p)
 {
     apr_file_t *dst;
     rs_error_t *err = NULL;
@@ -561,13 +570,13 @@ static rs_error_t *md5s_advance(const rs_area_t *a, const rs_upload_t *u,
     while (!err && st->next <= last && rs_upload_chunk_has(u, st->next)) {
         err = md5s_take(a, u, dst, st->next, st, buf, p);
     }
-    rv = !err && a->sync && st->next > start ? rs_data_sync(dst)
-                                             : APR_SUCCESS;
+    rv = !err && a->sync && !finishing && st->next > start
+         ? rs_data_sync(dst) : APR_SUCCESS;
     apr_file_close(dst);
     if (!err && APR_SUCCESS != rv) {
         err = rs_eng_io_error(p, rv, "syncing the data file", u->id);
     }
-    if (!err && st->next > start
+    if (!err && !finishing && st->next > start
         && APR_SUCCESS != (rv = md5s_save(u, st, p))) {
         err = rs_eng_io_error(p, rv, "saving the MD5 state", u->id);
     }
@@ -593,7 +602,7 @@ static void md5s_grow(rs_engine_t *e, const rs_area_t *a, rs_upload_t *u,
         && RS_STATE_ACTIVE == fresh->state
         && rs_upload_chunk_has(fresh, 0)) {
         md5s_load(fresh, 0, &st, p);
-        err = md5s_advance(a, fresh, &st, fresh->chunk_count - 1, p);
+        err = md5s_advance(a, fresh, &st, fresh->chunk_count - 1, 0, p);
         if (err) {
             rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, err->cause, p,
                           RS_LOGNO(09900) "upload %s: incremental MD5 "
@@ -621,7 +630,7 @@ static rs_error_t *md5s_finish(const rs_area_t *a, rs_upload_t *u, int base,
         md5s_load(u, -1, &st, p);            /* not this run: start over */
         st.base = st.next = base;
     }
-    if ((err = md5s_advance(a, u, &st, base + n - 1, p))) {
+    if ((err = md5s_advance(a, u, &st, base + n - 1, 1, p))) {
         return err;
     }
     if (st.next != base + n) {
