@@ -1,0 +1,113 @@
+"""265: disk-bound work of a request (issue 15), seen in the system calls of
+the server (strace attached to the running httpd children):
+
+- the md5 front end's last chunk syncs the data file once, as a middle
+  chunk does (it synced it twice: after merging itself, then again after
+  sizing the file -- on a disk the second fdatasync is one more cache
+  flush), and the file is still complete and durable when it answers;
+- a body of several MiB starts the disk's writeback as it arrives
+  (sync_file_range every 1 MiB), so the fdatasync that acknowledges it
+  finds little left to write: a 5 MiB PATCH started none with the former
+  8 MiB step.
+"""
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from pyrs.client import make_data, sha256
+from pyrs.env import RsArea
+from pyrs.seeds import seeds_conf, seeds_dir
+
+from test_820_md5 import handshake, send, split
+
+AREA = 'seeds-sync265'
+CHUNK = 64 * 1024
+
+pytestmark = pytest.mark.skipif(not shutil.which('strace'),
+                                reason='strace is needed (tools/test.sh installs it)')
+
+
+class Traced:
+    """strace -f of every httpd child while the block runs; .calls: the
+    (name, argument text) of each traced system call."""
+
+    def __init__(self, env, calls):
+        self.env, self.calls, self.out = env, calls, env.gen / 'strace265.out'
+
+    def __enter__(self):
+        pids = self.env.children()
+        assert pids, 'no httpd children'
+        self.out.unlink(missing_ok=True)
+        argv = ['strace', '-f', '-qq', '-y', '-o', str(self.out),
+                '-e', f'trace={self.calls}']
+        for pid in pids:
+            argv += ['-p', str(pid)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        # attached once a system call of a child shows up: a request makes
+        # one in each child that serves it (bounded wait)
+        time.sleep(1.0)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)                   # the work after the answer
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.lines = self.out.read_text().splitlines() if self.out.exists() else []
+        return False
+
+    def count(self, call, path_part):
+        """Completed calls named call on a descriptor whose path has path_part."""
+        return sum(1 for ln in self.lines
+                   for m in [re.search(rf'\b{call}\(\d+<([^>]*)>', ln)]
+                   if m and path_part in m.group(1))
+
+
+class TestDiskSync:
+    CONF = staticmethod(lambda env: seeds_conf(env, AREA))
+
+    def test_rs_265_01_md5_last_chunk_syncs_once(self, env):
+        data = make_data(4 * CHUNK + 123, seed=2651)
+        fid, chunks = split(data, CHUNK)
+        r, j = handshake(env, fid, '.bin', [c[0] for c in chunks])
+        assert r.status == 200, j
+        for cid, content in chunks[:-2]:
+            r, j = send(env, fid, cid, content)
+            assert r.status == 200 and j['code'] == 0, j
+        with Traced(env, 'fdatasync') as mid:
+            r, j = send(env, fid, *chunks[-2])
+            assert r.status == 200 and j['code'] == 0, j
+        with Traced(env, 'fdatasync') as last:
+            r, j = send(env, fid, *chunks[-1])
+            assert r.status == 200 and j['data'] == [], j
+        assert env.sha256_file(seeds_dir(env, AREA) / f'{fid}.bin') == sha256(data)
+        # the upload's data file (its id is not the fileId); the chunk's
+        # spool ("form-*") is synced once by each chunk as before
+        assert mid.count('fdatasync', '.data') == 1, mid.lines
+        assert last.count('fdatasync', '.data') == 1, last.lines
+        assert last.count('fdatasync', '/form-') == 1, last.lines
+
+
+
+class TestDiskWriteback:
+    CONF = dict(areas=[RsArea('/files/', dir='sync265')])
+
+    def test_rs_265_02_writeback_while_a_body_arrives(self, env):
+        """A 5 MiB tus PATCH: writeback starts per MiB before its sync."""
+        tus = env.tus('/files/')
+        data = make_data(5 * 1024 * 1024, seed=2652)
+        url = tus.create(length=len(data))
+        with Traced(env, 'sync_file_range,fdatasync') as t:
+            r = tus.patch(url, 0, data)
+            assert r.status == 204, r
+        assert sha256(tus.get(url).body) == sha256(data)
+        uid = url.rsplit('/', 1)[-1]
+        assert t.count('sync_file_range', uid) >= 3, t.lines
+        assert t.count('fdatasync', uid) == 1, t.lines
