@@ -111,3 +111,29 @@ class TestDiskWriteback:
         uid = url.rsplit('/', 1)[-1]
         assert t.count('sync_file_range', uid) >= 3, t.lines
         assert t.count('fdatasync', uid) == 1, t.lines
+
+
+class TestSliceWriteback:
+    """Seed 000: each multipart slice's spool and the merge's copy of the
+    slices into the published file start writeback before their syncs."""
+    CONF = staticmethod(lambda env: seeds_conf(env, 'seeds-slice265'))
+
+    def test_rs_265_03_slices_and_merge(self, env):
+        from test_810_slice import chunks_of, merge, published, send_chunk
+        size = 2 * 1024 * 1024
+        data = make_data(4 * size, seed=2653)
+        pieces = chunks_of(data, size)
+        with Traced(env, 'sync_file_range,fdatasync') as t:
+            for i, piece in enumerate(pieces):
+                r = send_chunk(env, 'wb265.bin', i, piece)
+                assert r.status == 200, r
+            r = merge(env, 'wb265.bin', size)
+            assert r.status == 200 and r.body == b'ok', r
+            path = published(seeds_dir(env, 'seeds-slice265') / 'wb265.bin')
+        assert env.sha256_file(path) == sha256(data)
+        # each 2 MiB spool: writeback started, then its own sync
+        assert t.count('sync_file_range', '/form-') >= 4, t.lines
+        assert t.count('fdatasync', '/form-') == 4, t.lines
+        # the copy into the data file: writeback per slice, one sync
+        assert t.count('sync_file_range', '.data') >= 4, t.lines
+        assert t.count('fdatasync', '.data') == 1, t.lines
