@@ -1,5 +1,5 @@
 """265: disk-bound work of a request (issue 15), seen in the system calls of
-the server (strace attached to the running httpd children):
+the server (strace attached to the running httpd):
 
 - the md5 front end's last chunk syncs the data file once, as a middle
   chunk does (it synced it twice: after merging itself, then again after
@@ -8,8 +8,9 @@ the server (strace attached to the running httpd children):
 - a body of several MiB starts the disk's writeback as it arrives
   (sync_file_range every 1 MiB), so the fdatasync that acknowledges it
   finds little left to write: a 5 MiB PATCH started none with the former
-  8 MiB step.
+  8 MiB step; so do a slice's spool and the merge's copy of the slices.
 """
+import os
 import re
 import shutil
 import subprocess
@@ -30,16 +31,33 @@ pytestmark = pytest.mark.skipif(not shutil.which('strace'),
                                 reason='strace is needed (tools/test.sh installs it)')
 
 
+def traced(pid):
+    """Every thread of pid has a tracer (strace -p attaches to all)."""
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+    except FileNotFoundError:
+        return True                         # gone: nothing to wait for
+    for tid in tids:
+        try:
+            with open(f'/proc/{pid}/task/{tid}/status') as f:
+                if re.search(r'^TracerPid:\s+0$', f.read(), re.M):
+                    return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
 class Traced:
-    """strace -f of every httpd child while the block runs; .calls: the
-    (name, argument text) of each traced system call."""
+    """strace -f of httpd (parent and children) while the block runs;
+    .lines: strace's output, .count(): calls on a path."""
 
     def __init__(self, env, calls):
         self.env, self.calls, self.out = env, calls, env.gen / 'strace265.out'
 
     def __enter__(self):
-        pids = self.env.children()
-        assert pids, 'no httpd children'
+        # the parent too: a child it forks meanwhile is traced as well
+        pids = [self.env.pid()] + self.env.children()
+        assert len(pids) > 1, 'no httpd children'
         self.out.unlink(missing_ok=True)
         argv = ['strace', '-f', '-qq', '-y', '-o', str(self.out),
                 '-e', f'trace={self.calls}']
@@ -47,9 +65,12 @@ class Traced:
             argv += ['-p', str(pid)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        # attached once a system call of a child shows up: a request makes
-        # one in each child that serves it (bounded wait)
-        time.sleep(1.0)
+        # attached once every child (and its threads) names a tracer
+        end = time.monotonic() + 20
+        while not all(traced(pid) for pid in pids):
+            assert time.monotonic() < end and self.proc.poll() is None, \
+                self.proc.stderr.read() if self.proc.poll() is not None else 'slow'
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc):
