@@ -198,7 +198,8 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
  * every check and the pre-create gate run before the body as in
  * rs_engine_create, but no record exists while the body streams into
  * "<id>.new" (rs_data.h; opened once, claimed, no writer lock, no read
- * transaction): a request for the id meanwhile gets RS_ERR_NOT_FOUND.
+ * transaction but ResumableMaxPending's check of the counts): a request
+ * for the id meanwhile gets RS_ERR_NOT_FOUND.
  * After the body (synced first with ResumableSync On) one write
  * transaction stores the record as the body left it, with the
  * post-create event, then post-receive or (completed, published straight

@@ -2071,31 +2071,67 @@ cleanup:
  * when no other request can reach the upload meanwhile and nothing needs
  * its record before: one node (a cluster writer's lease lives in the
  * record), no client key (a concurrent create of the same key must find
- * this one: the adopt path), no concatenation or chunk mode, not counted
- * by ResumableMaxPending (its check and count go with the record), not of
+ * this one: the adopt path), no concatenation or chunk mode, not of
  * length 0 (complete at creation). */
-static int deferrable(const rs_engine_t *e, const rs_area_t *a,
-                      const rs_upload_t *u)
+static int deferrable(const rs_engine_t *e, const rs_upload_t *u)
 {
     return !rs_eng_cluster(e) && !u->client_key
            && !(u->flags & (RS_UF_FINAL | RS_UF_PARTIAL | RS_UF_CHUNKED))
-           && !rs_eng_chunk_proto(u->proto) && 0 != u->length
-           && !rs_eng_counts_pending(a, u);
+           && !rs_eng_chunk_proto(u->proto) && 0 != u->length;
+}
+
+/* ResumableMaxPending before the body, as store_new checks it: a read
+ * transaction (the only one of a deferred creation; none without a
+ * limit). The count is raised only if the stored record ends up holding
+ * no data (store_deferred). */
+static rs_error_t *pending_check(rs_engine_t *e, const rs_area_t *a,
+                                 const rs_upload_t *u, apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    rs_upload_t probe = *u;
+    rs_error_t *refused = NULL;
+    apr_status_t rv;
+
+    if (!rs_eng_counts_pending(a, u)) {
+        return NULL;
+    }
+    rv = rs_store_begin(e->store, 0, p, &txn);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        return NULL;                    /* no database yet: no counts */
+    }
+    if (APR_SUCCESS != rv) {
+        return rs_eng_state_error(p, rv, "read", u->id);
+    }
+    rv = rs_eng_pending_take(txn, a, &probe, p, &refused);
+    rs_store_end(txn);
+    if (refused) {
+        return refused;
+    }
+    return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "read", u->id);
 }
 
 /* The one write of a deferred creation: the record as the body left it,
  * then the events in today's order: post-create (the upload as it was
  * created), then what the body brought (post-receive for progress, as
  * rs_eng_save_held judges it; post-finish for a completion). */
-static apr_status_t store_deferred(rs_engine_t *e, const rs_upload_t *born,
-                                   const rs_upload_t *u, apr_pool_t *p)
+static apr_status_t store_deferred(rs_engine_t *e, const rs_area_t *a,
+                                   const rs_upload_t *born, rs_upload_t *u,
+                                   apr_pool_t *p)
 {
     rs_txn_t *txn;
+    rs_error_t *late = NULL;
     int event = -1;
     apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
 
     if (APR_SUCCESS != rv) {
         return rv;
+    }
+    if (RS_STATE_COMPLETE != u->state && 0 == u->offset
+        && rs_eng_counts_pending(a, u)) {
+        /* holds no data: counted as store_new counts it (checked before
+         * the body; a limit reached meanwhile leaves it uncounted, the
+         * low side rs_engine_pending.c allows) */
+        rv = rs_eng_pending_take(txn, a, u, p, &late);
     }
     if (RS_STATE_COMPLETE == u->state) {
         event = RS_HOOK_POST_FINISH;
@@ -2104,7 +2140,12 @@ static apr_status_t store_deferred(rs_engine_t *e, const rs_upload_t *born,
              && (u->length < 0 || u->offset < u->length)) {
         event = RS_HOOK_POST_RECEIVE;
     }
-    rv = rs_eng_txn_save(txn, u, p);
+    if (APR_SUCCESS == rv) {
+        rv = rs_eng_txn_save(txn, u, p);
+    }
+    if (APR_SUCCESS == rv) {                /* after the record */
+        rv = rs_eng_pending_count(txn, a, u, p);
+    }
     if (APR_SUCCESS == rv) {
         rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, born, p);
     }
@@ -2129,7 +2170,7 @@ static rs_error_t *store_partial(append_ctx *c, const rs_upload_t *born,
         rs_data_remove(tmp, c->p);
         return rs_eng_io_error(c->p, rv, "storing the data file", c->u->id);
     }
-    if (APR_SUCCESS != (rv = store_deferred(c->e, born, c->u, c->p))) {
+    if (APR_SUCCESS != (rv = store_deferred(c->e, c->a, born, c->u, c->p))) {
         rs_data_remove(data, c->p);
         return rs_eng_state_error(c->p, rv, "write", c->u->id);
     }
@@ -2175,7 +2216,7 @@ static rs_error_t *store_complete(append_ctx *c, const rs_upload_t *born,
     u->state = RS_STATE_COMPLETE;
     u->offset = u->length;
     u->expires = 0;
-    if (APR_SUCCESS != (rv = store_deferred(c->e, born, u, c->p))) {
+    if (APR_SUCCESS != (rv = store_deferred(c->e, c->a, born, u, c->p))) {
         rs_data_remove(path, c->p);     /* no record, no URL: not kept */
         return rs_eng_state_error(c->p, rv, "write", u->id);
     }
@@ -2223,14 +2264,15 @@ rs_error_t *rs_engine_create_append(rs_engine_t *e, const rs_area_t *a,
 
     memset(res, 0, sizeof(*res));
     *stored = 0;
-    if (!deferrable(e, a, u)) {
+    if (!deferrable(e, u)) {
         if ((err = rs_engine_create(e, a, u, p))) {
             return err;
         }
         *stored = 1;
         return rs_engine_append(e, a, u, ap, body, p, res);
     }
-    if ((err = create_prepare(e, a, u, p))) {
+    if ((err = create_prepare(e, a, u, p))
+        || (err = pending_check(e, a, u, p))) {
         return err;
     }
     tmp = rs_data_new_path(p, a->dir, u->id);
