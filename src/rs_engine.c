@@ -2290,6 +2290,7 @@ rs_error_t *rs_engine_create_append(rs_engine_t *e, const rs_area_t *a,
     }
     c.deferred = 1;
     born = *u;
+    rs_report_upload(p, &born);             /* the access log's "before" */
     if (!(err = precheck(&c)) && !(err = begin_write(&c))) {
         err = finish(&c, stream(&c), res);
     }
