@@ -11,7 +11,10 @@
  *   ("t:<id>") for terminated/expired uploads so they answer 410, and
  *   "k:<hash>" entries mapping a client-chosen file id to an upload.
  * - Data: "<area dir>/.resumable/<id>.data", written in place at explicit
- *   offsets (append mode and chunk mode share rs_data's writer).
+ *   offsets (append mode and chunk mode share rs_data's writer). A
+ *   deferred creation (rs_engine_create_append) streams into "<id>.new"
+ *   before its record exists; the sweep removes such files orphaned by a
+ *   killed child (RS_ENGINE_NEW_GRACE).
  * - Truth: the data file. rs_engine_open() reconciles the record with the
  *   file: the reported offset never claims bytes that are not on disk, and
  *   bytes a killed writer left behind are adopted, unless they belonged to
