@@ -258,3 +258,25 @@ class TestDeferredCreate:
             for e in evs), timeout=15)
         mine = [e[0] for e in RX.events if e[2]['upload']['id'] == uid]
         assert mine == ['pre-create', 'post-create', 'post-receive'], mine
+
+    def test_rs_268_07_pre_finish_refusal(self, env):
+        """A creation-with-upload the pre-finish hook refuses (it reads the
+        bytes from data_path, "<id>.new"): 422 with the URL, then 403 for
+        good, nothing published, no data left, verify clean."""
+        RX.clear()
+        tus = env.tus('/hooked/')
+        data = b'clean start VIRUS' + b' end' * 100
+        r = tus.create_resp(length=len(data), body=data,
+                            metadata={'filename': 'infected268.bin'})
+        assert r.status == 422 and r.body == b'infected\n', r
+        url = r.headers['Location']
+        uid = upload_id(url)
+        fin = [e for e in RX.of('pre-finish') if e[2]['upload']['id'] == uid]
+        assert fin and fin[0][2]['upload']['data_path'].endswith(
+            f'{uid}.new'), fin
+        assert tus.head(url).status == 403
+        d = env.area_dir('deferred268-hooks')
+        assert not (d / 'infected268.bin').exists()
+        assert not list(env.staging_dir(d).glob(f'{uid}.*'))
+        rc, out = resumablectl(env, statedb(env), 'verify')
+        assert rc == 0 and uid not in out, out
