@@ -2558,13 +2558,16 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
     return expired(u, now) ? expire_now(e, u, now, p) : 0;
 }
 
-/* Orphaned deferred creations (rs_data_sweep_new) in the dirs seen. */
-static void sweep_new(apr_hash_t *dirs, apr_time_t now, apr_pool_t *p)
+/* Orphaned deferred creations (rs_data_sweep_new) in the dirs seen. A
+ * cluster defers none: its shared directories are not listed. */
+static void sweep_new(rs_engine_t *e, apr_hash_t *dirs, apr_time_t now,
+                      apr_pool_t *p)
 {
     apr_hash_index_t *hi;
     int n = 0;
 
-    for (hi = apr_hash_first(p, dirs); hi; hi = apr_hash_next(hi)) {
+    for (hi = rs_eng_cluster(e) ? NULL : apr_hash_first(p, dirs); hi;
+         hi = apr_hash_next(hi)) {
         rs_data_sweep_new(p, apr_hash_this_key(hi), RS_ENGINE_NEW_GRACE, now,
                           &n);
     }
@@ -2590,7 +2593,7 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
         apr_hash_set(s.dirs, d, APR_HASH_KEY_STRING, d);
     }
     if (APR_SUCCESS != (rv = rs_store_begin(e->store, 0, p, &txn))) {
-        sweep_new(s.dirs, now, p);
+        sweep_new(e, s.dirs, now, p);
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
     rv = rs_store_keys(txn, "", collect_key, &s);
@@ -2609,6 +2612,6 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
         apr_pool_clear(iter);
     }
     apr_pool_destroy(iter);
-    sweep_new(s.dirs, now, p);
+    sweep_new(e, s.dirs, now, p);
     return rv;
 }
