@@ -41,6 +41,9 @@ def conf(env):
         areas=[RsArea('/files/', dir='deferred268',
                       directives=['ResumableExpire 1h',
                                   'ResumableMaxPending 0 0']),
+               RsArea('/pend/', dir='deferred268-pend',
+                      directives=['ResumableExpire 1h',
+                                  'ResumableMaxPending 1']),
                RsArea('/hooked/', dir='deferred268-hooks',
                       directives=['ResumableExpire 1h'] + hooks)],
         server_extra=(
@@ -280,3 +283,22 @@ class TestDeferredCreate:
         assert not list(env.staging_dir(d).glob(f'{uid}.*'))
         rc, out = resumablectl(env, statedb(env), 'verify')
         assert rc == 0 and uid not in out, out
+
+    def test_rs_268_08_cut_before_any_byte_counts_pending(self, env):
+        """A creation-with-upload cut before its first byte is stored
+        holding no data: counted by ResumableMaxPending in the same write
+        (the next creation is refused), and verify finds the count right."""
+        tus = env.tus('/pend/')
+        s = env.client.send_partial('POST', '/pend/', post_headers(tus, 100),
+                                    b'', 100)
+        f = wait_new(env, 'deferred268-pend', min_size=0)
+        assert f is not None
+        uid = f.name[:-len('.new')]
+        abort_socket(s)
+        r = wait_head(tus, f'/pend/{uid}', 200)
+        assert r.status == 200 and r.headers['Upload-Offset'] == '0', r
+        assert tus.create_resp(length=10).status == 429
+        rc, out = resumablectl(env, statedb(env), 'verify')
+        assert rc == 0, out
+        assert tus.patch(f'/pend/{uid}', 0, b'x' * 100).status == 204
+        assert tus.create_resp(length=10).status == 201
