@@ -26,6 +26,7 @@
 
 #include <apr_pools.h>
 #include <apr_file_io.h>
+#include <apr_time.h>
 
 #define RS_STAGING_DIR ".resumable"
 
@@ -34,6 +35,26 @@ apr_status_t rs_data_staging(apr_pool_t *p, const char *dir, int create,
                              const char **staging);
 /** "<dir>/.resumable/<id>.data" */
 const char *rs_data_path(apr_pool_t *p, const char *dir, const char *id);
+
+/**
+ * In-flight data of a deferred creation (rs_engine_create_append): the
+ * body of a new upload streams into "<dir>/.resumable/<id>.new" before any
+ * record names the id; the file becomes "<id>.data" (or is published) just
+ * before the record is stored. The writer holds an OFD write lock on it
+ * (rs_data_claim) until it closes the file, so a ".new" file nobody holds
+ * is an orphan (its child was killed): rs_data_sweep_new removes those
+ * older than a grace period. resumablectl neither reports nor adopts them
+ * (they are no "<id>.data").
+ */
+const char *rs_data_new_path(apr_pool_t *p, const char *dir, const char *id);
+/** Hold an OFD write lock on all of f (released when f is closed or the
+ *  process dies). APR_EBUSY: another holds it. */
+apr_status_t rs_data_claim(apr_file_t *f);
+/** Remove the unclaimed "<id>.new" files of dir's staging folder last
+ *  modified before now - grace; *removed counts them. */
+apr_status_t rs_data_sweep_new(apr_pool_t *p, const char *dir,
+                               apr_interval_time_t grace, apr_time_t now,
+                               int *removed);
 
 /** Open (create when `create`) the data file read-write, no truncation. */
 apr_status_t rs_data_open(apr_file_t **f, const char *path, int create,

@@ -11,7 +11,10 @@
  *   ("t:<id>") for terminated/expired uploads so they answer 410, and
  *   "k:<hash>" entries mapping a client-chosen file id to an upload.
  * - Data: "<area dir>/.resumable/<id>.data", written in place at explicit
- *   offsets (append mode and chunk mode share rs_data's writer).
+ *   offsets (append mode and chunk mode share rs_data's writer). A
+ *   deferred creation (rs_engine_create_append) streams into "<id>.new"
+ *   before its record exists; the sweep removes such files orphaned by a
+ *   killed child (RS_ENGINE_NEW_GRACE).
  * - Truth: the data file. rs_engine_open() reconciles the record with the
  *   file: the reported offset never claims bytes that are not on disk, and
  *   bytes a killed writer left behind are adopted, unless they belonged to
@@ -79,6 +82,10 @@ typedef struct rs_engine_t {
     apr_interval_time_t lease_time; /* ResumableLeaseTime */
     apr_off_t checkpoint;           /* ResumableCheckpoint: bytes between
                                        fenced checkpoints of a writer */
+    const apr_array_header_t *dirs; /* area directories (const char *) the
+                                       sweep looks at for orphaned
+                                       deferred creations besides those
+                                       of the records, or NULL */
 } rs_engine_t;
 
 /** Settings of the area (per-dir config, resolved by the glue). */
@@ -181,6 +188,32 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
                              rs_upload_t *u, const rs_append_t *ap,
                              rs_body_t *body, apr_pool_t *p,
                              rs_append_result_t *res);
+
+/**
+ * Create an upload (as rs_engine_create) whose first append (as
+ * rs_engine_append, ap->offset 0) is the body of the same request: tus
+ * creation-with-upload. *stored: a record exists now (also on an error:
+ * the client gets its URL with the error), 0 when the creation failed.
+ *
+ * Deferred creation (issue 15): when no other request can reach the new
+ * upload before the answer (one node, no client key, no concatenation
+ * or chunk mode, not counted by ResumableMaxPending, a non-zero length),
+ * every check and the pre-create gate run before the body as in
+ * rs_engine_create, but no record exists while the body streams into
+ * "<id>.new" (rs_data.h; opened once, claimed, no writer lock, no read
+ * transaction but ResumableMaxPending's check of the counts): a request
+ * for the id meanwhile gets RS_ERR_NOT_FOUND.
+ * After the body (synced first with ResumableSync On) one write
+ * transaction stores the record as the body left it, with the
+ * post-create event, then post-receive or (completed, published straight
+ * from "<id>.new") post-finish. What gets stored after a cut or refused
+ * body is what rs_engine_create + rs_engine_append store. Otherwise it
+ * is exactly those two calls.
+ */
+rs_error_t *rs_engine_create_append(rs_engine_t *e, const rs_area_t *a,
+                                    rs_upload_t *u, const rs_append_t *ap,
+                                    rs_body_t *body, apr_pool_t *p,
+                                    rs_append_result_t *res, int *stored);
 
 /** A chunk list declared at creation (RS_UF_CHUNKED without
  *  RS_UF_DEFER_LENGTH, chunk_count = n + 1) may have at most one chunk per
@@ -331,9 +364,15 @@ rs_error_t *rs_engine_materialise(rs_engine_t *e, const rs_area_t *a,
  */
 const apr_array_header_t *rs_engine_composed(apr_pool_t *p);
 
+/** A deferred creation's "<id>.new" (rs_engine_create_append) that no
+ *  writer claims and that was not written for this long is an orphan. */
+#define RS_ENGINE_NEW_GRACE apr_time_from_sec(10)
+
 /** Remove expired incomplete uploads and old tombstones, materialise
- *  composed uploads left over. *removed counts uploads removed. Safe to
- *  run concurrently with requests. */
+ *  composed uploads left over, remove the orphaned "<id>.new" files
+ *  (RS_ENGINE_NEW_GRACE) of the records' directories and e->dirs.
+ *  *removed counts uploads removed. Safe to run concurrently with
+ *  requests. */
 apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
                              int *removed);
 

@@ -188,6 +188,11 @@ static const char *data_of(apr_pool_t *p, int event, const rs_upload_t *u,
         && fi.size == u->length) {
         return path;
     }
+    path = rs_data_new_path(p, u->dir, u->id);  /* a deferred creation */
+    if (APR_SUCCESS == apr_stat(&fi, path, APR_FINFO_SIZE, p)
+        && fi.size == u->length) {
+        return path;
+    }
     if ((u->flags & (RS_UF_CHUNKED | RS_UF_FINAL)) && rs_httpd_engine()
         && !rs_engine_parts(rs_httpd_engine(), u, p, &pa)) {
         *parts = pa;

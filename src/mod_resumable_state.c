@@ -423,6 +423,7 @@ int rs_httpd_state_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     db_type = c->statedb_type ? c->statedb_type : "sdbm";
     db_path = c->statedb_path ? c->statedb_path : RS_DEFAULT_STATEDB;
     engine.write_buffer = (apr_size_t)c->write_buffer;
+    engine.dirs = rs_conf_store_dirs();     /* orphans of deferred creates */
     engine.lease_time = 0;              /* one node: OFD locks */
     engine.checkpoint = 0;
     cluster = 0;

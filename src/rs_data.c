@@ -40,6 +40,7 @@
 
 #include "rs_data.h"
 #include "rs_log.h"
+#include "rs_util.h"
 
 #define DIR_PERMS   (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE \
                      | APR_FPROT_GREAD | APR_FPROT_GEXECUTE)
@@ -108,6 +109,93 @@ apr_status_t rs_data_staging(apr_pool_t *p, const char *dir, int create,
 const char *rs_data_path(apr_pool_t *p, const char *dir, const char *id)
 {
     return apr_pstrcat(p, dir, "/" RS_STAGING_DIR "/", id, ".data", NULL);
+}
+
+const char *rs_data_new_path(apr_pool_t *p, const char *dir, const char *id)
+{
+    return apr_pstrcat(p, dir, "/" RS_STAGING_DIR "/", id, ".new", NULL);
+}
+
+/* F_OFD_SETLK of the whole file: type F_WRLCK or F_UNLCK. */
+static apr_status_t ofd_lock(int fd, short type)
+{
+    struct flock fl;
+
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    if (fd < 0) {
+        return APR_EBADF;
+    }
+    if (0 == fcntl(fd, F_OFD_SETLK, &fl)) {
+        return APR_SUCCESS;
+    }
+    return EAGAIN == errno || EACCES == errno ? APR_EBUSY
+           : APR_FROM_OS_ERROR(errno);
+}
+
+apr_status_t rs_data_claim(apr_file_t *f)
+{
+    return ofd_lock(file_fd(f), F_WRLCK);
+}
+
+/* "<id>.new" with a valid id? */
+static int new_name(const char *name)
+{
+    apr_size_t n = strlen(name);
+    char id[RS_ID_LEN + 1];
+
+    if (n != RS_ID_LEN + 4 || strcmp(name + RS_ID_LEN, ".new")) {
+        return 0;
+    }
+    memcpy(id, name, RS_ID_LEN);
+    id[RS_ID_LEN] = '\0';
+    return rs_util_id_valid(id);
+}
+
+/* Remove orphan path when nobody claims it (its writer died). */
+static int sweep_one_new(apr_pool_t *p, const char *path)
+{
+    apr_file_t *f;
+    int gone = 0;
+
+    if (APR_SUCCESS != rs_data_open(&f, path, 0, p)) {
+        return 0;
+    }
+    if (APR_SUCCESS == rs_data_claim(f)) {
+        gone = 0 == unlink(path);
+    }
+    apr_file_close(f);
+    return gone;
+}
+
+apr_status_t rs_data_sweep_new(apr_pool_t *p, const char *dir,
+                               apr_interval_time_t grace, apr_time_t now,
+                               int *removed)
+{
+    const char *staging = apr_pstrcat(p, dir, "/" RS_STAGING_DIR, NULL);
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    apr_status_t rv = apr_dir_open(&d, staging, p);
+
+    if (APR_SUCCESS != rv) {
+        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+    }
+    while (APR_SUCCESS == apr_dir_read(&fi, APR_FINFO_TYPE | APR_FINFO_NAME
+                                       | APR_FINFO_MTIME, d)) {
+        if (APR_REG == fi.filetype && new_name(fi.name)
+            && fi.mtime + grace < now
+            && sweep_one_new(p, apr_pstrcat(p, staging, "/", fi.name,
+                                            NULL))) {
+            rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, p, RS_LOGNO(09940)
+                          "removed %s/%s: the body of a creation whose "
+                          "request died before its record was stored",
+                          staging, fi.name);
+            (*removed)++;
+        }
+    }
+    apr_dir_close(d);
+    return APR_SUCCESS;
 }
 
 apr_status_t rs_data_open(apr_file_t **f, const char *path, int create,

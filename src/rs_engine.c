@@ -826,11 +826,12 @@ static rs_error_t *check_chunk_list(const rs_area_t *a, const rs_upload_t *u,
                          APR_OFF_T_FMT ")", n, max);
 }
 
-rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
-                             rs_upload_t *u, apr_pool_t *p)
+/* What every creation decides before anything is stored: the checks, the
+ * id, the times and the pre-create gate. */
+static rs_error_t *create_prepare(rs_engine_t *e, const rs_area_t *a,
+                                  rs_upload_t *u, apr_pool_t *p)
 {
-    const char *staging, *id, *existing;
-    apr_file_t *f;
+    const char *id;
     rs_error_t *err = rs_eng_check_size(a, u->length, p);
     apr_status_t rv;
 
@@ -848,9 +849,32 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     if (!u->owner) {
         u->owner = "";
     }
-    if ((err = rs_eng_gate(e, RS_HOOK_PRE_CREATE, u, p))) {
+    return rs_eng_gate(e, RS_HOOK_PRE_CREATE, u, p);
+}
+
+/* A new upload is known to this request alone: logged and counted. */
+static void created_note(const rs_upload_t *u, apr_pool_t *p)
+{
+    rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, 0, p, RS_LOGNO(01006)
+                  "upload %s: created, length %" APR_OFF_T_FMT, u->id,
+                  u->length);
+    rs_stats_add(RS_STAT_CREATED, 1);
+    rs_report_upload(p, u);
+    rs_report(p)->created = 1;
+}
+
+rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
+                             rs_upload_t *u, apr_pool_t *p)
+{
+    const char *staging, *id, *existing;
+    apr_file_t *f;
+    rs_error_t *err = create_prepare(e, a, u, p);
+    apr_status_t rv;
+
+    if (err) {
         return err;
     }
+    id = u->id;
     rv = rs_data_staging(p, a->dir, 1, &staging);
     if (APR_SUCCESS == rv && !(u->flags & RS_UF_FINAL)) {
         rv = rs_data_open(&f, rs_data_path(p, a->dir, id), 1, p);
@@ -868,11 +892,7 @@ rs_error_t *rs_engine_create(rs_engine_t *e, const rs_area_t *a,
     if (existing) {
         return adopt(e, a, u, existing, p);
     }
-    rs_log_perror(RS_LOG_MARK, RS_LOG_DEBUG, 0, p, RS_LOGNO(01006)
-                  "upload %s: created, length %" APR_OFF_T_FMT, id, u->length);
-    rs_stats_add(RS_STAT_CREATED, 1);
-    rs_report_upload(p, u);
-    rs_report(p)->created = 1;
+    created_note(u, p);
     if (0 == u->length && !(u->flags & (RS_UF_FINAL | RS_UF_PARTIAL))) {
         return complete(e, a, u, p);
     }
@@ -1441,6 +1461,9 @@ typedef struct append_ctx {
     apr_off_t base;                /* upload offset of the file's byte 0 */
     apr_off_t committed;           /* upload offset counted so far */
     apr_time_t ckpt_time;          /* last checkpoint (local clock) */
+    int deferred;                  /* a deferred creation: no record yet,
+                                      nothing is saved before the end
+                                      (rs_engine_create_append) */
 } append_ctx;
 
 rs_error_t *rs_eng_lock(rs_engine_t *e, const rs_area_t *a,
@@ -1631,7 +1654,7 @@ static rs_error_t *begin_write(append_ctx *c)
     if (c->ap->checksum_alg && APR_SUCCESS != hash_start(c)) {
         return rs_error_make(c->p, RS_ERR_CHECKSUM_ALGORITHM, 0, NULL);
     }
-    if (c->verify && !rs_eng_cluster(c->e)) {
+    if (c->verify && !rs_eng_cluster(c->e) && !c->deferred) {
         /* (cluster: nothing counts before a checkpoint, and a verified
          * append checkpoints only once verified) */
         c->u->pending_from = c->start;
@@ -1822,7 +1845,9 @@ static void rollback(append_ctx *c)
     rs_data_truncate(c->f, c->committed - c->base);
     c->u->offset = c->committed;
     c->u->pending_from = -1;
-    rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
+    if (!c->deferred) {
+        rs_eng_save_held(c->e, c->lock, c->u, -1, c->p, NULL);
+    }
 }
 
 /* The append that just ended completes the upload (its length reached, or
@@ -1893,8 +1918,9 @@ static rs_error_t *finish(append_ctx *c, rs_error_t *why,
         c->u->updated = apr_time_now();
         c->u->expires = rs_engine_expires(c->a, c->u);
     }
-    if (!err && completes(c)) {
-        return NULL;            /* saved by the completion (complete_append) */
+    if ((!err && completes(c)) || c->deferred) {
+        return err;             /* saved by the completion (complete_append)
+                                   or the deferred creation's one write */
     }
     if (!reached_end(c->u) && !(c->ap->complete && c->u->length < 0)) {
         rs_eng_hold_release_on_save(c->lock);   /* no completion follows */
@@ -2033,6 +2059,243 @@ cleanup:
         apr_file_close(c.f);
     }
     rs_eng_unhold(c.lock);
+    rs_report_upload(p, u);
+    rs_report(p)->bytes += res->stored;
+    return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* deferred creation (issue 15)                                              */
+
+/* May the creation of u with a body be stored once, after its body? Only
+ * when no other request can reach the upload meanwhile and nothing needs
+ * its record before: one node (a cluster writer's lease lives in the
+ * record), no client key (a concurrent create of the same key must find
+ * this one: the adopt path), no concatenation or chunk mode, not of
+ * length 0 (complete at creation). */
+static int deferrable(const rs_engine_t *e, const rs_upload_t *u)
+{
+    return !rs_eng_cluster(e) && !u->client_key
+           && !(u->flags & (RS_UF_FINAL | RS_UF_PARTIAL | RS_UF_CHUNKED))
+           && !rs_eng_chunk_proto(u->proto) && 0 != u->length;
+}
+
+/* ResumableMaxPending before the body, as store_new checks it: a read
+ * transaction (the only one of a deferred creation; none without a
+ * limit). The count is raised only if the stored record ends up holding
+ * no data (store_deferred). */
+static rs_error_t *pending_check(rs_engine_t *e, const rs_area_t *a,
+                                 const rs_upload_t *u, apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    rs_upload_t probe = *u;
+    rs_error_t *refused = NULL;
+    apr_status_t rv;
+
+    if (!rs_eng_counts_pending(a, u)) {
+        return NULL;
+    }
+    rv = rs_store_begin(e->store, 0, p, &txn);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        return NULL;                    /* no database yet: no counts */
+    }
+    if (APR_SUCCESS != rv) {
+        return rs_eng_state_error(p, rv, "read", u->id);
+    }
+    rv = rs_eng_pending_take(txn, a, &probe, p, &refused);
+    rs_store_end(txn);
+    if (refused) {
+        return refused;
+    }
+    return APR_SUCCESS == rv ? NULL : rs_eng_state_error(p, rv, "read", u->id);
+}
+
+/* The one write of a deferred creation: the record as the body left it,
+ * then the events in today's order: post-create (the upload as it was
+ * created), then what the body brought (post-receive for progress, as
+ * rs_eng_save_held judges it; post-finish for a completion). */
+static apr_status_t store_deferred(rs_engine_t *e, const rs_area_t *a,
+                                   const rs_upload_t *born, rs_upload_t *u,
+                                   apr_pool_t *p)
+{
+    rs_txn_t *txn;
+    rs_error_t *late = NULL;
+    int event = -1;
+    apr_status_t rv = rs_store_begin(e->store, 1, p, &txn);
+
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    if (RS_STATE_COMPLETE != u->state && 0 == u->offset
+        && rs_eng_counts_pending(a, u)) {
+        /* holds no data: counted as store_new counts it (checked before
+         * the body; a limit reached meanwhile leaves it uncounted, the
+         * low side rs_engine_pending.c allows) */
+        rv = rs_eng_pending_take(txn, a, u, p, &late);
+    }
+    if (RS_STATE_COMPLETE == u->state) {
+        event = RS_HOOK_POST_FINISH;
+    }
+    else if (e->hooks && RS_STATE_ACTIVE == u->state && u->offset > 0
+             && (u->length < 0 || u->offset < u->length)) {
+        event = RS_HOOK_POST_RECEIVE;
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_eng_txn_save(txn, u, p);
+    }
+    if (APR_SUCCESS == rv) {                /* after the record */
+        rv = rs_eng_pending_count(txn, a, u, p);
+    }
+    if (APR_SUCCESS == rv) {
+        rv = rs_eng_record(e, txn, RS_HOOK_POST_CREATE, born, p);
+    }
+    if (APR_SUCCESS == rv && event >= 0) {
+        rv = rs_eng_record(e, txn, event, u, p);
+    }
+    return rs_store_finish(txn, rv);        /* pgsql: the commit */
+}
+
+/* Store the deferred upload with its bytes at "<id>.data" (renamed from
+ * tmp first: a record never names a missing file); why is returned when
+ * that worked. A failure removes the bytes: no record names them and the
+ * client got no URL. */
+static rs_error_t *store_partial(append_ctx *c, const rs_upload_t *born,
+                                 const char *tmp, rs_error_t *why,
+                                 int *stored)
+{
+    const char *data = rs_data_path(c->p, c->u->dir, c->u->id);
+    apr_status_t rv = apr_file_rename(tmp, data, c->p);
+
+    if (APR_SUCCESS != rv) {
+        rs_data_remove(tmp, c->p);
+        return rs_eng_io_error(c->p, rv, "storing the data file", c->u->id);
+    }
+    if (APR_SUCCESS != (rv = store_deferred(c->e, c->a, born, c->u, c->p))) {
+        rs_data_remove(data, c->p);
+        return rs_eng_state_error(c->p, rv, "write", c->u->id);
+    }
+    *stored = 1;
+    created_note(c->u, c->p);
+    return why;
+}
+
+/* A deferred upload that received all its bytes: pre-finish (a refusal
+ * stores it RS_UF_REJECTED without its data; an unreachable hook stores
+ * it active, all bytes in, as complete_append leaves it), publish straight
+ * from tmp, then the one write. As rs_eng_complete_md5 without an MD5. */
+static rs_error_t *store_complete(append_ctx *c, const rs_upload_t *born,
+                                  const char *tmp, int *stored)
+{
+    rs_upload_t *u = c->u;
+    const char *path;
+    rs_error_t *err = rs_eng_gate(c->e, RS_HOOK_PRE_FINISH, u, c->p);
+    apr_status_t rv;
+
+    if (err && RS_ERR_HOOK_REJECTED == err->code) {
+        u->flags |= RS_UF_REJECTED;
+        u->expires = u->expires ? u->expires : apr_time_now()
+                                               + apr_time_from_sec(86400);
+        rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, c->p, RS_LOGNO(09700)
+                      "upload %s: refused by the pre-finish hook (%d), not "
+                      "published", u->id, err->status);
+        return store_partial(c, born, tmp, err, stored);
+    }
+    if (err) {
+        return store_partial(c, born, tmp, err, stored);
+    }
+    rv = rs_data_publish(c->p, tmp, u->dir, rs_eng_publish_name(c->p, c->a,
+                                                                 u),
+                         0, &path);
+    if (APR_SUCCESS != rv) {
+        return store_partial(c, born, tmp, rs_eng_io_error(
+                                 c->p, rv, "publishing the file", u->id),
+                             stored);
+    }
+    u->path = path;
+    u->flags |= RS_UF_PUBLISHED | RS_UF_UNINDEXED;  /* hashed by the sweep */
+    u->state = RS_STATE_COMPLETE;
+    u->offset = u->length;
+    u->expires = 0;
+    if (APR_SUCCESS != (rv = store_deferred(c->e, c->a, born, u, c->p))) {
+        rs_data_remove(path, c->p);     /* no record, no URL: not kept */
+        return rs_eng_state_error(c->p, rv, "write", u->id);
+    }
+    *stored = 1;
+    created_note(u, c->p);
+    rs_stats_add(RS_STAT_COMPLETED, 1);
+    rs_log_perror(RS_LOG_MARK, RS_LOG_INFO, 0, c->p, RS_LOGNO(01008)
+                  "upload %s: complete, %" APR_OFF_T_FMT " bytes at %s",
+                  u->id, u->length, path);
+    return NULL;
+}
+
+/* The deferred creation after its body (why: how the body ended). */
+static rs_error_t *store_after_body(append_ctx *c, const rs_upload_t *born,
+                                    const char *tmp, rs_error_t *why,
+                                    int *stored)
+{
+    rs_upload_t *u = c->u;
+    rs_error_t *err;
+
+    if (!why && c->ap->complete && u->length < 0) {
+        u->length = u->offset;              /* IETF: length from completion */
+        u->flags &= ~RS_UF_DEFER_LENGTH;
+    }
+    if (why || !reached_end(u)) {
+        return store_partial(c, born, tmp, why, stored);
+    }
+    err = store_complete(c, born, tmp, stored);
+    if (err && (u->flags & RS_UF_REJECTED) && *stored) {
+        rs_data_remove(rs_data_path(c->p, u->dir, u->id), c->p);
+    }
+    return err;
+}
+
+rs_error_t *rs_engine_create_append(rs_engine_t *e, const rs_area_t *a,
+                                    rs_upload_t *u, const rs_append_t *ap,
+                                    rs_body_t *body, apr_pool_t *p,
+                                    rs_append_result_t *res, int *stored)
+{
+    append_ctx c = { e, a, u, ap, body, p };
+    rs_upload_t born;
+    const char *staging, *tmp;
+    rs_error_t *err;
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
+    *stored = 0;
+    if (!deferrable(e, u)) {
+        if ((err = rs_engine_create(e, a, u, p))) {
+            return err;
+        }
+        *stored = 1;
+        return rs_engine_append(e, a, u, ap, body, p, res);
+    }
+    if ((err = create_prepare(e, a, u, p))
+        || (err = pending_check(e, a, u, p))) {
+        return err;
+    }
+    tmp = rs_data_new_path(p, a->dir, u->id);
+    rv = rs_data_staging(p, a->dir, 1, &staging);
+    if (APR_SUCCESS == rv && APR_SUCCESS == (rv = rs_data_open(&c.f, tmp, 1,
+                                                                p))) {
+        rv = rs_data_claim(c.f);            /* the sweep's sign of life */
+    }
+    if (APR_SUCCESS != rv) {
+        if (c.f) {
+            apr_file_close(c.f);
+            rs_data_remove(tmp, p);
+        }
+        return rs_eng_io_error(p, rv, "creating the data file", u->id);
+    }
+    c.deferred = 1;
+    born = *u;
+    rs_report_upload(p, &born);             /* the access log's "before" */
+    if (!(err = precheck(&c)) && !(err = begin_write(&c))) {
+        err = finish(&c, stream(&c), res);
+    }
+    err = store_after_body(&c, &born, tmp, err, stored);
+    apr_file_close(c.f);                    /* and the claim */
     rs_report_upload(p, u);
     rs_report(p)->bytes += res->stored;
     return err;
@@ -2200,6 +2463,7 @@ rs_error_t *rs_engine_terminate(rs_engine_t *e, const rs_area_t *a,
 typedef struct sweep_ctx {
     apr_pool_t *p;
     apr_array_header_t *keys;
+    apr_hash_t *dirs;               /* area directories seen (orphans) */
 } sweep_ctx;
 
 /* Upload records and tombstones, collected in one pass over the keys. */
@@ -2227,10 +2491,10 @@ static int sweep_wants(const rs_upload_t *u, apr_time_t now)
  * transaction per record would cost a million of them for a million. */
 static void sweep_triage(rs_engine_t *e, const char **keys, int n,
                          apr_time_t now, apr_pool_t *p,
-                         apr_array_header_t *todo)
+                         apr_array_header_t *todo, apr_hash_t *dirs)
 {
     rs_txn_t *txn;
-    rs_upload_t *u;
+    rs_upload_t *u = NULL;
     char *val;
     apr_size_t len;
     int i, want;
@@ -2246,6 +2510,13 @@ static void sweep_triage(rs_engine_t *e, const char **keys, int n,
         else {
             want = APR_SUCCESS == rs_eng_txn_load(txn, keys[i] + 2, p, &u)
                    && sweep_wants(u, now);
+            if (u && u->dir && !apr_hash_get(dirs, u->dir,
+                                             APR_HASH_KEY_STRING)) {
+                const char *d = apr_pstrdup(apr_hash_pool_get(dirs), u->dir);
+
+                apr_hash_set(dirs, d, APR_HASH_KEY_STRING, d);
+            }
+            u = NULL;
         }
         if (want) {
             APR_ARRAY_PUSH(todo, const char *) = keys[i];
@@ -2287,6 +2558,21 @@ static int sweep_one(rs_engine_t *e, const char *key, apr_time_t now,
     return expired(u, now) ? expire_now(e, u, now, p) : 0;
 }
 
+/* Orphaned deferred creations (rs_data_sweep_new) in the dirs seen. A
+ * cluster defers none: its shared directories are not listed. */
+static void sweep_new(rs_engine_t *e, apr_hash_t *dirs, apr_time_t now,
+                      apr_pool_t *p)
+{
+    apr_hash_index_t *hi;
+    int n = 0;
+
+    for (hi = rs_eng_cluster(e) ? NULL : apr_hash_first(p, dirs); hi;
+         hi = apr_hash_next(hi)) {
+        rs_data_sweep_new(p, apr_hash_this_key(hi), RS_ENGINE_NEW_GRACE, now,
+                          &n);
+    }
+}
+
 apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
                              int *removed)
 {
@@ -2300,7 +2586,14 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
     *removed = 0;
     s.p = p;
     s.keys = apr_array_make(p, 64, sizeof(const char *));
+    s.dirs = apr_hash_make(p);
+    for (i = 0; e->dirs && i < e->dirs->nelts; i++) {
+        const char *d = APR_ARRAY_IDX(e->dirs, i, const char *);
+
+        apr_hash_set(s.dirs, d, APR_HASH_KEY_STRING, d);
+    }
     if (APR_SUCCESS != (rv = rs_store_begin(e->store, 0, p, &txn))) {
+        sweep_new(e, s.dirs, now, p);
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
     rv = rs_store_keys(txn, "", collect_key, &s);
@@ -2310,7 +2603,7 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
     for (i = 0; i < s.keys->nelts; i += SWEEP_BATCH) {
         sweep_triage(e, (const char **)s.keys->elts + i,
                      s.keys->nelts - i < SWEEP_BATCH ? s.keys->nelts - i
-                     : SWEEP_BATCH, now, iter, todo);
+                     : SWEEP_BATCH, now, iter, todo, s.dirs);
         apr_pool_clear(iter);
     }
     for (i = 0; i < todo->nelts; i++) {
@@ -2319,5 +2612,6 @@ apr_status_t rs_engine_sweep(rs_engine_t *e, apr_time_t now, apr_pool_t *p,
         apr_pool_clear(iter);
     }
     apr_pool_destroy(iter);
+    sweep_new(e, s.dirs, now, p);
     return rv;
 }

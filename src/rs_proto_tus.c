@@ -313,13 +313,32 @@ static int append_body(rs_req_t *req, rs_upload_t *u, rs_append_t *ap)
     return err == NULL;
 }
 
-/* creation-with-upload: the POST body is the first append. */
+/* creation-with-upload: the POST body is the first append, stored with
+ * the record in one write where the engine can (rs_engine_create_append).
+ * A bad checksum header refuses the append of a created upload, as
+ * before. */
 static void create_with_body(rs_req_t *req, rs_upload_t *u)
 {
     rs_append_t ap = { 0, -1 };
+    rs_append_result_t res;
+    rs_error_t *err;
+    int stored;
 
-    if (!append_body(req, u, &ap)) {
+    if (!parse_checksum(req, &ap)) {
+        if ((err = rs_engine_create(req->engine, req->area, u, req->pool))) {
+            rs_proto_error(req, err);
+            return;
+        }
         apr_table_setn(req->out, "Location", upload_url(req, u->id));
+        return;
+    }
+    err = rs_engine_create_append(req->engine, req->area, u, &ap, req->body,
+                                  req->pool, &res, &stored);
+    if (err) {
+        rs_proto_error(req, err);
+        if (stored) {
+            apr_table_setn(req->out, "Location", upload_url(req, u->id));
+        }
         return;
     }
     created(req, u, 1);
@@ -347,12 +366,12 @@ static void tus_create(rs_req_t *req)
              "Content-Type: " TUS_CT);
         return;
     }
-    if ((err = rs_engine_create(req->engine, req->area, u, req->pool))) {
-        rs_proto_error(req, err);
-        return;
-    }
     if (req->content_length) {
         create_with_body(req, u);
+        return;
+    }
+    if ((err = rs_engine_create(req->engine, req->area, u, req->pool))) {
+        rs_proto_error(req, err);
         return;
     }
     created(req, u, 0);

@@ -21,7 +21,7 @@ const char *rs_test_suite = "";
 #define SUITES(X) X(util) X(meta) X(hash) X(upload) X(store) X(lock) \
                   X(sf) X(ietf) X(multipart) X(form) X(chunk) X(ctl) \
                   X(data) X(engine) X(tus) X(compose) X(stats) X(hook) X(provider) \
-                  X(fscheck) X(lease)
+                  X(fscheck) X(lease) X(deferred)
 #define DECL(n) void suite_##n(apr_pool_t *p) __attribute__((weak));
 SUITES(DECL)
 

@@ -382,6 +382,61 @@ static void test_null_file(const char *dir, apr_pool_t *p)
     apr_file_close(f);
 }
 
+/* "<id>.new" orphans of deferred creations: only unclaimed ones older
+ * than the grace go; a claimed (written) one, a young one, "<id>.data"
+ * and other names stay. */
+static void test_sweep_new(const char *dir, apr_pool_t *p)
+{
+    const char *staging, *held, *orphan, *young, *data, *odd;
+    const char *id1 = "AAAAAAAAAAAAAAAAAAAAAA", *id2 = "BBBBBBBBBBBBBBBBBBBBBB";
+    const char *id3 = "CCCCCCCCCCCCCCCCCCCCCC";
+    apr_file_t *f, *h, *h2;
+    apr_time_t later = apr_time_now() + apr_time_from_sec(60);
+    int n = 0;
+
+    RS_CHECK(APR_SUCCESS == rs_data_staging(p, dir, 1, &staging));
+    held = rs_data_new_path(p, dir, id1);
+    orphan = rs_data_new_path(p, dir, id2);
+    young = rs_data_new_path(p, dir, id3);
+    data = rs_data_path(p, dir, id2);
+    odd = apr_pstrcat(p, staging, "/x.new", NULL);
+    RS_CHECK(APR_SUCCESS == rs_data_open(&h, held, 1, p));
+    RS_CHECK(APR_SUCCESS == rs_data_claim(h));
+    RS_CHECK(APR_SUCCESS == rs_data_open(&h2, held, 0, p));
+    RS_CHECK(APR_EBUSY == rs_data_claim(h2));   /* one holder */
+    apr_file_close(h2);
+    RS_CHECK(APR_SUCCESS == rs_data_open(&f, orphan, 1, p));
+    apr_file_close(f);
+    RS_CHECK(APR_SUCCESS == rs_data_open(&f, young, 1, p));
+    apr_file_close(f);
+    RS_CHECK(APR_SUCCESS == rs_data_open(&f, data, 1, p));
+    apr_file_close(f);
+    RS_CHECK(APR_SUCCESS == rs_data_open(&f, odd, 1, p));
+    apr_file_close(f);
+    /* nothing is old enough yet */
+    RS_CHECK(APR_SUCCESS == rs_data_sweep_new(p, dir, apr_time_from_sec(10),
+                                              apr_time_now(), &n));
+    RS_CHECK(0 == n);
+    /* a minute later: the unclaimed ".new" files go, the held one stays */
+    RS_CHECK(APR_SUCCESS == rs_data_sweep_new(p, dir, apr_time_from_sec(10),
+                                              later, &n));
+    RS_CHECK(2 == n);
+    RS_CHECK(0 != access(orphan, F_OK) && 0 != access(young, F_OK));
+    RS_CHECK(0 == access(held, F_OK) && 0 == access(data, F_OK)
+             && 0 == access(odd, F_OK));
+    apr_file_close(h);                      /* its writer died */
+    n = 0;
+    RS_CHECK(APR_SUCCESS == rs_data_sweep_new(p, dir, apr_time_from_sec(10),
+                                              later, &n));
+    RS_CHECK(1 == n && 0 != access(held, F_OK));
+    /* no staging folder: nothing to do */
+    RS_CHECK(APR_SUCCESS == rs_data_sweep_new(p, apr_pstrcat(p, dir, "/none",
+                                                             NULL),
+                                              0, later, &n));
+    rs_data_remove(data, p);
+    rs_data_remove(odd, p);
+}
+
 void suite_data(apr_pool_t *p)
 {
     const char *dir = rs_test_tmpdir(p, "data");
@@ -403,4 +458,5 @@ void suite_data(apr_pool_t *p)
     test_copy(dir, p);
     test_publish(dir, p);
     test_null_file(dir, p);
+    test_sweep_new(dir, p);
 }

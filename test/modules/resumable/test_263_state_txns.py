@@ -16,6 +16,9 @@ def conf(env):
     log = env.gen / 'logs' / LOG_NAME
     return dict(
         areas=[RsArea('/files/', dir='txn_files',
+                      directives=['ResumableExpire 1h',
+                                  'ResumableMaxPending 0 0']),
+               RsArea('/pend/', dir='txn_pend',
                       directives=['ResumableExpire 1h'])],
         server_extra=(
             'LogFormat "%{X-Rs-Tag}i %m %>s %{RESUMABLE_STATE_WRITES}e '
@@ -67,9 +70,10 @@ class TestStateTxns:
         t = tag()
         r = tus.create_resp(length=len(data), body=data, headers=t)
         assert r.status == 201, r
-        m, st, w, _ = txns(env, t)
-        # the record (before the body) and the completion: 3 before
-        assert (m, st) == ('POST', 201) and w == 2, (m, st, w)
+        m, st, w, rd = txns(env, t)
+        # deferred creation: the record is stored once, complete, after
+        # the body (3 writes before issue 15, then 2 writes and 1 read)
+        assert (m, st, w, rd) == ('POST', 201, 1, 0), (m, st, w, rd)
         url = r.headers['Location']
         assert tus.head(url).headers.get('Upload-Offset') == str(len(data))
 
@@ -91,3 +95,13 @@ class TestStateTxns:
         t = tag()
         assert tus.patch(url, 7, b'x' * 10, headers=t).status == 409
         assert txns(env, t)[:3] == ('PATCH', 409, 0)
+
+    def test_rs_263_05_creation_with_upload_checks_max_pending(self, env):
+        """With ResumableMaxPending (on by default) the deferred creation
+        reads its counts before the body: one read, still one write."""
+        tus = env.tus('/pend/')
+        data = make_data(3000, seed=2635)
+        t = tag()
+        r = tus.create_resp(length=len(data), body=data, headers=t)
+        assert r.status == 201, r
+        assert txns(env, t) == ('POST', 201, 1, 1)
