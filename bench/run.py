@@ -209,6 +209,17 @@ class Server:
         return self
 
 
+def nofile_limit(want=8192):
+    """preexec_fn: RLIMIT_NOFILE as Debian's apache2ctl sets it (8192):
+    a child of conf/many-uploads.conf holds ~5 descriptors per upload in
+    flight (512 threads), more than a shell's default 1024."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        up = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, up), hard))
+
+
 class Httpd(Server):
     """One private httpd: mod_resumable at /files/, mod_dav at /dav/,
     mod_discard at /discard, a small static file at /static/small.txt."""
@@ -244,7 +255,8 @@ class Httpd(Server):
     def ctl(self, what):
         return subprocess.run(['apache2', '-d', self.dir, '-f',
                                f'{self.dir}/httpd.conf', '-k', what],
-                              check=what == 'start', timeout=60)
+                              check=what == 'start', timeout=60,
+                              preexec_fn=nofile_limit)
 
     def root_pid(self):
         with open(f'{self.dir}/httpd.pid') as f:
