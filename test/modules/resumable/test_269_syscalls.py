@@ -2,7 +2,10 @@
 every thread of the running children. A PATCH takes the upload's writer
 lock by opening the staging folder's lock file at once: the folder is
 made only when that open finds it missing, not stat'ed before every
-request (a newfstatat of "<area>/.resumable" per PATCH before)."""
+request (a newfstatat of "<area>/.resumable" per PATCH before). A state
+transaction reads each sdbm page at most once while it holds the lock,
+unless it wrote that page meanwhile (a put read its head's page again
+after the segment sweep had read another page)."""
 import re
 import shutil
 import signal
@@ -22,11 +25,43 @@ def conf(env):
                               directives=['ResumableExpire 1h'])])
 
 
-def traced(env, fn, out):
+CALL = re.compile(r'^(\d+)\s+(\w+)\((\d+)<([^>]*)>(.*)$')
+
+
+def page_rereads(lines, db):
+    """Per thread, between a lock and an unlock of db's .dir: pages of
+    db's .pag read (pread64, the guard) a second time without a write of
+    theirs (sdbm: lseek + write) or of the .dir (a split) in between."""
+    bad, state = [], {}
+    for ln in lines:
+        m = CALL.match(ln)
+        if not m:
+            continue
+        tid, call, path, rest = m.group(1), m.group(2), m.group(4), m.group(5)
+        st = state.setdefault(tid, {'read': set(), 'at': None, 'in': False})
+        if call == 'flock' and path == f'{db}.dir':
+            st['in'] = 'LOCK_UN' not in rest
+            st['read'] = set()
+        elif not st['in']:
+            continue
+        elif call == 'write' and path == f'{db}.dir':
+            st['read'] = set()                  # a split: all may change
+        elif call == 'lseek' and path == f'{db}.pag':
+            st['at'] = int(rest.split(',')[1])
+        elif call == 'write' and path == f'{db}.pag':
+            st['read'].discard(st['at'])
+        elif call == 'pread64' and path == f'{db}.pag':
+            off = int(rest.rsplit(',', 1)[1].split(')')[0])
+            if off in st['read']:
+                bad.append(ln[:160])
+            st['read'].add(off)
+    return bad
+
+
+def traced(env, fn, out, calls='%stat,%lstat,%fstat,openat'):
     """Run fn() with strace -f attached to every child (all threads);
     returns strace's output lines. Bounded waits throughout."""
-    argv = ['strace', '-f', '-y', '-o', str(out), '-e',
-            'trace=%stat,%lstat,%fstat,openat']
+    argv = ['strace', '-f', '-y', '-o', str(out), '-e', f'trace={calls}']
     kids = env.children()
     assert kids, 'no httpd children'
     for k in kids:
@@ -78,3 +113,25 @@ class TestSyscalls:
                  and m.group(1) == staging + '/.writers.lock']
         assert len(locks) == 2, '\n'.join(locks)     # one per PATCH
         assert tus.head(url).headers['Upload-Offset'] == str(len(data))
+
+    def test_rs_269_02_txn_reads_a_page_once(self, env):
+        assert shutil.which('strace'), 'strace is needed'
+        tus = env.tus('/files/')
+        for i in range(48):                     # a database of many pages
+            tus.create(length=100 + i)
+        data = make_data(3000, seed=2692)
+        urls = [tus.create(length=len(data)) for _ in range(3)]
+        res = []
+
+        def patches():
+            for url in urls:
+                res.append(tus.patch(url, 0, data[:1000]).status)
+                res.append(tus.patch(url, 1000, data[1000:]).status)
+        lines = traced(env, patches, env.gen / 'strace269b.txt',
+                       calls='flock,pread64,lseek,write')
+        assert res == [204] * 6, res
+        db = str(env.gen / 'state' / 'state')
+        assert any(f'{db}.pag' in ln and 'pread64' in ln for ln in lines), \
+            'no page read traced'
+        bad = page_rereads(lines, db)
+        assert not bad, '\n'.join(bad)
