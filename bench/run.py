@@ -210,9 +210,10 @@ class Server:
 
 
 def nofile_limit(want=8192):
-    """preexec_fn: RLIMIT_NOFILE as Debian's apache2ctl sets it (8192):
-    a child of conf/many-uploads.conf holds ~5 descriptors per upload in
-    flight (512 threads), more than a shell's default 1024."""
+    """RLIMIT_NOFILE of this process (and so of the servers it starts) as
+    Debian's apache2ctl sets it (8192): a child of conf/many-uploads.conf
+    holds ~5 descriptors per upload in flight (512 threads), more than a
+    shell's default 1024."""
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < want:
@@ -247,6 +248,7 @@ class Httpd(Server):
                 .replace('@REPO@', REPO))
         with open(f'{self.dir}/httpd.conf', 'w') as f:
             f.write(conf + extra.replace('\\n', '\n') + '\n')
+        nofile_limit()
         self.ctl('start')
         self.started()
         wait_port(self.port)
@@ -255,8 +257,7 @@ class Httpd(Server):
     def ctl(self, what):
         return subprocess.run(['apache2', '-d', self.dir, '-f',
                                f'{self.dir}/httpd.conf', '-k', what],
-                              check=what == 'start', timeout=60,
-                              preexec_fn=nofile_limit)
+                              check=what == 'start', timeout=60)
 
     def root_pid(self):
         with open(f'{self.dir}/httpd.pid') as f:
