@@ -209,6 +209,18 @@ class Server:
         return self
 
 
+def nofile_limit(want=8192):
+    """RLIMIT_NOFILE of this process (and so of the servers it starts) as
+    Debian's apache2ctl sets it (8192): a child of conf/many-uploads.conf
+    holds ~5 descriptors per upload in flight (512 threads), more than a
+    shell's default 1024."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        up = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, up), hard))
+
+
 class Httpd(Server):
     """One private httpd: mod_resumable at /files/, mod_dav at /dav/,
     mod_discard at /discard, a small static file at /static/small.txt."""
@@ -236,6 +248,7 @@ class Httpd(Server):
                 .replace('@REPO@', REPO))
         with open(f'{self.dir}/httpd.conf', 'w') as f:
             f.write(conf + extra.replace('\\n', '\n') + '\n')
+        nofile_limit()
         self.ctl('start')
         self.started()
         wait_port(self.port)

@@ -32,9 +32,11 @@
 typedef struct rs_lock_t rs_lock_t;
 
 /**
- * Take the lock for upload id in directory staging (must exist).
+ * Take the lock for upload id in directory staging.
  * wait: how long to wait for a holder to yield (0: do not ask, fail at once).
- * APR_EBUSY: still held after wait. The lock is released by rs_lock_release
+ * APR_EBUSY: still held after wait. APR_ENOENT (not logged): staging does
+ * not exist, so a caller need not stat it before every acquire: it creates
+ * it on APR_ENOENT and tries again. The lock is released by rs_lock_release
  * or by the cleanup of pool p.
  */
 apr_status_t rs_lock_acquire(rs_lock_t **pl, const char *staging,

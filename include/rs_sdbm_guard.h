@@ -14,8 +14,12 @@
  * a clear log line instead of a crash.
  *
  * A guard opens the two files on its first check and keeps them (and up
- * to eight directory blocks) until its pool goes away, so a lookup costs
- * one pread per directory block not yet seen plus one for the page. It
+ * to eight directory blocks and 16 checked pages) until its pool goes
+ * away, so a lookup costs one pread per directory block and page not yet
+ * seen: a put's head read, its segment sweep on another page and its store
+ * read the head's page once. A store or delete forgets the page it wrote
+ * (rs_sdbm_guard_page_changed: the page of the last check), a split all
+ * pages and blocks (rs_sdbm_guard_changed). It
  * serves one transaction at a time: rs_store keeps it (with its sdbm
  * handle) across transactions of one process and calls
  * rs_sdbm_guard_changed at each begin. Cached blocks stay valid while

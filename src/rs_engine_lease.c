@@ -346,19 +346,26 @@ rs_error_t *rs_eng_hold(rs_engine_t *e, const char *dir, const char *id,
     h->p = p;
     h->id = apr_pstrdup(p, id);
     *ph = NULL;
-    rv = rs_data_staging(p, dir, 1, &staging);
-    if (APR_SUCCESS != rv) {
-        return rs_eng_io_error(p, rv, "locking", id);
-    }
     if (rs_eng_cluster(e)) {
-        rs_error_t *err = lease_acquire(h, wait);
+        rs_error_t *err;
 
-        if (err) {
+        rv = rs_data_staging(p, dir, 1, &staging);
+        if (APR_SUCCESS != rv) {
+            return rs_eng_io_error(p, rv, "locking", id);
+        }
+        if ((err = lease_acquire(h, wait))) {
             return err;
         }
     }
     else {
+        /* no stat of the staging folder per request: made when the lock
+         * file's open finds it missing (rs_lock_acquire) */
+        staging = apr_pstrcat(p, dir, "/" RS_STAGING_DIR, NULL);
         rv = rs_lock_acquire(&h->lock, staging, id, wait, p);
+        if (APR_STATUS_IS_ENOENT(rv)
+            && APR_SUCCESS == (rv = rs_data_staging(p, dir, 1, &staging))) {
+            rv = rs_lock_acquire(&h->lock, staging, id, wait, p);
+        }
         if (APR_STATUS_IS_EBUSY(rv)) {
             return rs_error_make(p, RS_ERR_LOCKED, rv, NULL);
         }

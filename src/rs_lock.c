@@ -108,6 +108,9 @@ static apr_status_t lock_open(rs_lock_t *l)
     if (l->fd < 0) {
         apr_status_t rv = APR_FROM_OS_ERROR(errno);
 
+        if (APR_STATUS_IS_ENOENT(rv)) {
+            return APR_ENOENT;      /* no staging directory: the caller's */
+        }
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, l->pool,
                       RS_LOGNO(03050) "cannot open lock file %s",
                       l->lock_path);

@@ -37,6 +37,7 @@
 #define DBLKSIZ 4096
 #define BYTESIZ 8
 #define CACHE_BLOCKS 8          /* directory blocks kept per guard */
+#define CACHE_PAGES 16          /* checked pages kept per guard */
 #define SCAN_PAGES 64           /* pages read per pread by rs_sdbm_guard_keys */
 
 int rs_sdbm_page_ok(const unsigned char *page)
@@ -108,9 +109,13 @@ struct rs_sdbm_guard_t {
     apr_off_t size;             /* of the .dir file; -1 unknown */
     long block[CACHE_BLOCKS];   /* cached block numbers, -1 free */
     int next;                   /* slot the next miss replaces */
-    unsigned char page[PBLKSIZ];            /* the page of the last check */
-    long pno;                               /* its page number */
+    unsigned char *page;    /* the page of the last check (in pages) */
+    long pno;               /* its page number */
     int page_ok;            /* page holds page pno as on disk, checked */
+    int cur;                /* slot of page in pages */
+    int pnext;              /* slot the next page miss replaces */
+    long spno[CACHE_PAGES]; /* page held by each slot, checked; -1 none */
+    unsigned char pages[CACHE_PAGES][PBLKSIZ];
     int fits;               /* the last journal found no split coming */
     unsigned char buf[CACHE_BLOCKS][DBLKSIZ];
 };
@@ -254,6 +259,8 @@ rs_sdbm_guard_t *rs_sdbm_guard_make(const char *path, apr_pool_t *p)
     g->fits = 0;
     g->dir = g->pag = -1;
     g->pno = -1;
+    g->page = g->pages[0];
+    g->cur = g->pnext = 0;
     rs_sdbm_guard_changed(g);
     return g;
 }
@@ -265,6 +272,9 @@ void rs_sdbm_guard_changed(rs_sdbm_guard_t *g)
     for (i = 0; i < CACHE_BLOCKS; i++) {
         g->block[i] = -1;
     }
+    for (i = 0; i < CACHE_PAGES; i++) {
+        g->spno[i] = -1;
+    }
     g->next = 0;
     g->size = -1;
     g->page_ok = 0;
@@ -273,12 +283,20 @@ void rs_sdbm_guard_changed(rs_sdbm_guard_t *g)
     }
 }
 
+/* Make slot i the current page (g->page, g->pno). */
+static void page_use(rs_sdbm_guard_t *g, int i, long pno)
+{
+    g->cur = i;
+    g->page = g->pages[i];
+    g->pno = pno;
+}
+
 apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
                                  apr_size_t klen)
 {
-    unsigned char *page = g->page;
     struct stat st;
     long pno;
+    int i;
     apr_status_t rv = APR_SUCCESS;
 
     if (0 == g->opened) {
@@ -294,24 +312,36 @@ apr_status_t rs_sdbm_guard_check(rs_sdbm_guard_t *g, const char *key,
         g->size = (apr_off_t)st.st_size;
     }
     rv = page_of(g, sdbm_hash(key, klen), &pno);
-    if (APR_SUCCESS == rv && g->page_ok && pno == g->pno) {
-        return APR_SUCCESS;         /* read and checked, unchanged since */
-    }
     g->page_ok = 0;
-    if (APR_SUCCESS == rv) {
-        g->pno = pno;
-        rv = read_at(g->pag, (apr_off_t)pno * PBLKSIZ, page, PBLKSIZ);
-    }
     if (APR_SUCCESS != rv) {
         return rv;
     }
-    g->page_ok = rs_sdbm_page_ok(page);
+    for (i = 0; i < CACHE_PAGES; i++) {
+        if (g->spno[i] == pno) {
+            page_use(g, i, pno);    /* read and checked, unchanged since */
+            g->page_ok = 1;
+            return APR_SUCCESS;
+        }
+    }
+    i = g->pnext;
+    g->pnext = (g->pnext + 1) % CACHE_PAGES;
+    g->spno[i] = -1;
+    page_use(g, i, pno);
+    rv = read_at(g->pag, (apr_off_t)pno * PBLKSIZ, g->page, PBLKSIZ);
+    if (APR_SUCCESS != rv) {
+        return rv;
+    }
+    g->page_ok = rs_sdbm_page_ok(g->page);
+    if (g->page_ok) {
+        g->spno[i] = pno;
+    }
     return g->page_ok ? APR_SUCCESS : APR_EINVAL;
 }
 
 void rs_sdbm_guard_page_changed(rs_sdbm_guard_t *g)
 {
     g->page_ok = 0;
+    g->spno[g->cur] = -1;           /* the page of the last check */
 }
 
 int rs_sdbm_guard_stored(rs_sdbm_guard_t *g)

@@ -608,6 +608,9 @@ static apr_status_t db_store(rs_txn_t *txn, apr_datum_t k, const char *v,
         rs_sdbm_guard_unjournal(txn->guard);
     }
     if (rv != APR_SUCCESS) {
+        if (txn->guard) {
+            rs_sdbm_guard_changed(txn->guard);  /* what sdbm left: unknown */
+        }
         rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, txn->pool,
                       RS_LOGNO(03003) "state database %s: store of %"
                       APR_SIZE_T_FMT " bytes failed: %s",

@@ -8,8 +8,9 @@
  * Unit tests of rs_lock: exclusion between descriptors of one thread,
  * between threads and between forked processes, takeover through the stop
  * byte, APR_EBUSY when the holder does not yield, kill -9 of a holder,
- * idempotent release, one shared lock file (no file per upload), and a
- * stop request that ends with its waiter.
+ * idempotent release, one shared lock file (no file per upload), a
+ * stop request that ends with its waiter, and an engine hold that makes a
+ * missing staging folder (it does not stat it first).
  */
 
 #include <fcntl.h>
@@ -25,6 +26,8 @@
 #include <apr_time.h>
 
 #include "rs_test.h"
+#include "rs_data.h"
+#include "rs_engine_private.h"
 #include "rs_lock.h"
 
 #define MS(n) apr_time_from_msec(n)
@@ -60,8 +63,33 @@ static void test_basic(apr_pool_t *p)
     apr_pool_destroy(sp);                       /* cleanup releases */
     RS_CHECK(rs_lock_acquire(&b, dir, "one", 0, p) == APR_SUCCESS);
     rs_lock_release(b);
+    /* a missing staging folder: APR_ENOENT, for the caller to create it */
     RS_CHECK(rs_lock_acquire(&a, "/nonexistent/dir", "x", 0, p)
-             != APR_SUCCESS);
+             == APR_ENOENT);
+}
+
+/* rs_eng_hold opens the lock file without a stat of the staging folder
+ * first: a missing folder (APR_ENOENT) is made and the lock taken. */
+static void test_hold_makes_staging(apr_pool_t *p)
+{
+    static rs_engine_t eng;
+    static rs_area_t area;
+    rs_hold_t *h, *other;
+    const char *staging;
+
+    rs_test_engine(p, "lockhold", &eng, &area);
+    staging = apr_pstrcat(p, area.dir, "/" RS_STAGING_DIR, NULL);
+    apr_file_remove(apr_pstrcat(p, staging, "/.writers.lock", NULL), p);
+    RS_CHECK(APR_SUCCESS == apr_dir_remove(staging, p));
+    RS_CHECK(NULL == rs_eng_hold(&eng, area.dir, "held", 0, p, &h));
+    RS_CHECK(access(apr_pstrcat(p, staging, "/.writers.lock", NULL),
+                    F_OK) == 0);
+    other = NULL;
+    RS_CHECK(rs_eng_hold(&eng, area.dir, "held", 0, p, &other)
+             && other == NULL);                 /* excluded as before */
+    rs_eng_unhold(h);
+    RS_CHECK(NULL == rs_eng_hold(&eng, area.dir, "held", 0, p, &other));
+    rs_eng_unhold(other);
 }
 
 /* A waiter's stop request is seen while it waits and gone with it. */
@@ -326,4 +354,5 @@ void suite_lock(apr_pool_t *p)
     test_takeover(p);
     test_busy_and_kill(p);
     test_process_counter(p);
+    test_hold_makes_staging(p);
 }
