@@ -59,6 +59,11 @@ apr_status_t rs_data_sweep_new(apr_pool_t *p, const char *dir,
 /** Open (create when `create`) the data file read-write, no truncation. */
 apr_status_t rs_data_open(apr_file_t **f, const char *path, int create,
                           apr_pool_t *p);
+
+/** Create (or open) path inside dir's staging folder, making the folder
+ * only when the open finds it missing: no stat of the folder per call. */
+apr_status_t rs_data_open_staged(apr_file_t **f, const char *dir,
+                                 const char *path, apr_pool_t *p);
 /** Size of path; APR_ENOENT when absent. */
 apr_status_t rs_data_size(const char *path, apr_off_t *size, apr_pool_t *p);
 apr_status_t rs_data_truncate(apr_file_t *f, apr_off_t size);

@@ -213,6 +213,25 @@ apr_status_t rs_data_open(apr_file_t **f, const char *path, int create,
     return rv;
 }
 
+apr_status_t rs_data_open_staged(apr_file_t **f, const char *dir,
+                                 const char *path, apr_pool_t *p)
+{
+    const char *staging;
+    apr_status_t rv = apr_file_open(f, path, APR_FOPEN_READ | APR_FOPEN_WRITE
+                                    | APR_FOPEN_BINARY | APR_FOPEN_CREATE,
+                                    FILE_PERMS, p);
+
+    if (APR_STATUS_IS_ENOENT(rv)
+        && APR_SUCCESS == (rv = rs_data_staging(p, dir, 1, &staging))) {
+        return rs_data_open(f, path, 1, p);
+    }
+    if (APR_SUCCESS != rv) {
+        rs_log_perror(RS_LOG_MARK, RS_LOG_ERR, rv, p,
+                      RS_LOGNO(03101) "cannot open data file %s", path);
+    }
+    return rv;
+}
+
 apr_status_t rs_data_size(const char *path, apr_off_t *size, apr_pool_t *p)
 {
     apr_finfo_t fi;

@@ -2258,7 +2258,7 @@ rs_error_t *rs_engine_create_append(rs_engine_t *e, const rs_area_t *a,
 {
     append_ctx c = { e, a, u, ap, body, p };
     rs_upload_t born;
-    const char *staging, *tmp;
+    const char *tmp;
     rs_error_t *err;
     apr_status_t rv;
 
@@ -2276,9 +2276,8 @@ rs_error_t *rs_engine_create_append(rs_engine_t *e, const rs_area_t *a,
         return err;
     }
     tmp = rs_data_new_path(p, a->dir, u->id);
-    rv = rs_data_staging(p, a->dir, 1, &staging);
-    if (APR_SUCCESS == rv && APR_SUCCESS == (rv = rs_data_open(&c.f, tmp, 1,
-                                                                p))) {
+    rv = rs_data_open_staged(&c.f, a->dir, tmp, p);
+    if (APR_SUCCESS == rv) {
         rv = rs_data_claim(c.f);            /* the sweep's sign of life */
     }
     if (APR_SUCCESS != rv) {

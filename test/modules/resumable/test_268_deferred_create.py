@@ -302,3 +302,21 @@ class TestDeferredCreate:
         assert rc == 0, out
         assert tus.patch(f'/pend/{uid}', 0, b'x' * 100).status == 204
         assert tus.create_resp(length=10).status == 201
+
+    def test_rs_268_09_staging_folder_made_on_need(self, env):
+        """The deferred creation opens its file without a stat of the
+        staging folder; a folder removed meanwhile is made again."""
+        import shutil
+        tus = env.tus('/files/')
+        staging = env.staging_dir(env.area_dir('deferred268'))
+        data = make_data(70 * 1024, seed=2689)
+        assert tus.create_resp(length=len(data), body=data).status == 201
+        shutil.rmtree(staging)
+        t = tag()
+        r = tus.create_resp(length=len(data), body=data[:500], headers=t)
+        assert r.status == 201, r
+        assert txns(env, t) == ('POST', 201, 1, 0)
+        assert staging.is_dir()
+        url = r.headers['Location']
+        assert tus.patch(url, 500, data[500:]).status == 204
+        assert sha256(tus.get(url).body) == sha256(data)
