@@ -31,10 +31,11 @@ def tag():
     return {'X-Rs-Tag': f't{next(TAGS)}'}
 
 
-def txns(env, t, timeout=10):
-    """(method, status, writes, reads) of the request tagged t; the log
-    phase runs after the answer, so wait for its line (bounded)."""
-    path = env.gen / 'logs' / LOG_NAME
+def txns(env, t, timeout=10, log_name=LOG_NAME):
+    """(method, status, writes, reads) of the request tagged t in the log
+    log_name; the log phase runs after the answer, so wait for its line
+    (bounded)."""
+    path = env.gen / 'logs' / log_name
     deadline = time.time() + timeout
     while True:
         got = path.read_text().splitlines() if path.exists() else []

@@ -16,6 +16,7 @@ from pyrs.client import OCTET, abort_socket, digest_b64, make_data, \
 from pyrs.ctl import resumablectl
 from pyrs.env import RsArea
 from pyrs.hookrx import Receiver
+from test_263_state_txns import txns as state_txns
 from test_910_kill import kill_serving
 
 LOG_NAME = 'rs268_txns.log'
@@ -57,19 +58,8 @@ def tag():
 
 
 def txns(env, t, timeout=10):
-    """(method, status, writes, reads) of the request tagged t (bounded
-    wait: the log phase runs after the answer)."""
-    path = env.gen / 'logs' / LOG_NAME
-    deadline = time.time() + timeout
-    while True:
-        got = path.read_text().splitlines() if path.exists() else []
-        mine = [ln.split() for ln in got if ln.split()[0] == t['X-Rs-Tag']]
-        if mine or time.time() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(mine) == 1, got
-    _, m, st, w, r = mine[0]
-    return m, int(st), int(w), int(r)
+    """(method, status, writes, reads) of the request tagged t."""
+    return state_txns(env, t, timeout, LOG_NAME)
 
 
 def post_headers(tus, length, extra=None):
