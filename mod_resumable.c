@@ -16,6 +16,7 @@
  *   _hook     application hooks: engine callbacks, outbox deliverer
  *   _request  request view, body reader, dispatch, CORS, responses
  *   _download GET/HEAD of finished uploads
+ *   _walk     ResumableMapToStorage Off: no directory walk for upload URLs
  */
 
 #include <httpd.h>
@@ -91,6 +92,11 @@ static void rs_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(rs_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after mod_alias/mod_rewrite/mod_proxy (a URL they map keeps its
+     * walk), before core_translate; map_to_storage before core's walk */
+    ap_hook_translate_name(rs_httpd_walk_translate, NULL, NULL,
+                           APR_HOOK_LAST);
+    ap_hook_map_to_storage(rs_httpd_walk_map, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(rs_httpd_handle, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(rs_httpd_range_fixup, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(rs_httpd_store_guard, NULL, NULL, APR_HOOK_MIDDLE);

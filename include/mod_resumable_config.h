@@ -35,6 +35,8 @@ typedef struct rs_srv_conf_t {
 typedef struct rs_dir_conf_t {
     const char *section;            /* <Directory>/<Location> path */
     const char *dir;                /* ResumableDir */
+    int dir_in_location;            /* ResumableDir came from a <Location> */
+    int map_storage;                /* ResumableMapToStorage: -1 unset */
     apr_off_t max_size;             /* -1 unset, 0 unlimited */
     apr_off_t ht_max_size;          /* from .htaccess: only lowers */
     apr_interval_time_t expire;     /* -1 unset, 0 off */
@@ -87,6 +89,12 @@ rs_area_t *rs_conf_area(request_rec *r);
 
 const rs_dir_conf_t *rs_conf_dir(request_rec *r);
 int rs_conf_trust_forwarded(const rs_dir_conf_t *d);
+/**
+ * ResumableMapToStorage Off: may a request whose location walk gave d skip
+ * httpd's directory and file walk? Only when the ResumableDir of d comes
+ * from a <Location>: no <Directory> section can then change the area.
+ */
+int rs_conf_skip_walk(const rs_dir_conf_t *d);
 /** Are the files of the area's directory public (ResumablePublish)? */
 int rs_conf_public(const rs_dir_conf_t *d);
 /**

@@ -119,6 +119,14 @@ void rs_httpd_status_register(void);
  *  variables. */
 void rs_httpd_account(request_rec *r, const rs_req_t *req, int status);
 
+/* mod_resumable_walk.c: ResumableMapToStorage Off */
+/** translate_name (after mod_alias, before core): mark a request of an
+ *  area that may skip the directory walk (rs_conf_skip_walk). DECLINED. */
+int rs_httpd_walk_translate(request_rec *r);
+/** map_to_storage (first): OK for a marked request, so core's directory
+ *  and file walk do not run (as mod_proxy does); else DECLINED. */
+int rs_httpd_walk_map(request_rec *r);
+
 /* mod_resumable_download.c: GET/HEAD of a finished upload */
 int rs_httpd_download(request_rec *r, const rs_upload_t *u);
 /** Headers that keep a browser from running what it downloads: nosniff,

@@ -81,6 +81,7 @@ void *rs_conf_create_dir(apr_pool_t *p, char *dir)
     d->sync = d->trust_forwarded = RS_UNSET;
     d->lock_wait = d->stall_time = RS_UNSET;
     d->publish = RS_UNSET;
+    d->map_storage = RS_UNSET;
     d->max_pending = d->ht_max_pending = RS_UNSET;
     d->max_pending_area = d->ht_max_pending_area = RS_UNSET;
     return d;
@@ -129,6 +130,9 @@ void *rs_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 
     MERGE_PTR(section);
     MERGE_PTR(dir);
+    n->dir_in_location = add->dir ? add->dir_in_location
+                         : base->dir_in_location;
+    MERGE(map_storage);
     MERGE(max_size);
     MERGE(expire);
     MERGE(sync);
@@ -245,6 +249,7 @@ static const char *set_dir(cmd_parms *cmd, void *dc, const char *arg)
         path = apr_pstrndup(cmd->pool, path, strlen(path) - 1);
     }
     d->dir = path;
+    d->dir_in_location = NULL != ap_check_cmd_context(cmd, NOT_IN_LOCATION);
     if (store_dirs) {
         APR_ARRAY_PUSH(store_dirs, const char *) = path;
     }
@@ -393,6 +398,23 @@ static const char *set_flag(cmd_parms *cmd, void *dc, int on)
     int offset = (int)(apr_uintptr_t)cmd->info;
 
     *(int *)(base + offset) = on;
+    return NULL;
+}
+
+/* ResumableMapToStorage decides before httpd reads <Directory> sections
+ * and .htaccess files (translate_name): set there it would never apply. */
+static const char *set_map_storage(cmd_parms *cmd, void *dc, int on)
+{
+    rs_dir_conf_t *d = dc;
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIRECTORY
+                                           | NOT_IN_FILES | NOT_IN_HTACCESS);
+
+    if (err) {
+        return apr_pstrcat(cmd->pool, err, ": it is decided before "
+                           "<Directory>, <Files> and .htaccess are read; set "
+                           "it in a <Location> or the server config", NULL);
+    }
+    d->map_storage = on;
     return NULL;
 }
 
@@ -730,6 +752,9 @@ const command_rec rs_conf_cmds[] = {
                   "bytes per socket read of an upload body (Off: httpd's)"),
     AP_INIT_FLAG("ResumableSplice", set_splice, NULL, RSRC_CONF,
                  "On: move plain upload bodies socket to file in the kernel"),
+    AP_INIT_FLAG("ResumableMapToStorage", set_map_storage, NULL, DIR_ONLY,
+                 "Off: upload URLs skip httpd's directory walk (server, "
+                 "<Location> only)"),
     AP_INIT_TAKE_ARGV("ResumableHook", set_hook, NULL, DIR_ONLY,
                       "EVENT TARGET [timeout=SECONDS] [failopen=on]: ask or "
                       "tell the application (not in .htaccess)"),
@@ -1040,6 +1065,11 @@ int rs_conf_in_store(const char *path, int *staging)
     *staging = 0;
     return path && '/' == *path && store_dirs && store_dirs->nelts
            && in_store_by_id(path, staging);
+}
+
+int rs_conf_skip_walk(const rs_dir_conf_t *d)
+{
+    return d && 0 == d->map_storage && d->dir && d->dir_in_location;
 }
 
 int rs_conf_inline(const rs_dir_conf_t *d, const char *type)
