@@ -22,7 +22,7 @@ from pyrs.client import make_data, sha256
 from pyrs.env import RsArea
 from pyrs.seeds import seeds_conf, seeds_dir
 
-from test_820_md5 import handshake, send, split
+from test_820_md5 import begin, send
 
 AREA = 'seeds-sync265'
 CHUNK = 64 * 1024
@@ -96,12 +96,7 @@ class TestDiskSync:
 
     def test_rs_265_01_md5_last_chunk_syncs_once(self, env):
         data = make_data(4 * CHUNK + 123, seed=2651)
-        fid, chunks = split(data, CHUNK)
-        r, j = handshake(env, fid, '.bin', [c[0] for c in chunks])
-        assert r.status == 200, j
-        for cid, content in chunks[:-2]:
-            r, j = send(env, fid, cid, content)
-            assert r.status == 200 and j['code'] == 0, j
+        fid, chunks = begin(env, data, CHUNK, 2)
         with Traced(env, 'fdatasync') as mid:
             r, j = send(env, fid, *chunks[-2])
             assert r.status == 200 and j['code'] == 0, j

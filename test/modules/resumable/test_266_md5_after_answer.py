@@ -9,7 +9,7 @@ from pyrs.ctl import resumablectl
 from pyrs.env import wait_for
 from pyrs.seeds import seeds_conf, seeds_dir as _seeds_dir
 
-from test_820_md5 import handshake, send, split
+from test_820_md5 import begin, send
 
 AREA = 'seeds-md5after'
 CHUNK = 64 * 1024
@@ -36,12 +36,7 @@ def upload(env, seed, n=5):
     """A whole md5 upload; returns (data, fileId, chunk files before the
     last chunk)."""
     data = make_data(n * CHUNK + 11, seed=seed)
-    fid, chunks = split(data, CHUNK)
-    r, j = handshake(env, fid, '.bin', [c[0] for c in chunks])
-    assert r.status == 200, j
-    for cid, content in chunks[:-1]:
-        r, j = send(env, fid, cid, content)
-        assert r.status == 200 and j['code'] == 0, j
+    fid, chunks = begin(env, data, CHUNK, 1)
     before = staged(env)
     r, j = send(env, fid, *chunks[-1])
     assert r.status == 200 and j['code'] == 0 and j['data'] == [], j

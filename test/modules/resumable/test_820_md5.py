@@ -43,6 +43,18 @@ def send(env, file_id, chunk_id, content):
     return r, json.loads(r.body)
 
 
+def begin(env, data, size, leave):
+    """Handshake data in chunks of size and send all of them but the last
+    leave; returns (fileId, chunks)."""
+    fid, chunks = split(data, size)
+    r, j = handshake(env, fid, '.bin', [c[0] for c in chunks])
+    assert r.status == 200, j
+    for cid, content in chunks[:len(chunks) - leave]:
+        r, j = send(env, fid, cid, content)
+        assert r.status == 200 and j['code'] == 0, j
+    return fid, chunks
+
+
 def upload_all(env, file_id, chunks, needs):
     by_id = dict(chunks)
     for _ in range(len(chunks) + 1):           # as uploadPiece(): needs[0]
