@@ -59,7 +59,6 @@ bench/out/cluster-<time>.json. Nothing is asserted: it measures.
     RS_MODULE=/path/mod_resumable.so bench/cluster_bench.py   # another build
 """
 import argparse
-import concurrent.futures
 import hashlib
 import json
 import os
@@ -81,7 +80,7 @@ sys.path.insert(0, str(BENCH))
 from pyrs.cluster import RsCluster  # noqa: E402
 from pyrs.env import RsArea, RsEnv, _free_port  # noqa: E402
 from pyrs.pg import PG_BIN, PgCluster, pg_available  # noqa: E402
-from run import PATCH_CT, TUS, Conn, proc_table, tree  # noqa: E402
+from run import PATCH_CT, TUS, Conn, proc_table, run_workers, tree  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -360,14 +359,7 @@ class Bench:
             finally:
                 c.close()
 
-        t0 = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(k) as ex:
-            for f in [ex.submit(worker) for _ in range(k)]:
-                try:
-                    f.result(timeout=900)
-                except Exception as e:
-                    errors.append(str(e))
-        return time.monotonic() - t0, lat, locs, errors
+        return run_workers(worker, k, errors), lat, locs, errors
 
     def case_small(self):
         runs = {n: [] for n in self.contenders}

@@ -486,6 +486,19 @@ class Conn:
         return status, hdrs, body
 
 
+def run_workers(worker, k, errors):
+    """k threads running worker() at once; what one raised goes to errors.
+    Returns the wall time (bounded: each worker at most 900 s)."""
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(k) as ex:
+        for f in [ex.submit(worker) for _ in range(k)]:
+            try:
+                f.result(timeout=900)
+            except Exception as e:
+                errors.append(str(e))
+    return time.monotonic() - t0
+
+
 def path_of(url):
     return '/' + url.split('://', 1)[1].split('/', 1)[1]
 
@@ -1062,14 +1075,7 @@ class Suite:
                 finally:
                     c.close()
 
-            t0 = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(k) as ex:
-                for f in [ex.submit(worker) for _ in range(k)]:
-                    try:
-                        f.result(timeout=900)
-                    except Exception as e:
-                        errors.append(str(e))
-            secs = time.monotonic() - t0
+            secs = run_workers(worker, k, errors)
             bad = sum(1 for p, s in done if not self.stored_ok(p, self.small_want[s]))
             again = Conn.reconnects - r0
             ok = not errors and not bad and len(done) == n
