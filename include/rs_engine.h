@@ -197,7 +197,7 @@ rs_error_t *rs_engine_append(rs_engine_t *e, const rs_area_t *a,
  *
  * Deferred creation (issue 15): when no other request can reach the new
  * upload before the answer (one node, no client key, no concatenation
- * or chunk mode, not counted by ResumableMaxPending, a non-zero length),
+ * or chunk mode, a non-zero length),
  * every check and the pre-create gate run before the body as in
  * rs_engine_create, but no record exists while the body streams into
  * "<id>.new" (rs_data.h; opened once, claimed, no writer lock, no read

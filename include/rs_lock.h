@@ -47,6 +47,11 @@ apr_status_t rs_lock_acquire(rs_lock_t **pl, const char *staging,
  *  rate-limited to once per 100 ms, cheap to call per bucket) */
 int rs_lock_stop_requested(rs_lock_t *l);
 
+/** One OFD lock operation (fcntl F_OFD_SETLK, retried on EINTR) on
+ *  [start, start + len) of fd (len 0: to the end); type F_WRLCK, F_RDLCK
+ *  or F_UNLCK. 0, or -1 with errno (EAGAIN/EACCES: held elsewhere). */
+int rs_lock_ofd(int fd, apr_off_t start, apr_off_t len, int type);
+
 /** Release (idempotent). */
 void rs_lock_release(rs_lock_t *l);
 

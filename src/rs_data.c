@@ -39,6 +39,7 @@
 #include <apr_strings.h>
 
 #include "rs_data.h"
+#include "rs_lock.h"
 #include "rs_log.h"
 #include "rs_util.h"
 
@@ -116,27 +117,18 @@ const char *rs_data_new_path(apr_pool_t *p, const char *dir, const char *id)
     return apr_pstrcat(p, dir, "/" RS_STAGING_DIR "/", id, ".new", NULL);
 }
 
-/* F_OFD_SETLK of the whole file: type F_WRLCK or F_UNLCK. */
-static apr_status_t ofd_lock(int fd, short type)
+apr_status_t rs_data_claim(apr_file_t *f)
 {
-    struct flock fl;
+    int fd = file_fd(f);
 
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = type;
-    fl.l_whence = SEEK_SET;
     if (fd < 0) {
         return APR_EBADF;
     }
-    if (0 == fcntl(fd, F_OFD_SETLK, &fl)) {
+    if (0 == rs_lock_ofd(fd, 0, 0, F_WRLCK)) {      /* the whole file */
         return APR_SUCCESS;
     }
     return EAGAIN == errno || EACCES == errno ? APR_EBUSY
            : APR_FROM_OS_ERROR(errno);
-}
-
-apr_status_t rs_data_claim(apr_file_t *f)
-{
-    return ofd_lock(file_fd(f), F_WRLCK);
 }
 
 /* "<id>.new" with a valid id? */

@@ -63,21 +63,26 @@ static off_t slot_of(const char *id)
     return (off_t)((h & ((APR_UINT64_C(1) << 61) - 1)) * 2);
 }
 
-/* One OFD lock operation on byte `at`: F_OFD_SETLK with type. */
-static int byte_lock(rs_lock_t *l, off_t at, short type)
+int rs_lock_ofd(int fd, apr_off_t start, apr_off_t len, int type)
 {
     struct flock fl;
     int rc;
 
     memset(&fl, 0, sizeof(fl));     /* l_pid must be 0 for OFD locks */
-    fl.l_type = type;
+    fl.l_type = (short)type;
     fl.l_whence = SEEK_SET;
-    fl.l_start = at;
-    fl.l_len = 1;
+    fl.l_start = (off_t)start;
+    fl.l_len = (off_t)len;
     do {
-        rc = fcntl(l->fd, F_OFD_SETLK, &fl);
+        rc = fcntl(fd, F_OFD_SETLK, &fl);
     } while (rc < 0 && errno == EINTR);
     return rc;
+}
+
+/* One OFD lock operation on byte `at` of the lock file. */
+static int byte_lock(rs_lock_t *l, off_t at, short type)
+{
+    return rs_lock_ofd(l->fd, at, 1, type);
 }
 
 static void lock_close(rs_lock_t *l)
