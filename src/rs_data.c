@@ -145,13 +145,17 @@ static int new_name(const char *name)
     return rs_util_id_valid(id);
 }
 
-/* Remove orphan path when nobody claims it (its writer died). */
+/* Remove orphan path when nobody claims it (its writer died). A file
+ * the server cannot open is none of its creations: left alone, and not
+ * logged (the sweep would log it at every pass). */
 static int sweep_one_new(apr_pool_t *p, const char *path)
 {
     apr_file_t *f;
     int gone = 0;
 
-    if (APR_SUCCESS != rs_data_open(&f, path, 0, p)) {
+    if (APR_SUCCESS != apr_file_open(&f, path, APR_FOPEN_READ
+                                     | APR_FOPEN_WRITE, APR_FPROT_OS_DEFAULT,
+                                     p)) {
         return 0;
     }
     if (APR_SUCCESS == rs_data_claim(f)) {

@@ -310,3 +310,20 @@ class TestDeferredCreate:
         url = r.headers['Location']
         assert tus.patch(url, 500, data[500:]).status == 204
         assert sha256(tus.get(url).body) == sha256(data)
+
+    def test_rs_268_10_foreign_new_file_left_alone_quietly(self, env):
+        """A "<id>.new" the server cannot open (not one of its creations)
+        is neither removed nor logged at every sweep (the error-log check
+        at teardown fails on any RS03101)."""
+        staging = env.staging_dir(env.area_dir('deferred268'))
+        staging.mkdir(exist_ok=True)
+        foreign = staging / f'{"F" * 22}.new'
+        foreign.write_bytes(b'x' * 100)
+        foreign.chmod(0o600)                    # root's: www-data can't open
+        old = time.time() - 3 * NEW_GRACE
+        os.utime(foreign, (old, old))
+        try:
+            time.sleep(3)                       # sweeps pass (1 s apart)
+            assert foreign.exists()
+        finally:
+            foreign.unlink()

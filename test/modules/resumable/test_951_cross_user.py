@@ -297,6 +297,7 @@ class TestCrossUser:
                         assert r.status in (400, 401, 403, 404), f'{what}: {r}'
                         assert data[:64] not in r.body, what
                         assert uid.encode() not in r.body, what
+        orphan.unlink()     # (the sweep leaves alone what it cannot open)
         # no upload is made in the staging folder (it would have been its
         # own area: published files inside .resumable/, served by name)
         # (in the <Location> area, /loc/.resumable/ is only a URL of the area:
